@@ -1,0 +1,2 @@
+//! What coreforge knows about each board.
+#![forbid(unsafe_code)]

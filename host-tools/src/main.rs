@@ -1,0 +1,2 @@
+//! The `coreforge` command line.
+fn main() {}

@@ -1,0 +1,2 @@
+//! Writes the initramfs that embeds the agent.
+#![forbid(unsafe_code)]
