@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds the static coreforge-agent for the device architectures with Debian's rustc-web
+# (rustup has no aarch64/armhf std here, so std is rebuilt from rust-web-src: build-std).
+#
+#   cross/build-agent.sh [aarch64|armhf|all]     (default: all)
+#
+# Prints one line per target: the path of the stripped, static binary. Artifacts go to
+# target/cross (kept apart from the host toolchain's target/ so the two compilers never
+# share fingerprints).
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+which="${1:-all}"
+
+case "$which" in
+    aarch64 | arm64) targets=(aarch64-unknown-linux-gnu) ;;
+    armhf | armv7) targets=(armv7-unknown-linux-gnueabihf) ;;
+    all) targets=(aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf) ;;
+    *)
+        echo "usage: $0 [aarch64|armhf|all]" >&2
+        exit 2
+        ;;
+esac
+
+for tool in /usr/bin/cargo /usr/bin/rustc; do
+    [ -x "$tool" ] || { echo "build-agent: $tool missing; run cross/setup.sh" >&2; exit 1; }
+done
+
+# Debian's toolchain first: ~/.cargo/bin's rustc (rustup) has no std for these targets.
+export PATH="/usr/bin:$PATH"
+export RUSTC=/usr/bin/rustc
+export RUSTC_BOOTSTRAP=1
+unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS RUSTC_WRAPPER
+target_dir="${COREFORGE_CROSS_TARGET_DIR:-$root/target/cross}"
+
+for target in "${targets[@]}"; do
+    /usr/bin/cargo build --quiet --manifest-path "$root/Cargo.toml" -p coreforge-agent \
+        --config "$here/cargo-config.toml" --profile agent --target "$target" \
+        --target-dir "$target_dir" -Zbuild-std=std,panic_abort >&2
+    bin="$target_dir/$target/agent/coreforge-agent"
+    case "$target" in
+        aarch64-*) want="ARM aarch64" ;;
+        armv7-*) want="ARM, EABI5" ;;
+    esac
+    info="$(file -b "$bin")"
+    case "$info" in
+        *"$want"*"statically linked"*) ;;
+        *)
+            echo "build-agent: $bin is not a static $target ELF: $info" >&2
+            exit 1
+            ;;
+    esac
+    echo "$bin"
+done
