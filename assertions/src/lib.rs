@@ -56,3 +56,10 @@ pub use keys::{
     parse_signature, KeyError, PrivateKey, PublicKey, SignatureAlgorithm, SignatureError,
     SignatureInfo,
 };
+
+mod keys;
+mod openpgp;
+pub use keys::{
+    parse_signature, KeyError, PrivateKey, PublicKey, SignatureAlgorithm, SignatureError,
+    SignatureInfo,
+};
