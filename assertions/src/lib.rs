@@ -56,10 +56,3 @@ pub use keys::{
     parse_signature, KeyError, PrivateKey, PublicKey, SignatureAlgorithm, SignatureError,
     SignatureInfo,
 };
-
-mod keys;
-mod openpgp;
-pub use keys::{
-    parse_signature, KeyError, PrivateKey, PublicKey, SignatureAlgorithm, SignatureError,
-    SignatureInfo,
-};
