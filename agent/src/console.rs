@@ -1,0 +1,272 @@
+//! The consoles: /dev/console at first, then every device named by `console=`.
+//!
+//! All output goes to every console, one `write` per line so lines from the kernel and from
+//! us do not interleave mid-line. Input is read from every console at once with `poll`.
+//! The set is global because the logger and the panic hook must reach it from anywhere.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::{Arc, PoisonError, RwLock, TryLockError};
+
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::fs::OFlags;
+use rustix::termios::{
+    tcdrain, tcflush, tcgetattr, tcsetattr, ControlModes, InputModes, LocalModes, OptionalActions,
+    OutputModes, QueueSelector, SpecialCodeIndex,
+};
+
+use crate::cmdline::{ConsoleArg, Parity, SerialOptions};
+
+/// Speed for a UART whose `console=` key gave none.
+pub const DEFAULT_BAUD: u32 = 115_200;
+
+/// An open console device.
+#[derive(Debug)]
+pub struct Console {
+    /// Device path, for messages.
+    pub path: String,
+    file: File,
+}
+
+static CONSOLES: RwLock<Vec<Arc<Console>>> = RwLock::new(Vec::new());
+
+/// Points stdin/stdout/stderr at /dev/console and makes it the only console.
+///
+/// Errors are ignored: with no /dev/console there is nowhere to report them.
+pub fn init_early() {
+    let Ok(file) = open_rw("/dev/console") else {
+        return;
+    };
+    let _ = rustix::stdio::dup2_stdin(&file);
+    let _ = rustix::stdio::dup2_stdout(&file);
+    let _ = rustix::stdio::dup2_stderr(&file);
+    replace(vec![Arc::new(Console {
+        path: "/dev/console".into(),
+        file,
+    })]);
+}
+
+/// Opens and configures the consoles named on the command line and makes them the set.
+///
+/// Returns one message per console that could not be used; if none could, the early
+/// /dev/console stays.
+pub fn open_all(args: &[ConsoleArg]) -> Vec<String> {
+    let mut opened = Vec::new();
+    let mut problems = Vec::new();
+    for arg in args {
+        let path = format!("/dev/{}", arg.device);
+        match open_rw(&path) {
+            Ok(file) => {
+                if let Err(e) = configure(&file, &arg.device, arg.serial) {
+                    problems.push(format!("cannot set line settings of {path}: {e}"));
+                }
+                opened.push(Arc::new(Console { path, file }));
+            }
+            Err(e) => problems.push(format!("cannot open console {path}: {e}")),
+        }
+    }
+    if !opened.is_empty() {
+        replace(opened);
+    }
+    problems
+}
+
+fn open_rw(path: &str) -> io::Result<File> {
+    // O_NOCTTY: PID 1 must not get a controlling terminal it could lose (hang-up).
+    // O_NONBLOCK only for the open itself, so a modem-control UART cannot block us; I/O is
+    // blocking again afterwards and reads happen only after poll says there is input.
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags((OFlags::NOCTTY | OFlags::NONBLOCK).bits() as i32)
+        .open(path)?;
+    let flags = rustix::fs::fcntl_getfl(&file)?;
+    rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK)?;
+    Ok(file)
+}
+
+/// Which kind of terminal a device name is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A virtual terminal on the framebuffer (`tty1`): no line speed.
+    VirtualTerminal,
+    /// A hypervisor console (`hvc0`): no line speed.
+    Hypervisor,
+    /// A serial port (`ttyS0`, `ttyAMA0`, `ttymxc1`, `ttyUSB0`...).
+    Uart,
+}
+
+/// Tells a VT, an hvc console and a UART apart by name, as the kernel names them.
+pub fn kind(device: &str) -> Kind {
+    match device.strip_prefix("tty") {
+        Some(rest) if rest.bytes().all(|b| b.is_ascii_digit()) => Kind::VirtualTerminal,
+        _ if device.starts_with("hvc") => Kind::Hypervisor,
+        _ => Kind::Uart,
+    }
+}
+
+/// Raw-ish input (bytes as typed, no echo, no signals) and `\n` to `\r\n` on output;
+/// for UARTs also the line speed and framing (8N1 unless the command line says otherwise).
+fn configure(file: &File, device: &str, serial: Option<SerialOptions>) -> io::Result<()> {
+    let mut t = match tcgetattr(file) {
+        Ok(t) => t,
+        Err(rustix::io::Errno::NOTTY) => return Ok(()), // not a terminal: nothing to set
+        Err(e) => return Err(e.into()),
+    };
+    t.input_modes -= InputModes::IGNBRK
+        | InputModes::BRKINT
+        | InputModes::PARMRK
+        | InputModes::ISTRIP
+        | InputModes::INLCR
+        | InputModes::IGNCR
+        | InputModes::ICRNL
+        | InputModes::IXON;
+    t.output_modes |= OutputModes::OPOST | OutputModes::ONLCR;
+    t.local_modes -= LocalModes::ECHO
+        | LocalModes::ECHONL
+        | LocalModes::ICANON
+        | LocalModes::ISIG
+        | LocalModes::IEXTEN;
+    t.special_codes[SpecialCodeIndex::VMIN] = 1;
+    t.special_codes[SpecialCodeIndex::VTIME] = 0;
+    if kind(device) == Kind::Uart {
+        let serial = serial.unwrap_or(SerialOptions {
+            baud: DEFAULT_BAUD,
+            parity: Parity::None,
+            bits: 8,
+            rtscts: false,
+        });
+        t.control_modes -= ControlModes::CSIZE
+            | ControlModes::PARENB
+            | ControlModes::PARODD
+            | ControlModes::CSTOPB
+            | ControlModes::CRTSCTS;
+        t.control_modes |= ControlModes::CREAD
+            | ControlModes::CLOCAL
+            | match serial.bits {
+                5 => ControlModes::CS5,
+                6 => ControlModes::CS6,
+                7 => ControlModes::CS7,
+                _ => ControlModes::CS8,
+            };
+        match serial.parity {
+            Parity::None => {}
+            Parity::Even => t.control_modes |= ControlModes::PARENB,
+            Parity::Odd => t.control_modes |= ControlModes::PARENB | ControlModes::PARODD,
+        }
+        if serial.rtscts {
+            t.control_modes |= ControlModes::CRTSCTS;
+        }
+        t.set_speed(serial.baud)?;
+    }
+    tcsetattr(file, OptionalActions::Drain, &t)?;
+    Ok(())
+}
+
+fn replace(consoles: Vec<Arc<Console>>) {
+    *CONSOLES.write().unwrap_or_else(PoisonError::into_inner) = consoles;
+}
+
+/// The current consoles; empty only if even /dev/console could not be opened.
+pub fn all() -> Vec<Arc<Console>> {
+    // try_read: the panic hook may run while this thread holds the write lock.
+    match CONSOLES.try_read() {
+        Ok(set) => set.clone(),
+        Err(TryLockError::Poisoned(set)) => set.into_inner().clone(),
+        Err(TryLockError::WouldBlock) => Vec::new(),
+    }
+}
+
+/// Writes `text` to every console, one `write` each; falls back to stderr with no consoles.
+pub fn write_all(text: &str) {
+    let consoles = all();
+    if consoles.is_empty() {
+        let _ = io::stderr().write_all(text.as_bytes());
+    }
+    for console in consoles {
+        let _ = (&console.file).write_all(text.as_bytes());
+    }
+}
+
+/// Waits until every console has sent what we wrote (before reboot or power-off).
+pub fn drain_all() {
+    for console in all() {
+        let _ = tcdrain(&console.file);
+    }
+}
+
+/// Drops input typed before the prompt, so stray bytes cannot answer it.
+pub fn discard_input() {
+    for console in all() {
+        let _ = tcflush(&console.file, QueueSelector::IFlush);
+    }
+}
+
+/// Feeds bytes from all consoles to `on_byte` (with the console's index) until it returns
+/// `Some`. Consoles that hang up or fail are left out; with none left this sleeps forever,
+/// as PID 1 has nothing better to do.
+pub fn read_until<T>(mut on_byte: impl FnMut(usize, u8) -> Option<T>) -> T {
+    let consoles = all();
+    let mut live: Vec<bool> = vec![true; consoles.len()];
+    let mut buf = [0u8; 64];
+    loop {
+        let idx: Vec<usize> = (0..consoles.len()).filter(|&i| live[i]).collect();
+        if idx.is_empty() {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        let mut fds: Vec<PollFd<'_>> = idx
+            .iter()
+            .map(|&i| PollFd::new(&consoles[i].file, PollFlags::IN))
+            .collect();
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                continue;
+            }
+        }
+        let ready: Vec<(usize, PollFlags)> = idx
+            .iter()
+            .zip(&fds)
+            .map(|(&i, fd)| (i, fd.revents()))
+            .collect();
+        drop(fds);
+        for (i, revents) in ready {
+            if revents.contains(PollFlags::IN) {
+                match (&consoles[i].file).read(&mut buf) {
+                    Ok(0) => live[i] = false,
+                    Ok(n) => {
+                        for &b in &buf[..n] {
+                            if let Some(done) = on_byte(i, b) {
+                                return done;
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => live[i] = false,
+                }
+            } else if revents.intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL) {
+                live[i] = false;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds() {
+        assert_eq!(kind("tty1"), Kind::VirtualTerminal);
+        assert_eq!(kind("tty"), Kind::VirtualTerminal);
+        assert_eq!(kind("hvc0"), Kind::Hypervisor);
+        assert_eq!(kind("ttyS0"), Kind::Uart);
+        assert_eq!(kind("ttyAMA0"), Kind::Uart);
+        assert_eq!(kind("ttymxc1"), Kind::Uart);
+    }
+}

@@ -1,0 +1,142 @@
+//! Logging to every console and to the kernel log (/dev/kmsg) with kernel priorities.
+//!
+//! Each message is formatted once and written with a single `write` per destination, so a
+//! line is never split (rsinit's `kmsg.rs` is the model). Consoles get the plain text the
+//! QEMU tests look for; kmsg gets `<priority>coreforge-agent: text`.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::OnceLock;
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+use crate::console;
+
+/// Name in kernel log records.
+const TAG: &str = "coreforge-agent";
+
+/// Longest kmsg record we write; the kernel refuses longer writes (LOG_LINE_MAX).
+const KMSG_MAX: usize = 900;
+
+/// syslog facility "user" (1), shifted into place as /dev/kmsg expects.
+const FACILITY_USER: u8 = 1 << 3;
+
+static KMSG: OnceLock<File> = OnceLock::new();
+static LOGGER: Logger = Logger;
+
+#[derive(Debug)]
+struct Logger;
+
+/// Installs the logger at `Info`; call first thing, before any message.
+pub fn install() {
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(LevelFilter::Info);
+}
+
+/// Shows debug messages too (`coreforge.debug`).
+pub fn set_debug(debug: bool) {
+    log::set_max_level(if debug {
+        LevelFilter::Debug
+    } else {
+        LevelFilter::Info
+    });
+}
+
+/// Starts copying messages to /dev/kmsg (once devtmpfs is mounted).
+pub fn open_kmsg() -> std::io::Result<()> {
+    if KMSG.get().is_none() {
+        let kmsg = OpenOptions::new().write(true).open("/dev/kmsg")?;
+        let _ = KMSG.set(kmsg);
+    }
+    Ok(())
+}
+
+/// A message as it appears on the consoles: a prefix for warnings and errors.
+pub fn console_line(level: Level, text: &str) -> String {
+    let prefix = match level {
+        Level::Error => "error: ",
+        Level::Warn => "warning: ",
+        Level::Info => "",
+        Level::Debug | Level::Trace => "debug: ",
+    };
+    format!("{prefix}{text}\n")
+}
+
+/// The kernel priority of a level (syslog severities).
+pub fn priority(level: Level) -> u8 {
+    match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        // 5 (notice) has no `log` level
+        Level::Info => 6,
+        Level::Debug | Level::Trace => 7,
+    }
+}
+
+/// A message as one /dev/kmsg record: priority, tag, text on one line, bounded length.
+pub fn kmsg_record(level: Level, text: &str) -> String {
+    let mut record = format!("<{}>{TAG}: ", FACILITY_USER | priority(level));
+    for c in text.chars() {
+        if record.len() + c.len_utf8() > KMSG_MAX {
+            break;
+        }
+        // one record per message: newlines would start records without our priority
+        record.push(if c == '\n' { ' ' } else { c });
+    }
+    record.push('\n');
+    record
+}
+
+impl Log for Logger {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let text = record.args().to_string();
+        console::write_all(&console_line(record.level(), &text));
+        if let Some(mut kmsg) = KMSG.get() {
+            let _ = kmsg.write_all(kmsg_record(record.level(), &text).as_bytes());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_lines() {
+        assert_eq!(
+            console_line(Level::Info, "loaded module vfat"),
+            "loaded module vfat\n"
+        );
+        assert_eq!(console_line(Level::Error, "a — b"), "error: a — b\n");
+        assert_eq!(console_line(Level::Warn, "w"), "warning: w\n");
+        assert_eq!(console_line(Level::Debug, "d"), "debug: d\n");
+    }
+
+    #[test]
+    fn kmsg_priorities() {
+        assert_eq!(kmsg_record(Level::Error, "x"), "<11>coreforge-agent: x\n");
+        assert_eq!(kmsg_record(Level::Warn, "x"), "<12>coreforge-agent: x\n");
+        assert_eq!(kmsg_record(Level::Info, "x"), "<14>coreforge-agent: x\n");
+        assert_eq!(kmsg_record(Level::Debug, "x"), "<15>coreforge-agent: x\n");
+    }
+
+    #[test]
+    fn kmsg_record_is_one_bounded_line() {
+        let r = kmsg_record(Level::Info, "a\nb");
+        assert_eq!(r, "<14>coreforge-agent: a b\n");
+        let long = "é".repeat(2000);
+        let r = kmsg_record(Level::Info, &long);
+        assert!(r.len() <= KMSG_MAX + 1);
+        assert!(r.ends_with("é\n"));
+        assert_eq!(r.matches('\n').count(), 1);
+    }
+}
