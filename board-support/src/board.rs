@@ -1,0 +1,333 @@
+//! The boards coreforge supports and the facts each one needs.
+
+use crate::{Arch, DiskBus, QemuMachine};
+
+/// Errors from looking boards up.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BoardError {
+    /// No board has this name for this architecture.
+    #[error("no board {name:?} for {arch}; known boards: {known}")]
+    UnknownBoard {
+        /// The name asked for.
+        name: String,
+        /// The architecture asked for.
+        arch: Arch,
+        /// The `name/arch` pairs that do exist, comma separated.
+        known: String,
+    },
+    /// The architecture name is not one coreforge builds for.
+    #[error("unknown architecture {0:?}; use arm64 or armhf")]
+    UnknownArch(String),
+}
+
+/// What kind of device a console is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleKind {
+    /// ARM PL011 UART (`ttyAMA*`).
+    Pl011,
+    /// The BCM283x mini UART (`ttyS1` in the mainline device trees).
+    MiniUart,
+    /// A virtual terminal on the framebuffer (`tty1`).
+    Framebuffer,
+}
+
+/// One console the agent talks on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Console {
+    /// Device name under /dev, as in `console=` (e.g. `ttyAMA0`).
+    pub device: &'static str,
+    /// What the device is.
+    pub kind: ConsoleKind,
+    /// Baud rate for UARTs; `None` for the framebuffer.
+    pub baud: Option<u32>,
+}
+
+/// Everything coreforge knows about one board for one architecture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Board {
+    /// The board's name in models and on the command line (`pi3`, `qemu-virt`).
+    pub name: &'static str,
+    /// The architecture the image is built for.
+    pub arch: Arch,
+    /// The consoles the agent opens; the kernel's `/dev/console` is the last one.
+    pub consoles: &'static [Console],
+    /// Kernel command line, without the `console=` entries (see [`Board::cmdline`]).
+    pub base_cmdline: &'static str,
+    /// The board's device tree, relative to the kernel package's `usr/lib/linux-image-<release>/`;
+    /// `None` when the firmware (or QEMU) provides it.
+    pub dtb: Option<&'static str>,
+    /// Kernel modules the agent loads at boot, by module name, in the order to load them
+    /// (their own dependencies are added by the initramfs builder).
+    pub modules: &'static [&'static str],
+    /// How QEMU emulates the board.
+    pub qemu: QemuMachine,
+}
+
+/// The Raspberry Pi's consoles. QEMU's raspi machines wire their first `-serial` to the
+/// PL011 (ttyAMA0) and the second to the mini UART (ttyS1); a real Pi 3 has the mini UART
+/// on GPIO 14/15. The PL011 comes last so that it is `/dev/console` under QEMU.
+const PI_CONSOLES: &[Console] = &[
+    Console {
+        device: "tty1",
+        kind: ConsoleKind::Framebuffer,
+        baud: None,
+    },
+    Console {
+        device: "ttyS1",
+        kind: ConsoleKind::MiniUart,
+        baud: Some(115_200),
+    },
+    Console {
+        device: "ttyAMA0",
+        kind: ConsoleKind::Pl011,
+        baud: Some(115_200),
+    },
+];
+
+/// QEMU virt has a single PL011.
+const VIRT_CONSOLES: &[Console] = &[Console {
+    device: "ttyAMA0",
+    kind: ConsoleKind::Pl011,
+    baud: Some(115_200),
+}];
+
+// After the block drivers, every board needs the same file systems: the boot FAT partition
+// with its code pages, ext4 (with the crc32c it asks for only by alias) for `writable`,
+// squashfs for snaps, overlay for the root file system.
+
+/// The Pi's boot modules: both SD host drivers (QEMU and board revisions differ in which
+/// one the card hangs off), the watchdog (how a Pi reboots and powers off), file systems.
+const PI_MODULES: &[&str] = &[
+    "sdhci_iproc",
+    "bcm2835",
+    "bcm2835_wdt",
+    "vfat",
+    "nls_cp437",
+    "nls_iso8859_1",
+    "crc32c_generic",
+    "ext4",
+    "squashfs",
+    "overlay",
+];
+/// virt's boot modules: the virtio-mmio transport and its block device, file systems.
+const VIRT_MODULES: &[&str] = &[
+    "virtio_mmio",
+    "virtio_blk",
+    "vfat",
+    "nls_cp437",
+    "nls_iso8859_1",
+    "crc32c_generic",
+    "ext4",
+    "squashfs",
+    "overlay",
+];
+
+/// The whole table; one entry per (board, arch).
+const BOARDS: &[Board] = &[
+    Board {
+        name: "pi3",
+        arch: Arch::Arm64,
+        consoles: PI_CONSOLES,
+        base_cmdline: "panic=-1",
+        dtb: Some("broadcom/bcm2837-rpi-3-b.dtb"),
+        modules: PI_MODULES,
+        qemu: QemuMachine {
+            machine: "raspi3b",
+            cpu: None,
+            memory_mib: None,
+            dtb: Some("broadcom/bcm2837-rpi-3-b.dtb"),
+            disk_bus: DiskBus::Sd,
+            disk_size_power_of_two: true,
+            uncompressed_kernel: true,
+        },
+    },
+    Board {
+        name: "pi3",
+        arch: Arch::Armhf,
+        consoles: PI_CONSOLES,
+        base_cmdline: "panic=-1",
+        dtb: Some("bcm2837-rpi-3-b.dtb"),
+        modules: PI_MODULES,
+        // The armhf kernel does not boot on QEMU's raspi3b: emulate the Pi 2, same SoC family.
+        qemu: QemuMachine {
+            machine: "raspi2b",
+            cpu: None,
+            memory_mib: None,
+            dtb: Some("bcm2836-rpi-2-b.dtb"),
+            disk_bus: DiskBus::Sd,
+            disk_size_power_of_two: true,
+            uncompressed_kernel: false,
+        },
+    },
+    Board {
+        name: "qemu-virt",
+        arch: Arch::Arm64,
+        consoles: VIRT_CONSOLES,
+        base_cmdline: "panic=-1",
+        dtb: None,
+        modules: VIRT_MODULES,
+        qemu: QemuMachine {
+            machine: "virt",
+            cpu: Some("cortex-a53"),
+            memory_mib: Some(256),
+            dtb: None,
+            disk_bus: DiskBus::VirtioMmio,
+            disk_size_power_of_two: false,
+            uncompressed_kernel: false,
+        },
+    },
+    Board {
+        name: "qemu-virt",
+        arch: Arch::Armhf,
+        consoles: VIRT_CONSOLES,
+        base_cmdline: "panic=-1",
+        dtb: None,
+        modules: VIRT_MODULES,
+        qemu: QemuMachine {
+            machine: "virt",
+            cpu: Some("cortex-a15"),
+            memory_mib: Some(256),
+            dtb: None,
+            disk_bus: DiskBus::VirtioMmio,
+            disk_size_power_of_two: false,
+            uncompressed_kernel: false,
+        },
+    },
+];
+
+impl Board {
+    /// Every supported (board, arch) pair.
+    pub fn all() -> &'static [Board] {
+        BOARDS
+    }
+
+    /// The board called `name` built for `arch`.
+    pub fn by_name(name: &str, arch: Arch) -> Result<&'static Board, BoardError> {
+        BOARDS
+            .iter()
+            .find(|b| b.name == name && b.arch == arch)
+            .ok_or_else(|| BoardError::UnknownBoard {
+                name: name.to_string(),
+                arch,
+                known: BOARDS.iter().map(|b| b.id()).collect::<Vec<_>>().join(", "),
+            })
+    }
+
+    /// `name-arch`, e.g. `pi3-arm64`: unique across the table, handy for file names.
+    pub fn id(&self) -> String {
+        format!("{}-{}", self.name, self.arch)
+    }
+
+    /// The full kernel command line: the base line, then one `console=` per console.
+    pub fn cmdline(&self) -> String {
+        let mut line = String::from(self.base_cmdline);
+        for console in self.consoles {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str("console=");
+            line.push_str(console.device);
+            if let Some(baud) = console.baud {
+                line.push_str(&format!(",{baud}"));
+            }
+        }
+        line
+    }
+
+    /// The device holding the boot disk's first partition as the kernel names it.
+    pub fn boot_partition_device(&self) -> &'static str {
+        match self.qemu.disk_bus {
+            DiskBus::Sd => "/dev/mmcblk0p1",
+            DiskBus::VirtioMmio => "/dev/vda1",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_board_is_found_by_name_and_arch() {
+        for board in Board::all() {
+            assert_eq!(Board::by_name(board.name, board.arch).unwrap(), board);
+        }
+        assert_eq!(Board::all().len(), 4);
+    }
+
+    #[test]
+    fn ids_are_unique() {
+        let mut ids: Vec<String> = Board::all().iter().map(Board::id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), Board::all().len());
+    }
+
+    #[test]
+    fn unknown_board_error_lists_the_known_ones() {
+        let err = Board::by_name("pi5", Arch::Arm64).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("pi5") && text.contains("pi3-arm64") && text.contains("qemu-virt-armhf"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn cmdline_ends_with_the_console_qemu_shows() {
+        for board in Board::all() {
+            let line = board.cmdline();
+            let last = line.split(' ').next_back().unwrap();
+            assert_eq!(last, "console=ttyAMA0,115200", "{}: {line}", board.id());
+            assert!(line.starts_with("panic=-1"), "{line}");
+        }
+        assert_eq!(
+            Board::by_name("pi3", Arch::Arm64).unwrap().cmdline(),
+            "panic=-1 console=tty1 console=ttyS1,115200 console=ttyAMA0,115200"
+        );
+    }
+
+    #[test]
+    fn pi_boards_load_sd_and_watchdog_modules() {
+        for arch in Arch::ALL {
+            let pi = Board::by_name("pi3", arch).unwrap();
+            for m in ["sdhci_iproc", "bcm2835", "bcm2835_wdt", "vfat", "ext4"] {
+                assert!(pi.modules.contains(&m), "{} lacks {m}", pi.id());
+            }
+            assert!(pi.consoles.iter().any(|c| c.kind == ConsoleKind::MiniUart));
+            assert!(pi
+                .consoles
+                .iter()
+                .any(|c| c.kind == ConsoleKind::Framebuffer));
+        }
+    }
+
+    #[test]
+    fn virt_boards_load_virtio_and_no_pi_drivers() {
+        for arch in Arch::ALL {
+            let virt = Board::by_name("qemu-virt", arch).unwrap();
+            assert_eq!(&virt.modules[..2], &["virtio_mmio", "virtio_blk"]);
+            assert!(!virt.modules.contains(&"bcm2835_wdt"));
+            assert_eq!(virt.boot_partition_device(), "/dev/vda1");
+        }
+    }
+
+    #[test]
+    fn crc32c_precedes_ext4() {
+        for board in Board::all() {
+            let pos = |m| board.modules.iter().position(|x| *x == m).unwrap();
+            assert!(pos("crc32c_generic") < pos("ext4"), "{}", board.id());
+        }
+    }
+
+    #[test]
+    fn device_trees_match_the_arch_package_layout() {
+        // arm64 packages put device trees in vendor folders; armhf ones flat.
+        let pi64 = Board::by_name("pi3", Arch::Arm64).unwrap();
+        assert_eq!(pi64.dtb, Some("broadcom/bcm2837-rpi-3-b.dtb"));
+        let pi32 = Board::by_name("pi3", Arch::Armhf).unwrap();
+        assert_eq!(pi32.qemu.dtb, Some("bcm2836-rpi-2-b.dtb"));
+        assert_eq!(pi32.qemu.machine, "raspi2b");
+    }
+}
