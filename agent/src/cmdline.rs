@@ -207,9 +207,11 @@ fn parse_console(value: &str) -> Result<Option<ConsoleArg>, String> {
     let serial = match options {
         Some(options) => match SerialOptions::parse(options) {
             Some(serial) => Some(serial),
-            None => return Err(format!(
+            None => {
+                return Err(format!(
                 "console={value}: cannot read line settings {options:?} — expected e.g. 115200n8"
-            )),
+            ))
+            }
         },
         None => None,
     };

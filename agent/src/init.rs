@@ -166,8 +166,7 @@ impl Init {
     }
 
     fn report_memory(&mut self) {
-        let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-        match memory::peak_kb(&status) {
+        match memory::peak_kb() {
             Some(kb) => info!("memory: peak {kb} kB"),
             None => warn!("cannot read VmHWM from /proc/self/status"),
         }

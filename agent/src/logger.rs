@@ -42,9 +42,13 @@ pub fn set_debug(debug: bool) {
     });
 }
 
-/// Starts copying messages to /dev/kmsg (once devtmpfs is mounted).
+/// Starts copying messages to /dev/kmsg (once devtmpfs and proc are mounted).
 pub fn open_kmsg() -> std::io::Result<()> {
     if KMSG.get().is_none() {
+        // By default the kernel keeps only 10 writes per 5 s from a /dev/kmsg user and drops
+        // the rest; PID 1 reports more than that at boot. "on" keeps every record; if the
+        // command line fixed the setting (printk.devkmsg=), the write fails and we keep it.
+        let _ = std::fs::write("/proc/sys/kernel/printk_devkmsg", "on\n");
         let kmsg = OpenOptions::new().write(true).open("/dev/kmsg")?;
         let _ = KMSG.set(kmsg);
     }
