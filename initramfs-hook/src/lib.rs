@@ -1,2 +1,191 @@
-//! Writes the initramfs that embeds the agent.
+//! Writes the initramfs that embeds the agent: a reproducible `newc` cpio holding the agent
+//! as `/init`, a `/dev/console` node, the board's kernel modules with their dependency
+//! closure and load order, and the trusted root assertions — built without root.
+//!
+//! ```
+//! use coreforge_initramfs::{Compression, InitramfsBuilder};
+//! let agent = b"\x7fELF...".to_vec(); // the static agent binary
+//! let image = InitramfsBuilder::new(agent).mtime(0).build(Compression::Gzip).unwrap();
+//! assert_eq!(&image.bytes[..2], [0x1f, 0x8b]);
+//! ```
+//!
+//! Layout inside the archive:
+//! - `/init` — the agent (0755); `/dev/console` — character device 5:1
+//! - `/lib/modules/<name>.ko` — uncompressed modules; `/etc/coreforge/modules.load` lists
+//!   their paths one per line, dependencies first, in the order the agent loads them
+//! - `/etc/coreforge/trusted/<name>.assertion` — the trusted roots
+//! - empty `/proc /sys /run /tmp /mnt` mount points
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod compress;
+mod cpio;
+mod error;
+mod modinfo;
+mod modules;
+
+use std::path::Path;
+
+pub use compress::Compression;
+pub use cpio::Archive;
+pub use error::Error;
+pub use modinfo::{normalize_name, ModInfo};
+pub use modules::{Module, ModuleIndex};
+
+/// Where the agent finds its module list.
+pub const MODULES_LOAD: &str = "/etc/coreforge/modules.load";
+/// Where modules go.
+pub const MODULES_DIR: &str = "/lib/modules";
+/// Where the trusted root assertions go.
+pub const TRUSTED_DIR: &str = "/etc/coreforge/trusted";
+
+/// Empty directories every initramfs has (mount points and scratch space).
+const DIRS: [&str; 9] = [
+    "dev",
+    "proc",
+    "sys",
+    "run",
+    "tmp",
+    "mnt",
+    "etc/coreforge/trusted",
+    "lib/modules",
+    "root",
+];
+
+/// Collects what goes into one initramfs.
+#[derive(Debug, Clone)]
+pub struct InitramfsBuilder {
+    archive: Archive,
+    agent_is_elf: bool,
+    modules: Vec<Module>,
+    mtime: u32,
+}
+
+/// A built initramfs.
+#[derive(Debug, Clone)]
+pub struct Initramfs {
+    /// The compressed archive, ready to write next to the kernel.
+    pub bytes: Vec<u8>,
+    /// Size of the archive before compression.
+    pub uncompressed_len: usize,
+    /// Module names in load order (the lines of modules.load without path and `.ko`).
+    pub modules: Vec<String>,
+}
+
+/// `SOURCE_DATE_EPOCH` when set to a valid time that fits the cpio field, else `None`.
+pub fn source_date_epoch() -> Option<u32> {
+    std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()
+}
+
+impl InitramfsBuilder {
+    /// Starts an initramfs whose `/init` is `agent`. Every entry's mtime is
+    /// `SOURCE_DATE_EPOCH` when set, else 0 (see [`InitramfsBuilder::mtime`]).
+    pub fn new(agent: Vec<u8>) -> Self {
+        let mut archive = Archive::new();
+        for dir in DIRS {
+            archive.dir(dir, 0o755);
+        }
+        archive.dir("tmp", 0o1777);
+        archive.char_dev("dev/console", 5, 1, 0o600);
+        let agent_is_elf = agent.starts_with(b"\x7fELF");
+        archive.file("init", agent, 0o755);
+        Self {
+            archive,
+            agent_is_elf,
+            modules: Vec::new(),
+            mtime: source_date_epoch().unwrap_or(0),
+        }
+    }
+
+    /// Starts from an agent binary on disk; it must be an ELF executable.
+    pub fn from_agent_file(path: &Path) -> Result<Self, Error> {
+        let agent = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let builder = Self::new(agent);
+        if !builder.agent_is_elf {
+            return Err(Error::AgentNotElf {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(builder)
+    }
+
+    /// Sets the mtime stamped on every entry.
+    pub fn mtime(mut self, mtime: u32) -> Self {
+        self.mtime = mtime;
+        self
+    }
+
+    /// Adds the modules `names` and their dependencies from `modules_dir`
+    /// (a kernel's `lib/modules/<release>/`). May be called again; each module goes in once.
+    pub fn modules<S: AsRef<str>>(
+        mut self,
+        modules_dir: &Path,
+        names: &[S],
+    ) -> Result<Self, Error> {
+        let index = ModuleIndex::scan(modules_dir)?;
+        for module in index.resolve(names)? {
+            if !self.modules.iter().any(|m| m.name == module.name) {
+                self.modules.push(module);
+            }
+        }
+        Ok(self)
+    }
+
+    /// Adds trusted root assertion files, as `/etc/coreforge/trusted/<file stem>.assertion`.
+    pub fn trusted<P: AsRef<Path>>(mut self, files: &[P]) -> Result<Self, Error> {
+        for file in files {
+            let file = file.as_ref();
+            let data = std::fs::read(file).map_err(|e| Error::io(file, e))?;
+            let stem = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let path = format!("{TRUSTED_DIR}/{stem}.assertion");
+            if self.archive.contains(&path) {
+                return Err(Error::DuplicateTrusted {
+                    name: format!("{stem}.assertion"),
+                });
+            }
+            self.archive.file(&path, data, 0o644);
+        }
+        Ok(self)
+    }
+
+    /// Adds any other file (e.g. a test's configuration).
+    pub fn file(mut self, path: &str, data: Vec<u8>, perm: u32) -> Self {
+        self.archive.file(path, data, perm);
+        self
+    }
+
+    /// Writes the archive and compresses it.
+    pub fn build(self, compression: Compression) -> Result<Initramfs, Error> {
+        let mut archive = self.archive;
+        let mut load = String::new();
+        for m in &self.modules {
+            let path = format!("{MODULES_DIR}/{}.ko", m.name);
+            load.push_str(&path);
+            load.push('\n');
+            archive.file(&path, m.data.clone(), 0o644);
+        }
+        archive.file(MODULES_LOAD, load.into_bytes(), 0o644);
+        let raw = archive.to_bytes(self.mtime);
+        let uncompressed_len = raw.len();
+        Ok(Initramfs {
+            bytes: compression.apply(raw)?,
+            uncompressed_len,
+            modules: self.modules.into_iter().map(|m| m.name).collect(),
+        })
+    }
+
+    /// Builds and writes the initramfs to `out` (through a temporary file renamed into place).
+    pub fn write(self, out: &Path, compression: Compression) -> Result<Initramfs, Error> {
+        let image = self.build(compression)?;
+        let tmp = out.with_extension("partial");
+        std::fs::write(&tmp, &image.bytes).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
+        Ok(image)
+    }
+}
+
+#[cfg(test)]
+mod tests;
