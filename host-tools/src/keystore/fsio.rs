@@ -22,7 +22,10 @@ pub(super) enum Place {
 
 /// Creates `dir` (and parents) with mode 0700 where missing.
 pub(super) fn ensure_dir(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
 }
 
 fn temp_path(target: &Path) -> PathBuf {

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use coreforge_assertions::{Assertion, PrivateKey, PublicKey};
 
-#[allow(unused_imports)] // the module's whole import API, though the CLI needs only one entry point
+#[allow(unused_imports)]
+// the module's whole import API, though the CLI needs only one entry point
 pub use import::{import_openpgp_armored, import_openssh, import_private_key, ImportError};
 pub use sealed::KdfParams;
 
@@ -141,7 +142,9 @@ fn valid_name(name: &str) -> bool {
 fn valid_account(id: &str) -> bool {
     (id.len() == 32 && id.chars().all(|c| c.is_ascii_alphanumeric()))
         || ((2..=28).contains(&id.len())
-            && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
 }
 
 /// The key directory from these environment values (see [`KeyStore::default_dir`]).
@@ -151,7 +154,10 @@ fn default_dir_from(get: impl Fn(&str) -> Option<OsString>) -> Result<PathBuf, S
         return Ok(PathBuf::from(d));
     }
     // The XDG spec says relative values are invalid and must be ignored.
-    if let Some(d) = set("XDG_DATA_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
+    if let Some(d) = set("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+    {
         return Ok(d.join("coreforge/keys"));
     }
     match set("HOME") {
@@ -253,7 +259,13 @@ impl KeyStore {
         })
     }
 
-    fn write(&self, name: &str, path: &Path, file: &KeyFile, place: Place) -> Result<(), StoreError> {
+    fn write(
+        &self,
+        name: &str,
+        path: &Path,
+        file: &KeyFile,
+        place: Place,
+    ) -> Result<(), StoreError> {
         let mut json = serde_json::to_vec_pretty(file).map_err(|e| StoreError::Seal {
             name: name.to_string(),
             reason: e.to_string(),

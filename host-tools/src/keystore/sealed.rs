@@ -159,7 +159,9 @@ impl KeyFile {
     }
 
     /// Parses a key file and checks everything that can be checked without the passphrase.
-    pub(super) fn parse(bytes: &[u8]) -> Result<(KeyFile, coreforge_assertions::PublicKey), String> {
+    pub(super) fn parse(
+        bytes: &[u8],
+    ) -> Result<(KeyFile, coreforge_assertions::PublicKey), String> {
         let file: KeyFile =
             serde_json::from_slice(bytes).map_err(|e| format!("not a key file: {e}"))?;
         if file.format != FILE_FORMAT {
@@ -188,15 +190,23 @@ impl KeyFile {
                 self.kdf.algorithm, self.cipher.algorithm
             )));
         }
-        let salt = STANDARD.decode(&self.kdf.salt).map_err(|_| corrupt("bad salt"))?;
-        let nonce = STANDARD.decode(&self.cipher.nonce).map_err(|_| corrupt("bad nonce"))?;
+        let salt = STANDARD
+            .decode(&self.kdf.salt)
+            .map_err(|_| corrupt("bad salt"))?;
+        let nonce = STANDARD
+            .decode(&self.cipher.nonce)
+            .map_err(|_| corrupt("bad nonce"))?;
         if nonce.len() != 24 {
             return Err(corrupt("nonce is not 24 bytes"));
         }
         let ciphertext = STANDARD
             .decode(&self.ciphertext)
             .map_err(|_| corrupt("bad ciphertext"))?;
-        let key = self.kdf.params.derive(passphrase, &salt).map_err(OpenError::Corrupt)?;
+        let key = self
+            .kdf
+            .params
+            .derive(passphrase, &salt)
+            .map_err(OpenError::Corrupt)?;
         XChaCha20Poly1305::new(key.as_ref().into())
             .decrypt(
                 XNonce::from_slice(&nonce),

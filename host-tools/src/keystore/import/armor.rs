@@ -122,9 +122,15 @@ mod tests {
         // One character changed in the body: CRC catches it.
         let bad = text.replacen("BwcH", "BwcI", 1);
         assert_ne!(bad, text);
-        assert!(dearmor(&bad, label).unwrap_err().to_string().contains("checksum mismatch"));
+        assert!(dearmor(&bad, label)
+            .unwrap_err()
+            .to_string()
+            .contains("checksum mismatch"));
         let cut = text.replace("-----END PGP PRIVATE KEY BLOCK-----\n", "");
-        assert!(dearmor(&cut, label).unwrap_err().to_string().contains("no -----END"));
+        assert!(dearmor(&cut, label)
+            .unwrap_err()
+            .to_string()
+            .contains("no -----END"));
         assert!(dearmor("nothing", label).is_err());
     }
 }

@@ -30,7 +30,9 @@ pub enum ImportError {
     #[error("malformed OpenPGP secret key: {0}")]
     Malformed(String),
     /// No secret-key packet in the data.
-    #[error("no OpenPGP secret-key packet found; export with `gpg --export-secret-keys --armor KEY`")]
+    #[error(
+        "no OpenPGP secret-key packet found; export with `gpg --export-secret-keys --armor KEY`"
+    )]
     NoSecretKey,
     /// The key is not RSA (OpenPGP) or not Ed25519 (OpenSSH).
     #[error("{0}")]
@@ -68,9 +70,10 @@ pub fn import_private_key(text: &str, passphrase: Option<&str>) -> Result<Privat
         import_openssh(text, passphrase)
     } else if has("-----BEGIN PGP PUBLIC KEY BLOCK-----") || text.trim_start().starts_with("ssh-") {
         Err(ImportError::PublicKeyOnly)
-    } else if text.lines().any(|l| {
-        l.starts_with("-----BEGIN ") && l.contains("PRIVATE KEY") && !l.contains("PGP")
-    }) {
+    } else if text
+        .lines()
+        .any(|l| l.starts_with("-----BEGIN ") && l.contains("PRIVATE KEY") && !l.contains("PGP"))
+    {
         Err(ImportError::UnsupportedFormat(
             "PEM/PKCS#8 private keys are not supported; import the key from GnuPG (`gpg --export-secret-keys --armor`) or use an OpenSSH Ed25519 key".into(),
         ))

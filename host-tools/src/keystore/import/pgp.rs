@@ -56,7 +56,11 @@ fn next_packet<'a>(r: &mut Reader<'a>) -> Result<(u8, &'a [u8]), ImportError> {
             0..=191 => usize::from(o),
             192..=223 => ((usize::from(o) - 192) << 8) + usize::from(r.u8("packet length")?) + 192,
             255 => r.u32("packet length")? as usize,
-            _ => return Err(bad("partial-length packets are not supported in key exports")),
+            _ => {
+                return Err(bad(
+                    "partial-length packets are not supported in key exports",
+                ))
+            }
         };
         (h & 0x3f, len)
     } else {
@@ -219,7 +223,9 @@ fn cipher_sizes(cipher: u8) -> Result<(usize, usize), ImportError> {
 fn cfb_decrypt(cipher: u8, key: &[u8], iv: &[u8], data: &mut [u8]) -> Result<(), ImportError> {
     fn run<C>(key: &[u8], iv: &[u8], data: &mut [u8]) -> Result<(), ImportError>
     where
-        C: cfb_mode::cipher::BlockEncryptMut + cfb_mode::cipher::BlockCipher + cfb_mode::cipher::KeyInit,
+        C: cfb_mode::cipher::BlockEncryptMut
+            + cfb_mode::cipher::BlockCipher
+            + cfb_mode::cipher::KeyInit,
     {
         cfb_mode::BufDecryptor::<C>::new_from_slices(key, iv)
             .map_err(|_| bad("bad cipher key or IV length"))?
@@ -259,15 +265,29 @@ impl S2k {
             Ok(s)
         };
         match kind {
-            0 => Ok(S2k { hash, salt: None, count: None }),
-            1 => Ok(S2k { hash, salt: Some(salt(r)?), count: None }),
+            0 => Ok(S2k {
+                hash,
+                salt: None,
+                count: None,
+            }),
+            1 => Ok(S2k {
+                hash,
+                salt: Some(salt(r)?),
+                count: None,
+            }),
             3 => {
                 let salt = salt(r)?;
                 let c = usize::from(r.u8("S2K count")?);
                 let count = (16 + (c & 15)) << ((c >> 4) + 6);
-                Ok(S2k { hash, salt: Some(salt), count: Some(count) })
+                Ok(S2k {
+                    hash,
+                    salt: Some(salt),
+                    count: Some(count),
+                })
             }
-            other => Err(ImportError::UnsupportedProtection(format!("S2K type {other}"))),
+            other => Err(ImportError::UnsupportedProtection(format!(
+                "S2K type {other}"
+            ))),
         }
     }
 

@@ -25,14 +25,21 @@ fn account_key_id(p: &Path) -> String {
 
 #[test]
 fn snapd_test_keys_import_with_their_ids() {
-    let dev = import_private_key(&read(&vectors().join("keys/developer1.private.asc")), None).unwrap();
+    let dev =
+        import_private_key(&read(&vectors().join("keys/developer1.private.asc")), None).unwrap();
     assert_eq!(
         dev.public_key().id(),
         "EAD4DbLxK_kn0gzNCXOs3kd6DeMU3f-L6BEsSEuJGBqCORR0gXkdDxMbOm11mRFu"
     );
-    assert_eq!(dev.public_key().id(), account_key_id(&vectors().join("developer1.account-key")));
-    let root =
-        import_private_key(&read(&vectors().join("keys/testrootorg-root.private.asc")), None).unwrap();
+    assert_eq!(
+        dev.public_key().id(),
+        account_key_id(&vectors().join("developer1.account-key"))
+    );
+    let root = import_private_key(
+        &read(&vectors().join("keys/testrootorg-root.private.asc")),
+        None,
+    )
+    .unwrap();
     assert_eq!(
         root.public_key().id(),
         account_key_id(&vectors().join("roots/testrootorg-root.account-key"))
@@ -42,7 +49,8 @@ fn snapd_test_keys_import_with_their_ids() {
 /// An imported RSA key signs what snapd's key (from the vectors) verifies.
 #[test]
 fn imported_rsa_key_signs_verifiably() {
-    let dev = import_private_key(&read(&vectors().join("keys/developer1.private.asc")), None).unwrap();
+    let dev =
+        import_private_key(&read(&vectors().join("keys/developer1.private.asc")), None).unwrap();
     let account_key = read(&vectors().join("developer1.account-key"));
     let body = account_key.split("\n\n").nth(1).unwrap();
     let snapd_public = PublicKey::decode(body.as_bytes()).unwrap();
@@ -58,7 +66,9 @@ struct Gpg {
 
 impl Gpg {
     fn new() -> Gpg {
-        Gpg { home: tempfile::tempdir().unwrap() }
+        Gpg {
+            home: tempfile::tempdir().unwrap(),
+        }
     }
     fn run(&self, args: &[&str]) -> Vec<u8> {
         let out = Command::new("gpg")
@@ -68,7 +78,11 @@ impl Gpg {
             .args(args)
             .output()
             .expect("gpg is needed for this test (install gnupg)");
-        assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "gpg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout
     }
 }
@@ -90,7 +104,10 @@ fn gpg_public_numbers(export: &[u8]) -> (Vec<u8>, Vec<u8>) {
     assert_eq!((body[0], body[5]), (4, 1));
     let mpi = |at: usize| {
         let bits = usize::from(u16::from_be_bytes([body[at], body[at + 1]]));
-        (body[at + 2..at + 2 + bits.div_ceil(8)].to_vec(), at + 2 + bits.div_ceil(8))
+        (
+            body[at + 2..at + 2 + bits.div_ceil(8)].to_vec(),
+            at + 2 + bits.div_ceil(8),
+        )
     };
     let (n, next) = mpi(6);
     let (e, _) = mpi(next);
@@ -100,24 +117,35 @@ fn gpg_public_numbers(export: &[u8]) -> (Vec<u8>, Vec<u8>) {
 #[test]
 fn gpg_passphrase_protected_rsa_export_imports() {
     let gpg = Gpg::new();
-    gpg.run(&["--passphrase", "pw", "--quick-gen-key", "T <t@e>", "rsa2048", "sign", "never"]);
-    let armored = String::from_utf8(gpg.run(&[
+    gpg.run(&[
         "--passphrase",
         "pw",
-        "--export-secret-keys",
-        "--armor",
-    ]))
-    .unwrap();
+        "--quick-gen-key",
+        "T <t@e>",
+        "rsa2048",
+        "sign",
+        "never",
+    ]);
+    let armored =
+        String::from_utf8(gpg.run(&["--passphrase", "pw", "--export-secret-keys", "--armor"]))
+            .unwrap();
     let (n, e) = gpg_public_numbers(&gpg.run(&["--export"]));
 
-    assert!(matches!(import_private_key(&armored, None), Err(ImportError::PassphraseRequired)));
-    assert!(import_private_key(&armored, None).unwrap_err().needs_passphrase());
+    assert!(matches!(
+        import_private_key(&armored, None),
+        Err(ImportError::PassphraseRequired)
+    ));
+    assert!(import_private_key(&armored, None)
+        .unwrap_err()
+        .needs_passphrase());
     let err = import_private_key(&armored, Some("wrong")).unwrap_err();
     assert!(matches!(err, ImportError::WrongPassphrase), "{err}");
     assert_eq!(err.to_string(), "wrong passphrase for the imported key");
 
     let key = import_private_key(&armored, Some("pw")).unwrap();
-    let PublicKey::Rsa(public) = key.public_key() else { panic!("not RSA") };
+    let PublicKey::Rsa(public) = key.public_key() else {
+        panic!("not RSA")
+    };
     assert_eq!(public.n().to_bytes_be(), n);
     assert_eq!(public.e().to_bytes_be(), e);
     let sig = key.sign(b"x", 1).unwrap();
@@ -127,15 +155,27 @@ fn gpg_passphrase_protected_rsa_export_imports() {
 #[test]
 fn gpg_unprotected_export_and_non_rsa_keys() {
     let gpg = Gpg::new();
-    gpg.run(&["--passphrase", "", "--quick-gen-key", "E <e@e>", "ed25519", "sign", "never"]);
+    gpg.run(&[
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "E <e@e>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
     let armored =
-        String::from_utf8(gpg.run(&["--passphrase", "", "--export-secret-keys", "--armor"])).unwrap();
+        String::from_utf8(gpg.run(&["--passphrase", "", "--export-secret-keys", "--armor"]))
+            .unwrap();
     let err = import_private_key(&armored, None).unwrap_err();
     assert!(matches!(err, ImportError::UnsupportedAlgorithm(_)), "{err}");
     assert!(err.to_string().contains("only RSA OpenPGP keys"), "{err}");
 
     let public = String::from_utf8(gpg.run(&["--export", "--armor"])).unwrap();
-    assert!(matches!(import_private_key(&public, None), Err(ImportError::PublicKeyOnly)));
+    assert!(matches!(
+        import_private_key(&public, None),
+        Err(ImportError::PublicKeyOnly)
+    ));
 }
 
 struct SshKey {
@@ -151,7 +191,11 @@ impl SshKey {
             .arg(dir.path().join("id"))
             .output()
             .expect("ssh-keygen is needed for this test (install openssh-client)");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         SshKey { dir }
     }
     fn private(&self) -> String {
@@ -184,7 +228,10 @@ fn openssh_ed25519_imports_plain_and_protected() {
 
     let protected = SshKey::generate(&["-t", "ed25519", "-N", "pw"]);
     let text = protected.private();
-    assert!(matches!(import_private_key(&text, None), Err(ImportError::PassphraseRequired)));
+    assert!(matches!(
+        import_private_key(&text, None),
+        Err(ImportError::PassphraseRequired)
+    ));
     let err = import_private_key(&text, Some("nope")).unwrap_err();
     assert!(matches!(err, ImportError::WrongPassphrase), "{err}");
     let key = import_private_key(&text, Some("pw")).unwrap();
@@ -195,12 +242,19 @@ fn openssh_ed25519_imports_plain_and_protected() {
 fn openssh_rsa_is_refused_clearly() {
     let rsa = SshKey::generate(&["-t", "rsa", "-b", "2048", "-N", ""]);
     let err = import_private_key(&rsa.private(), None).unwrap_err();
-    assert!(err.to_string().starts_with("only Ed25519 OpenSSH keys are supported"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("only Ed25519 OpenSSH keys are supported"),
+        "{err}"
+    );
 }
 
 #[test]
 fn other_text_is_refused_clearly() {
-    assert!(matches!(import_private_key("hello", None), Err(ImportError::Unrecognized)));
+    assert!(matches!(
+        import_private_key("hello", None),
+        Err(ImportError::Unrecognized)
+    ));
     let pem = "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n";
     let err = import_private_key(pem, None).unwrap_err();
     assert!(err.to_string().contains("PEM/PKCS#8"), "{err}");
