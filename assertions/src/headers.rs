@@ -122,7 +122,7 @@ pub(crate) fn parse(head: &[u8]) -> Result<Headers, DecodeError> {
     Ok(headers)
 }
 
-fn spaces_then<'a>(line: &'a str, indent: usize) -> Option<&'a str> {
+fn spaces_then(line: &str, indent: usize) -> Option<&str> {
     let b = line.as_bytes();
     if b.len() >= indent && b[..indent].iter().all(|&c| c == b' ') {
         Some(&line[indent..])
@@ -337,7 +337,8 @@ mod tests {
 
     #[test]
     fn errors() {
-        let cases: &[(&str, fn(&DecodeError) -> bool)] = &[
+        type Check = fn(&DecodeError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("type model", |e| matches!(e, DecodeError::MissingColon(_))),
             ("Type: x", |e| {
                 matches!(e, DecodeError::InvalidHeaderName(_))

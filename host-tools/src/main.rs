@@ -1,2 +1,23 @@
-//! The `coreforge` command line.
-fn main() {}
+//! `coreforge`: make signing keys, sign and verify snapd assertions, and
+//! (in later steps) build and boot signed device images.
+//!
+//! Exit codes: 0 success; 1 failure (bad input, I/O, wrong passphrase);
+//! 2 usage error; 3 an assertion did not verify.
+
+mod cmd;
+mod keystore;
+mod passphrase;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    match cmd::Cli::parse().run() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! The subcommands, one file each.
+
+mod create_key;
+mod export_key;
+mod import_key;
+mod keys;
+mod sign;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::keystore::KeyStore;
+
+/// Make signing keys, sign and verify snapd assertions, build and boot signed device images.
+#[derive(Parser, Debug)]
+#[command(name = "coreforge", version, about, long_about = None)]
+pub struct Cli {
+    /// Key directory (default: $COREFORGE_KEYS, else $XDG_DATA_HOME/coreforge/keys).
+    #[arg(long, global = true, value_name = "DIR")]
+    keys_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a new Ed25519 signing key, encrypted at rest with a passphrase.
+    CreateKey(create_key::Args),
+    /// List the signing keys and their SHA3-384 ids.
+    Keys(keys::Args),
+    /// Import an existing private key (OpenPGP RSA as gpg exports it, or OpenSSH Ed25519).
+    ImportKey(import_key::Args),
+    /// Print a key's public part, or a self-signed account-key-request for an account.
+    ExportKey(export_key::Args),
+    /// Sign an assertion written as JSON (stdin or FILE) and print it.
+    Sign(sign::Args),
+    /// Verify assertions against trusted roots and print what verified.
+    Verify(verify::Args),
+}
+
+impl Cli {
+    /// Runs the chosen subcommand.
+    pub fn run(self) -> Result<ExitCode> {
+        let store = || -> Result<KeyStore> {
+            let dir = match &self.keys_dir {
+                Some(d) => d.clone(),
+                None => KeyStore::default_dir()?,
+            };
+            Ok(KeyStore::open(dir)?)
+        };
+        match &self.command {
+            Command::CreateKey(a) => create_key::run(a, &store()?),
+            Command::Keys(a) => keys::run(a, &store()?),
+            Command::ImportKey(a) => import_key::run(a, &store()?),
+            Command::ExportKey(a) => export_key::run(a, &store()?),
+            Command::Sign(a) => sign::run(a, &store()?),
+            Command::Verify(a) => verify::run(a),
+        }
+    }
+}
