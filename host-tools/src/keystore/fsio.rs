@@ -62,3 +62,69 @@ pub(super) fn write_file(target: &Path, bytes: &[u8], place: Place) -> io::Resul
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn new_never_replaces_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("k.key");
+        write_file(&target, b"first", Place::New).unwrap();
+        let err = write_file(&target, b"second", Place::New).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&target).unwrap(), b"first");
+        assert_eq!(names(dir.path()), ["k.key"]);
+        assert_eq!(
+            fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // Only one name for the file: the temp link is gone.
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(fs::metadata(&target).unwrap().nlink(), 1);
+    }
+
+    #[test]
+    fn replace_swaps_contents_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("k.key");
+        write_file(&target, b"first", Place::New).unwrap();
+        write_file(&target, b"second", Place::Replace).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"second");
+        assert_eq!(names(dir.path()), ["k.key"]);
+    }
+
+    #[test]
+    fn failure_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        // The target is a directory: rename fails after the temp file was written.
+        let target = dir.path().join("k.key");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("x"), b"").unwrap();
+        assert!(write_file(&target, b"data", Place::Replace).is_err());
+        assert_eq!(names(dir.path()), ["k.key"]);
+        assert!(write_file(&dir.path().join("missing/k.key"), b"d", Place::New).is_err());
+    }
+
+    #[test]
+    fn ensure_dir_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("a/keys");
+        ensure_dir(&keys).unwrap();
+        assert_eq!(
+            fs::metadata(&keys).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+    }
+}

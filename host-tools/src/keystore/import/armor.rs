@@ -3,6 +3,8 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
+use zeroize::Zeroizing;
+
 use super::ImportError;
 
 fn err(m: impl Into<String>) -> ImportError {
@@ -25,7 +27,7 @@ fn crc24(data: &[u8]) -> u32 {
 }
 
 /// Decodes the first armored block of kind `label` (e.g. "PGP PRIVATE KEY BLOCK").
-pub(super) fn dearmor(text: &str, label: &str) -> Result<Vec<u8>, ImportError> {
+pub(super) fn dearmor(text: &str, label: &str) -> Result<Zeroizing<Vec<u8>>, ImportError> {
     let begin = format!("-----BEGIN {label}-----");
     let end = format!("-----END {label}-----");
     let mut lines = text.lines().map(str::trim_end);
@@ -62,8 +64,10 @@ pub(super) fn dearmor(text: &str, label: &str) -> Result<Vec<u8>, ImportError> {
     if !ended {
         return Err(err(format!("no {end} line")));
     }
+    // An unprotected key's secret numbers are in here: wipe them when done.
     let data = STANDARD
         .decode(b64.as_bytes())
+        .map(Zeroizing::new)
         .map_err(|e| err(format!("body is not valid base64: {e}")))?;
     if let Some(c) = crc {
         let want = STANDARD
@@ -109,9 +113,9 @@ mod tests {
         let body: Vec<u8> = (0..=255u8).cycle().take(300).collect();
         let label = "PGP PRIVATE KEY BLOCK";
         let text = armored(&body, "Version: GnuPG v1\nComment: x: y\n", true);
-        assert_eq!(dearmor(&text, label).unwrap(), body);
-        assert_eq!(dearmor(&text.replace('\n', "\r\n"), label).unwrap(), body);
-        assert_eq!(dearmor(&armored(&body, "", false), label).unwrap(), body);
+        assert_eq!(*dearmor(&text, label).unwrap(), body);
+        assert_eq!(*dearmor(&text.replace('\n', "\r\n"), label).unwrap(), body);
+        assert_eq!(*dearmor(&armored(&body, "", false), label).unwrap(), body);
     }
 
     #[test]

@@ -263,3 +263,31 @@ fn other_text_is_refused_clearly() {
         Err(ImportError::PublicKeyOnly)
     ));
 }
+
+/// Protections GnuPG 2.x no longer writes (CAST5, AES-192/256, SHA-2 S2K, sum check),
+/// from fixtures made with gpg1 (see testdata/README.md).
+#[test]
+fn gpg1_fixtures_with_other_ciphers_import() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/keystore/import/testdata");
+    for name in [
+        "cast5-sha1-checksum-sha1",
+        "aes256-sha256-checksum-sha1",
+        "aes192-sha512-checksum-sum16",
+    ] {
+        let text = read(&dir.join(format!("{name}.asc")));
+        let (n, e) =
+            gpg_public_numbers(&std::fs::read(dir.join(format!("{name}.pub.gpg"))).unwrap());
+        assert!(matches!(
+            import_private_key(&text, None),
+            Err(ImportError::PassphraseRequired)
+        ));
+        let err = import_private_key(&text, Some("wrong")).unwrap_err();
+        assert!(matches!(err, ImportError::WrongPassphrase), "{name}: {err}");
+        let key = import_private_key(&text, Some("pw")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let PublicKey::Rsa(public) = key.public_key() else {
+            panic!("not RSA")
+        };
+        assert_eq!(public.n().to_bytes_be(), n, "{name}");
+        assert_eq!(public.e().to_bytes_be(), e, "{name}");
+    }
+}
