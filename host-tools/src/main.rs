@@ -5,8 +5,13 @@
 //! 2 usage error; 3 an assertion did not verify.
 
 mod cmd;
+// The writing half is called by build-image; boot reads images back.
+#[allow(dead_code, unused_imports)]
+mod image;
 mod keystore;
 mod passphrase;
+mod snap;
+mod store;
 
 use std::process::ExitCode;
 

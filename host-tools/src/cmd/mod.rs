@@ -3,8 +3,12 @@
 mod create_key;
 mod export_key;
 mod import_key;
+mod info;
 mod keys;
+mod pack;
+mod register_key;
 mod sign;
+mod store;
 mod verify;
 
 use std::path::PathBuf;
@@ -41,6 +45,14 @@ enum Command {
     Sign(sign::Args),
     /// Verify assertions against trusted roots and print what verified.
     Verify(verify::Args),
+    /// Pack a snap directory into a reproducible snap (squashfs) file.
+    Pack(pack::Args),
+    /// Show a snap file's name, version, type, architectures, size and SHA3-384.
+    Info(info::Args),
+    /// Manage a local store: init, upload, release, resolve.
+    Store(store::Args),
+    /// Have a store sign an account and account-key for a key, for `sign --chain`.
+    RegisterKey(register_key::Args),
 }
 
 impl Cli {
@@ -60,6 +72,10 @@ impl Cli {
             Command::ExportKey(a) => export_key::run(a, &store()?),
             Command::Sign(a) => sign::run(a, &store()?),
             Command::Verify(a) => verify::run(a),
+            Command::Pack(a) => pack::run(a),
+            Command::Info(a) => info::run(a),
+            Command::Store(a) => store::run(a),
+            Command::RegisterKey(a) => register_key::run(a, &store()?),
         }
     }
 }

@@ -1,0 +1,26 @@
+//! `coreforge pack DIR [-o FILE]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::snap;
+
+/// Arguments of `pack`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The snap directory (with meta/snap.yaml).
+    dir: PathBuf,
+    /// The snap file to write (default: ./NAME_VERSION_ARCH.snap).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+/// Packs the directory reproducibly and prints the file written.
+pub fn run(args: &Args) -> Result<ExitCode> {
+    let out = snap::pack(&args.dir, args.output.as_deref())
+        .with_context(|| format!("cannot pack {}", args.dir.display()))?;
+    println!("{}", out.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,143 @@
+//! `coreforge store init|upload|release|resolve DIR ...`: the local store.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::store::{open_store, LocalStore, DEFAULT_AUTHORITY};
+
+/// Arguments of `store`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Create a store in DIR: its signing key (not passphrase protected) and root assertions.
+    Init {
+        /// The store directory (created if missing).
+        dir: PathBuf,
+        /// The store's account id, the authority of what it signs.
+        #[arg(long, value_name = "ID", default_value = DEFAULT_AUTHORITY)]
+        authority_id: String,
+    },
+    /// Add a snap as its next revision; prints NAME REVISION.
+    Upload {
+        /// The store directory.
+        dir: PathBuf,
+        /// The snap file.
+        file: PathBuf,
+        /// The publisher's account id (default: the store's own account).
+        #[arg(long, value_name = "ID")]
+        publisher: Option<String>,
+    },
+    /// Release a revision to channels ([track/]risk[/branch]) for the architectures it has.
+    Release {
+        /// The store directory.
+        dir: PathBuf,
+        /// The snap name.
+        name: String,
+        /// The revision to release.
+        revision: u64,
+        /// Channels, e.g. stable, beta, latest/edge, 22/candidate.
+        #[arg(required = true)]
+        channels: Vec<String>,
+    },
+    /// Show which revision a device of ARCH gets at CHANNEL; prints NAME REVISION FILE.
+    Resolve {
+        /// The store directory.
+        dir: PathBuf,
+        /// The snap name.
+        name: String,
+        /// The channel (falls back to more stable risks).
+        #[arg(short, long, default_value = "stable")]
+        channel: String,
+        /// The device architecture.
+        #[arg(short, long)]
+        arch: String,
+        /// Print the snap's snap-declaration and snap-revision instead.
+        #[arg(long)]
+        assertions: bool,
+    },
+}
+
+/// Runs the store subcommand.
+pub fn run(args: &Args) -> Result<ExitCode> {
+    match &args.command {
+        Command::Init { dir, authority_id } => {
+            let store = LocalStore::init(dir, authority_id)
+                .with_context(|| format!("cannot create a store in {}", dir.display()))?;
+            println!(
+                "created store {} for authority {} with key {}\ndevices trust {}",
+                dir.display(),
+                store.authority_id(),
+                store.key_id(),
+                store.roots_path().display()
+            );
+        }
+        Command::Upload {
+            dir,
+            file,
+            publisher,
+        } => {
+            let mut store = LocalStore::open(dir)?;
+            let up = store
+                .upload(file, publisher.as_deref())
+                .with_context(|| format!("cannot upload {}", file.display()))?;
+            if !up.new {
+                eprintln!(
+                    "{} was uploaded before as {} revision {}",
+                    file.display(),
+                    up.name,
+                    up.revision
+                );
+            }
+            println!("{} {}", up.name, up.revision);
+        }
+        Command::Release {
+            dir,
+            name,
+            revision,
+            channels,
+        } => {
+            let mut store = LocalStore::open(dir)?;
+            let released = store
+                .release(name, *revision, channels)
+                .with_context(|| format!("cannot release {name} revision {revision}"))?;
+            for r in released {
+                println!(
+                    "released {name} r{revision} ({}) to {}",
+                    r.architectures.join(", "),
+                    r.channel
+                );
+            }
+        }
+        Command::Resolve {
+            dir,
+            name,
+            channel,
+            arch,
+            assertions,
+        } => {
+            // Through the trait, as build-image sees a store.
+            let store = open_store(&dir.to_string_lossy())?;
+            let snap = store.resolve(name, channel, arch)?;
+            if *assertions {
+                let all = store.snap_assertions(&snap)?;
+                let text: Vec<&[u8]> = all.iter().map(|a| a.encode()).collect();
+                let mut out = text.join(&b"\n\n"[..]);
+                out.push(b'\n');
+                std::io::stdout()
+                    .write_all(&out)
+                    .context("cannot write to standard output")?;
+            } else {
+                println!("{} {} {}", snap.name, snap.revision, snap.path.display());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,307 @@
+//! Snaps: squashfs images with a `meta/snap.yaml`, packed reproducibly and read back
+//! without root or loop devices.
+
+mod squashfs;
+mod yaml;
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use sha3::{Digest, Sha3_384};
+
+pub use yaml::ARCHITECTURES;
+
+/// Where snap.yaml lives inside a snap.
+pub const SNAP_YAML: &str = "meta/snap.yaml";
+
+/// What went wrong with a snap; messages name the file and what to change.
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug)]
+pub enum SnapError {
+    /// snap.yaml is missing a field or has an invalid one.
+    #[error("{origin}: {reason}")]
+    BadSnapYaml {
+        /// The snap.yaml (or snap) it came from.
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file is not a squashfs image.
+    #[error("{} is not a snap: it is not a squashfs image", .0.display())]
+    NotASnap(PathBuf),
+    /// A path inside the snap that cannot be read as one file.
+    #[error("invalid path {0:?} inside a snap: use a relative path without '..' or wildcards")]
+    BadInnerPath(String),
+    /// A gadget snap without its gadget.yaml.
+    #[error("{}: a gadget snap needs meta/gadget.yaml", .0.display())]
+    MissingGadgetYaml(PathBuf),
+    /// The output would land inside the directory being packed.
+    #[error("cannot write {} inside the snap directory {}: choose an output outside it (-o FILE)", out.display(), dir.display())]
+    OutputInsideSource {
+        /// The output file.
+        out: PathBuf,
+        /// The snap directory.
+        dir: PathBuf,
+    },
+    /// SOURCE_DATE_EPOCH is set but not a number.
+    #[error("SOURCE_DATE_EPOCH={0:?} is not a number of seconds")]
+    BadSourceDateEpoch(String),
+    /// mksquashfs/unsquashfs failed or is missing.
+    #[error("{what}: {reason}")]
+    Tool {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> SnapError {
+    let path = path.to_path_buf();
+    move |source| SnapError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// The identity of a snap, from its `meta/snap.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SnapInfo {
+    /// The snap name (snapd's naming rule).
+    pub name: String,
+    /// Its version string.
+    pub version: String,
+    /// app, gadget, kernel, base, core (snapd's `os`) or snapd.
+    #[serde(rename = "type")]
+    pub snap_type: String,
+    /// Debian architecture names, or `["all"]`.
+    pub architectures: Vec<String>,
+}
+
+impl SnapInfo {
+    /// Whether the snap runs on `arch` (it names it, or is for `all`).
+    #[allow(dead_code)] // for build-image's checks
+    pub fn supports(&self, arch: &str) -> bool {
+        self.architectures.iter().any(|a| a == arch || a == "all")
+    }
+
+    /// The architecture part of snapd's file name: the one architecture, `all`, or `multi`.
+    pub fn arch_label(&self) -> &str {
+        match self.architectures.as_slice() {
+            [one] => one,
+            _ => "multi",
+        }
+    }
+
+    /// snapd's default file name: `<name>_<version>_<arch>.snap`.
+    pub fn file_name(&self) -> String {
+        format!("{}_{}_{}.snap", self.name, self.version, self.arch_label())
+    }
+}
+
+/// Fails unless `path` starts with the squashfs magic (a clearer error than unsquashfs').
+fn check_squashfs(path: &Path) -> Result<(), SnapError> {
+    let mut magic = [0u8; 4];
+    let mut f = fs::File::open(path).map_err(io_err("open", path))?;
+    match f.read_exact(&mut magic) {
+        Ok(()) if &magic == b"hsqs" => Ok(()),
+        Ok(()) => Err(SnapError::NotASnap(path.to_path_buf())),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            Err(SnapError::NotASnap(path.to_path_buf()))
+        }
+        Err(e) => Err(io_err("read", path)(e)),
+    }
+}
+
+/// Reads and validates `meta/snap.yaml` from the snap file `path`.
+pub fn read_info(path: &Path) -> Result<SnapInfo, SnapError> {
+    let bytes = read_file(path, SNAP_YAML).map_err(|e| match e {
+        SnapError::Tool { .. } => SnapError::BadSnapYaml {
+            origin: path.display().to_string(),
+            reason: format!("cannot read {SNAP_YAML}: {e}"),
+        },
+        other => other,
+    })?;
+    yaml::parse(&bytes, &format!("{} ({SNAP_YAML})", path.display()))
+}
+
+/// Reads the validated `meta/snap.yaml` of an unpacked snap directory.
+pub fn read_dir_info(dir: &Path) -> Result<SnapInfo, SnapError> {
+    let path = dir.join(SNAP_YAML);
+    let bytes = fs::read(&path).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            SnapError::BadSnapYaml {
+                origin: dir.display().to_string(),
+                reason: format!("no {SNAP_YAML}: a snap directory needs one"),
+            }
+        } else {
+            io_err("read", &path)(e)
+        }
+    })?;
+    yaml::parse(&bytes, &path.display().to_string())
+}
+
+/// Unpacks the whole snap into `dest` (created if missing).
+#[allow(dead_code)] // for build-image (gadget and kernel contents)
+pub fn extract(path: &Path, dest: &Path) -> Result<(), SnapError> {
+    check_squashfs(path)?;
+    squashfs::unpack(path, dest)
+}
+
+/// The contents of the file `inner` (relative, e.g. `meta/gadget.yaml`) inside `snap`.
+pub fn read_file(snap: &Path, inner: &str) -> Result<Vec<u8>, SnapError> {
+    let clean = inner.trim_start_matches("./");
+    let ok = !clean.is_empty()
+        && !clean.starts_with('/')
+        && !clean.split('/').any(|part| part.is_empty() || part == "..")
+        && !clean.contains(['*', '?', '[', ']', '\\']);
+    if !ok {
+        return Err(SnapError::BadInnerPath(inner.to_owned()));
+    }
+    check_squashfs(snap)?;
+    squashfs::cat(snap, clean)
+}
+
+/// `(sha3-384, size)` of the snap file: unpadded base64url of SHA3-384 of the whole
+/// file, as snap-revision's `snap-sha3-384`, and its length in bytes.
+pub fn digest(path: &Path) -> Result<(String, u64), SnapError> {
+    let mut f = fs::File::open(path).map_err(io_err("open", path))?;
+    let mut hasher = Sha3_384::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err("read", path)(e)),
+        };
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    let sum = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hasher.finalize());
+    Ok((sum, size))
+}
+
+/// The time stamp packed files get: `$SOURCE_DATE_EPOCH`, else 0.
+fn source_date_epoch() -> Result<u64, SnapError> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|_| SnapError::BadSourceDateEpoch(v)),
+        _ => Ok(0),
+    }
+}
+
+/// Packs the snap directory `dir` into `out` (default `./<name>_<version>_<arch>.snap`)
+/// and returns the file written. Same directory, same bytes: every time stamp is
+/// `$SOURCE_DATE_EPOCH` (else 0) and every file is owned by root.
+pub fn pack(dir: &Path, out: Option<&Path>) -> Result<PathBuf, SnapError> {
+    let info = read_dir_info(dir)?;
+    if info.snap_type == "gadget" && !dir.join("meta/gadget.yaml").is_file() {
+        return Err(SnapError::MissingGadgetYaml(dir.to_path_buf()));
+    }
+    let time = source_date_epoch()?;
+    let out = match out {
+        Some(o) => o.to_path_buf(),
+        None => PathBuf::from(info.file_name()),
+    };
+    let out_dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let abs_dir = dir.canonicalize().map_err(io_err("open", dir))?;
+    let abs_out_dir = out_dir.canonicalize().map_err(io_err("open", &out_dir))?;
+    if abs_out_dir.starts_with(&abs_dir) {
+        return Err(SnapError::OutputInsideSource {
+            out,
+            dir: dir.to_path_buf(),
+        });
+    }
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = out_dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let result = squashfs::make(dir, &tmp, time)
+        .and_then(|()| fs::rename(&tmp, &out).map_err(io_err("write", &out)));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map(|()| out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_follow_snapd() {
+        let mut info = SnapInfo {
+            name: "pi2-kernel".into(),
+            version: "6.1".into(),
+            snap_type: "kernel".into(),
+            architectures: vec!["arm64".into()],
+        };
+        assert_eq!(info.file_name(), "pi2-kernel_6.1_arm64.snap");
+        assert!(info.supports("arm64") && !info.supports("armhf"));
+        info.architectures = vec!["arm64".into(), "armhf".into()];
+        assert_eq!(info.file_name(), "pi2-kernel_6.1_multi.snap");
+        info.architectures = vec!["all".into()];
+        assert_eq!(info.file_name(), "pi2-kernel_6.1_all.snap");
+        assert!(info.supports("armhf"));
+    }
+
+    #[test]
+    fn inner_paths_are_checked_before_running_anything() {
+        for bad in ["", "/meta/snap.yaml", "../x", "meta/../x", "meta/*", "a//b"] {
+            assert!(
+                matches!(
+                    read_file(Path::new("/nonexistent"), bad),
+                    Err(SnapError::BadInnerPath(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn digest_is_sha3_384_base64url() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x");
+        fs::write(&f, b"").unwrap();
+        let (sum, size) = digest(&f).unwrap();
+        assert_eq!(size, 0);
+        // SHA3-384 of the empty string.
+        let empty = "DGOnW4ReT30BEH2FLkwkhcUaUKqqlPxhmV5xu-6YOirDcTgxJkrbR_tr0eBY1fAE";
+        assert_eq!(sum, empty);
+        fs::write(&f, b"abc").unwrap();
+        assert_eq!(digest(&f).unwrap().1, 3);
+        assert_ne!(digest(&f).unwrap().0, empty);
+    }
+
+    #[test]
+    fn not_a_snap() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.snap");
+        fs::write(&f, b"hs").unwrap();
+        assert!(matches!(read_info(&f), Err(SnapError::NotASnap(_))));
+        fs::write(&f, b"not a squashfs").unwrap();
+        assert!(matches!(read_info(&f), Err(SnapError::NotASnap(_))));
+    }
+}

@@ -1,0 +1,695 @@
+//! A store in a local directory, standing in for the snap store:
+//!
+//! ```text
+//! DIR/store.json                     the index: snaps, revisions, channels (state.rs)
+//! DIR/store.key                      the store's Ed25519 signing key, mode 0600
+//! DIR/root.assertions                the root account-key and account devices trust
+//! DIR/assertions/TYPE/KEY.assert     every assertion the store signed
+//! DIR/snaps/NAME_REV.snap            the uploaded snaps
+//! ```
+//!
+//! The signing key is not passphrase protected: a local store is for building and
+//! testing images, and whoever can write DIR can replace its snaps anyway. Keep a
+//! store whose root you ship to real devices somewhere only you can read.
+//!
+//! One writer at a time: concurrent `upload`/`release` runs on one DIR may lose an update.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use coreforge_assertions::{sign, Assertion, HeaderValue, PrivateKey, PublicKey, Timestamp};
+use rand_core::RngCore;
+
+use super::channel::{Channel, DEFAULT_TRACK};
+use super::files::{self, io_err, PUBLIC_MODE, SECRET_MODE};
+use super::state::{RevisionEntry, SnapEntry, State, FORMAT};
+use super::{ResolvedSnap, Store, StoreError};
+use crate::snap::{self, ARCHITECTURES};
+
+/// The store's account id unless `store init --authority-id` says otherwise.
+pub const DEFAULT_AUTHORITY: &str = "coreforge-store";
+
+const STATE: &str = "store.json";
+const KEY: &str = "store.key";
+const ROOTS: &str = "root.assertions";
+const ASSERTIONS: &str = "assertions";
+const SNAPS: &str = "snaps";
+/// Name of the store's own account-key.
+const ROOT_KEY_NAME: &str = "root";
+/// Series of every snap-declaration (the only one snapd has).
+const SERIES: &str = "16";
+
+/// A store in a directory.
+#[derive(Debug)]
+pub struct LocalStore {
+    dir: PathBuf,
+    state: State,
+}
+
+/// The outcome of [`LocalStore::upload`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// The snap name.
+    pub name: String,
+    /// Its revision in the store.
+    pub revision: u64,
+    /// The snap's id.
+    pub snap_id: String,
+    /// False when the same file had been uploaded before (its revision is reused).
+    pub new: bool,
+}
+
+/// One channel a revision was released to, by [`LocalStore::release`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// The channel.
+    pub channel: Channel,
+    /// The architectures the revision now serves there (`all` for every one).
+    pub architectures: Vec<String>,
+}
+
+/// snapd's account-id rule: `^(?:[a-z0-9A-Z]{32}|[-a-z0-9]{2,28})$`.
+pub fn valid_account_id(id: &str) -> bool {
+    (id.len() == 32 && id.chars().all(|c| c.is_ascii_alphanumeric()))
+        || ((2..=28).contains(&id.len())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+}
+
+/// snapd's account-key name rule: `^(?:[a-z0-9]+-?)*[a-z](?:-?[a-z0-9])*$`.
+fn valid_key_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && name.bytes().any(|c| c.is_ascii_lowercase())
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--")
+}
+
+/// 32 random letters and digits, the shape of the snap store's snap ids.
+fn new_snap_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(32);
+    let mut buf = [0u8; 64];
+    while out.len() < 32 {
+        rand_core::OsRng.fill_bytes(&mut buf);
+        // Rejection sampling keeps every character equally likely.
+        for b in buf.iter().filter(|b| usize::from(**b) < 62 * 4) {
+            if out.len() < 32 {
+                out.push(char::from(ALPHABET[usize::from(*b) % 62]));
+            }
+        }
+    }
+    out
+}
+
+fn h(name: &str, value: impl Into<HeaderValue>) -> (String, HeaderValue) {
+    (name.to_owned(), value.into())
+}
+
+/// `latest/stable` as `stable`, the way `snap info` shows channels of the default track.
+fn short_channel(full: &str) -> &str {
+    full.strip_prefix(DEFAULT_TRACK)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .unwrap_or(full)
+}
+
+impl LocalStore {
+    /// Creates a store in `dir` (made if missing): a new key, its self-signed root
+    /// account-key and the account `authority_id`, written to `DIR/root.assertions`.
+    pub fn init(dir: &Path, authority_id: &str) -> Result<LocalStore, StoreError> {
+        if !valid_account_id(authority_id) {
+            return Err(StoreError::BadAccountId(authority_id.to_owned()));
+        }
+        if dir.join(STATE).exists() {
+            return Err(StoreError::AlreadyAStore(dir.to_path_buf()));
+        }
+        for sub in [ASSERTIONS, SNAPS] {
+            files::ensure_dir(&dir.join(sub))?;
+        }
+        let key = PrivateKey::generate_ed25519(&mut rand_core::OsRng);
+        let public = key.public_key();
+        files::write(&dir.join(KEY), &key.to_secret_bytes(), SECRET_MODE)?;
+        let store = LocalStore {
+            dir: dir.to_path_buf(),
+            state: State {
+                format: FORMAT,
+                authority_id: authority_id.to_owned(),
+                key_id: public.id(),
+                snaps: BTreeMap::new(),
+            },
+        };
+        let now = Timestamp::from_unix(Timestamp::now().unix());
+        let root_key = store.sign_with(
+            &key,
+            vec![
+                h("type", "account-key"),
+                h("authority-id", authority_id),
+                h("account-id", authority_id),
+                h("name", ROOT_KEY_NAME),
+                h("public-key-sha3-384", public.id()),
+                h("since", now.to_string()),
+            ],
+            Some(public.encode().as_bytes()),
+        )?;
+        let account = store.sign_with(
+            &key,
+            vec![
+                h("type", "account"),
+                h("authority-id", authority_id),
+                h("account-id", authority_id),
+                h("display-name", authority_id),
+                h("validation", "verified"),
+                h("timestamp", now.to_string()),
+            ],
+            None,
+        )?;
+        let mut roots = root_key.encode().to_vec();
+        roots.extend_from_slice(b"\n\n");
+        roots.extend_from_slice(account.encode());
+        roots.push(b'\n');
+        store.save_assertion(&root_key)?;
+        store.save_assertion(&account)?;
+        files::write(&dir.join(ROOTS), &roots, PUBLIC_MODE)?;
+        // store.json last: until it exists the directory is not a store.
+        store.save_state()?;
+        Ok(store)
+    }
+
+    /// Opens the store in `dir`.
+    pub fn open(dir: &Path) -> Result<LocalStore, StoreError> {
+        let path = dir.join(STATE);
+        let bytes = fs::read(&path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StoreError::NotAStore(dir.to_path_buf())
+            } else {
+                io_err("read", &path)(e)
+            }
+        })?;
+        let state: State = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        if state.format != FORMAT {
+            return Err(StoreError::Corrupt {
+                path,
+                reason: format!(
+                    "format {} is not {FORMAT}: made by another coreforge version",
+                    state.format
+                ),
+            });
+        }
+        Ok(LocalStore {
+            dir: dir.to_path_buf(),
+            state,
+        })
+    }
+
+    /// The store's directory.
+    #[allow(dead_code)] // for messages in build-image
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The store's account id.
+    pub fn authority_id(&self) -> &str {
+        &self.state.authority_id
+    }
+
+    /// The id of the store's signing key.
+    pub fn key_id(&self) -> &str {
+        &self.state.key_id
+    }
+
+    /// Where the root assertions are.
+    pub fn roots_path(&self) -> PathBuf {
+        self.dir.join(ROOTS)
+    }
+
+    /// Adds the snap file as the next revision of its name (or finds the revision that
+    /// has the same bytes), signing its snap-declaration on first upload and its
+    /// snap-revision. The publisher is the store's account unless `publisher` is given.
+    pub fn upload(&mut self, file: &Path, publisher: Option<&str>) -> Result<Upload, StoreError> {
+        let info = snap::read_info(file)?;
+        let (sha3_384, size) = snap::digest(file)?;
+        let entry = match self.state.snaps.get(&info.name) {
+            Some(e) => {
+                if let Some(p) = publisher.filter(|p| *p != e.publisher_id) {
+                    return Err(StoreError::OtherPublisher {
+                        name: info.name.clone(),
+                        publisher: p.to_owned(),
+                        existing: e.publisher_id.clone(),
+                    });
+                }
+                e.clone()
+            }
+            None => self.declare(&info.name, publisher)?,
+        };
+        if let Some((rev, _)) = entry.revisions.iter().find(|(_, r)| r.sha3_384 == sha3_384) {
+            return Ok(Upload {
+                name: info.name,
+                revision: *rev,
+                snap_id: entry.snap_id,
+                new: false,
+            });
+        }
+        let revision = entry.revisions.keys().next_back().map_or(1, |r| r + 1);
+        let rel = format!("{SNAPS}/{}_{revision}.snap", info.name);
+        files::copy(file, &self.dir.join(&rel))?;
+        let key = self.key()?;
+        let now = Timestamp::now();
+        let assertion = self.sign_with(
+            &key,
+            vec![
+                h("type", "snap-revision"),
+                h("authority-id", self.authority_id()),
+                h("snap-sha3-384", sha3_384.as_str()),
+                h("snap-id", entry.snap_id.as_str()),
+                h("snap-size", size.to_string()),
+                h("snap-revision", revision.to_string()),
+                h("developer-id", entry.publisher_id.as_str()),
+                h("timestamp", now.to_string()),
+            ],
+            None,
+        )?;
+        self.save_assertion(&assertion)?;
+        let mut entry = entry;
+        entry.revisions.insert(
+            revision,
+            RevisionEntry {
+                file: rel,
+                sha3_384,
+                size,
+                info: info.clone(),
+            },
+        );
+        let snap_id = entry.snap_id.clone();
+        self.state.snaps.insert(info.name.clone(), entry);
+        self.save_state()?;
+        Ok(Upload {
+            name: info.name,
+            revision,
+            snap_id,
+            new: true,
+        })
+    }
+
+    /// A new snap id and signed snap-declaration for `name` (saved; the index is not).
+    fn declare(&self, name: &str, publisher: Option<&str>) -> Result<SnapEntry, StoreError> {
+        let publisher = publisher.unwrap_or(self.authority_id()).to_owned();
+        if !valid_account_id(&publisher) {
+            return Err(StoreError::BadAccountId(publisher));
+        }
+        let key = self.key()?;
+        if publisher != self.authority_id() {
+            self.ensure_account(&key, &publisher)?;
+        }
+        let snap_id = new_snap_id();
+        let declaration = self.sign_with(
+            &key,
+            vec![
+                h("type", "snap-declaration"),
+                h("authority-id", self.authority_id()),
+                h("series", SERIES),
+                h("snap-id", snap_id.as_str()),
+                h("snap-name", name),
+                h("publisher-id", publisher.as_str()),
+                h("timestamp", Timestamp::now().to_string()),
+            ],
+            None,
+        )?;
+        self.save_assertion(&declaration)?;
+        Ok(SnapEntry {
+            snap_id,
+            publisher_id: publisher,
+            revisions: BTreeMap::new(),
+            channels: BTreeMap::new(),
+        })
+    }
+
+    /// Releases `revision` of `name` to every channel in `channels`, for the
+    /// architectures in its snap.yaml. Nothing changes unless every channel parses.
+    pub fn release(
+        &mut self,
+        name: &str,
+        revision: u64,
+        channels: &[String],
+    ) -> Result<Vec<Release>, StoreError> {
+        let parsed = channels
+            .iter()
+            .map(|c| Channel::parse(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let entry = self.entry(name)?;
+        let archs = entry
+            .revisions
+            .get(&revision)
+            .ok_or_else(|| StoreError::UnknownRevision {
+                name: name.to_owned(),
+                revision,
+                known: entry.revisions.keys().map(|r| format!("r{r}")).collect(),
+            })?
+            .info
+            .architectures
+            .clone();
+        let mut entry = entry.clone();
+        let mut out = Vec::new();
+        for channel in parsed {
+            let map = entry.channels.entry(channel.to_string()).or_default();
+            if archs.iter().any(|a| a == "all") {
+                // The new revision serves every architecture in this channel.
+                map.clear();
+            }
+            for a in &archs {
+                map.insert(a.clone(), revision);
+            }
+            out.push(Release {
+                channel,
+                architectures: archs.clone(),
+            });
+        }
+        self.state.snaps.insert(name.to_owned(), entry);
+        self.save_state()?;
+        Ok(out)
+    }
+
+    /// Has the store sign an `account` for `account_id` (first time only) and an
+    /// `account-key` named `key_name` for `public`, valid from `since`; returns
+    /// `(account-key, account)`. Registering the same key again returns what was signed.
+    pub fn register_key(
+        &self,
+        account_id: &str,
+        key_name: &str,
+        public: &PublicKey,
+        since: Timestamp,
+    ) -> Result<(Assertion, Assertion), StoreError> {
+        if !valid_account_id(account_id) {
+            return Err(StoreError::BadAccountId(account_id.to_owned()));
+        }
+        if !valid_key_name(key_name) {
+            return Err(StoreError::BadKeyName(key_name.to_owned()));
+        }
+        let key_id = public.id();
+        if let Some(existing) = self.load_assertion("account-key", &key_id)? {
+            let owner = existing.header_str("account-id").unwrap_or_default();
+            if owner != account_id {
+                return Err(StoreError::KeyOfOtherAccount {
+                    key_id,
+                    owner: owner.to_owned(),
+                    account: account_id.to_owned(),
+                });
+            }
+            let account = self.account(account_id)?;
+            return Ok((existing, account));
+        }
+        let key = self.key()?;
+        let account = self.ensure_account(&key, account_id)?;
+        let account_key = self.sign_with(
+            &key,
+            vec![
+                h("type", "account-key"),
+                h("authority-id", self.authority_id()),
+                h("account-id", account_id),
+                h("name", key_name),
+                h("public-key-sha3-384", key_id.as_str()),
+                h("since", since.to_string()),
+            ],
+            Some(public.encode().as_bytes()),
+        )?;
+        self.save_assertion(&account_key)?;
+        Ok((account_key, account))
+    }
+
+    /// The signed account `id`, made now if the store has none.
+    fn ensure_account(&self, key: &PrivateKey, id: &str) -> Result<Assertion, StoreError> {
+        if let Some(a) = self.load_assertion("account", id)? {
+            return Ok(a);
+        }
+        let account = self.sign_with(
+            key,
+            vec![
+                h("type", "account"),
+                h("authority-id", self.authority_id()),
+                h("account-id", id),
+                h("display-name", id),
+                h("validation", "unproven"),
+                h("timestamp", Timestamp::now().to_string()),
+            ],
+            None,
+        )?;
+        self.save_assertion(&account)?;
+        Ok(account)
+    }
+
+    fn account(&self, id: &str) -> Result<Assertion, StoreError> {
+        self.load_assertion("account", id)?
+            .ok_or_else(|| StoreError::UnknownAccount {
+                account: id.to_owned(),
+                store: self.dir.clone(),
+            })
+    }
+
+    fn entry(&self, name: &str) -> Result<&SnapEntry, StoreError> {
+        self.state
+            .snaps
+            .get(name)
+            .ok_or_else(|| StoreError::UnknownSnap {
+                name: name.to_owned(),
+                store: self.dir.clone(),
+                known: self.state.snaps.keys().cloned().collect(),
+            })
+    }
+
+    fn key(&self) -> Result<PrivateKey, StoreError> {
+        let path = self.dir.join(KEY);
+        let bytes = zeroize::Zeroizing::new(fs::read(&path).map_err(io_err("read", &path))?);
+        let key = PrivateKey::from_secret_bytes(&bytes).map_err(|e| StoreError::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        if key.public_key().id() != self.state.key_id {
+            return Err(StoreError::Corrupt {
+                path,
+                reason: format!("it is not the store's key {}", self.state.key_id),
+            });
+        }
+        Ok(key)
+    }
+
+    fn sign_with(
+        &self,
+        key: &PrivateKey,
+        headers: Vec<(String, HeaderValue)>,
+        body: Option<&[u8]>,
+    ) -> Result<Assertion, StoreError> {
+        let what = headers
+            .first()
+            .and_then(|(_, v)| v.as_str())
+            .unwrap_or("assertion")
+            .to_owned();
+        sign(&headers, body, key, Timestamp::now()).map_err(|e| StoreError::Sign {
+            what,
+            reason: e.to_string(),
+        })
+    }
+
+    fn assertion_path(&self, type_name: &str, key: &str) -> PathBuf {
+        self.dir
+            .join(ASSERTIONS)
+            .join(type_name)
+            .join(format!("{key}.assert"))
+    }
+
+    /// Saves `a` under its type and last primary-key header (ids: no '/' or '.').
+    fn save_assertion(&self, a: &Assertion) -> Result<(), StoreError> {
+        let key = a
+            .primary_key()
+            .last()
+            .copied()
+            .unwrap_or_default()
+            .to_owned();
+        let path = self.assertion_path(a.type_name(), &key);
+        if let Some(dir) = path.parent() {
+            files::ensure_dir(dir)?;
+        }
+        files::write(&path, a.encode(), PUBLIC_MODE)
+    }
+
+    fn load_assertion(&self, type_name: &str, key: &str) -> Result<Option<Assertion>, StoreError> {
+        let path = self.assertion_path(type_name, key);
+        match fs::read(&path) {
+            Ok(bytes) => decode_one(&path, &bytes).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", &path)(e)),
+        }
+    }
+
+    fn require_assertion(&self, type_name: &str, key: &str) -> Result<Assertion, StoreError> {
+        self.load_assertion(type_name, key)?
+            .ok_or_else(|| StoreError::Corrupt {
+                path: self.assertion_path(type_name, key),
+                reason: "missing".into(),
+            })
+    }
+
+    fn save_state(&self) -> Result<(), StoreError> {
+        let mut json = serde_json::to_vec_pretty(&self.state).map_err(|e| StoreError::Corrupt {
+            path: self.dir.join(STATE),
+            reason: e.to_string(),
+        })?;
+        json.push(b'\n');
+        files::write(&self.dir.join(STATE), &json, PUBLIC_MODE)
+    }
+
+    /// What is released, as `CHANNEL ARCH rN` with `latest/` left out.
+    fn released(entry: &SnapEntry) -> Vec<String> {
+        entry
+            .channels
+            .iter()
+            .flat_map(|(channel, archs)| {
+                archs
+                    .iter()
+                    .map(move |(arch, rev)| format!("{} {arch} r{rev}", short_channel(channel)))
+            })
+            .collect()
+    }
+}
+
+fn decode_one(path: &Path, bytes: &[u8]) -> Result<Assertion, StoreError> {
+    Assertion::decode(bytes.strip_suffix(b"\n").unwrap_or(bytes)).map_err(|e| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+impl Store for LocalStore {
+    fn roots(&self) -> Result<Vec<Assertion>, StoreError> {
+        let path = self.roots_path();
+        let bytes = fs::read(&path).map_err(io_err("read", &path))?;
+        Assertion::decode_all(&bytes).map_err(|e| StoreError::Corrupt {
+            path,
+            reason: e.to_string(),
+        })
+    }
+
+    fn resolve(&self, name: &str, channel: &str, arch: &str) -> Result<ResolvedSnap, StoreError> {
+        if arch == "all" || !ARCHITECTURES.contains(&arch) {
+            return Err(StoreError::UnknownArch {
+                arch: arch.to_owned(),
+            });
+        }
+        let wanted = Channel::parse(channel)?;
+        let entry = self.entry(name)?;
+        let found = wanted.fallback().into_iter().find_map(|c| {
+            let archs = entry.channels.get(&c.to_string())?;
+            archs.get(arch).or_else(|| archs.get("all")).copied()
+        });
+        let Some(revision) = found else {
+            return Err(StoreError::NoRevision {
+                name: name.to_owned(),
+                arch: arch.to_owned(),
+                channel: channel.to_owned(),
+                released: Self::released(entry),
+            });
+        };
+        let rev = entry
+            .revisions
+            .get(&revision)
+            .ok_or_else(|| StoreError::Corrupt {
+                path: self.dir.join(STATE),
+                reason: format!("{name} r{revision} is released but was never uploaded"),
+            })?;
+        let path = self.dir.join(&rev.file);
+        let size = fs::metadata(&path).map_err(io_err("open", &path))?.len();
+        if size != rev.size {
+            return Err(StoreError::Corrupt {
+                path,
+                reason: format!("{size} bytes, but {} were uploaded", rev.size),
+            });
+        }
+        Ok(ResolvedSnap {
+            name: name.to_owned(),
+            snap_id: entry.snap_id.clone(),
+            revision,
+            path,
+            info: rev.info.clone(),
+        })
+    }
+
+    fn snap_assertions(&self, snap: &ResolvedSnap) -> Result<Vec<Assertion>, StoreError> {
+        let entry = self.entry(&snap.name)?;
+        let rev =
+            entry
+                .revisions
+                .get(&snap.revision)
+                .ok_or_else(|| StoreError::UnknownRevision {
+                    name: snap.name.clone(),
+                    revision: snap.revision,
+                    known: entry.revisions.keys().map(|r| format!("r{r}")).collect(),
+                })?;
+        Ok(vec![
+            self.require_assertion("snap-declaration", &entry.snap_id)?,
+            self.require_assertion("snap-revision", &rev.sha3_384)?,
+        ])
+    }
+
+    fn account_assertions(&self, account_id: &str) -> Result<Vec<Assertion>, StoreError> {
+        let mut out = vec![self.account(account_id)?];
+        let dir = self.dir.join(ASSERTIONS).join("account-key");
+        let mut paths: Vec<PathBuf> = fs::read_dir(&dir)
+            .map_err(io_err("list", &dir))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "assert"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let bytes = fs::read(&path).map_err(io_err("read", &path))?;
+            let a = decode_one(&path, &bytes)?;
+            if a.header_str("account-id") == Some(account_id) {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snap_ids_are_32_alphanumerics() {
+        let a = new_snap_id();
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, new_snap_id());
+    }
+
+    #[test]
+    fn account_and_key_names_follow_snapd() {
+        for good in ["coreforge-store", "brand", "ab", &"A1".repeat(16)] {
+            assert!(valid_account_id(good), "{good}");
+        }
+        for bad in ["a", "Brand", "a_b", &"a".repeat(29)] {
+            assert!(!valid_account_id(bad), "{bad}");
+        }
+        for good in ["default", "my-key-2", "1a"] {
+            assert!(valid_key_name(good), "{good}");
+        }
+        for bad in ["", "My", "a_b", "a.b", "-a", "a-", "a--b", "12"] {
+            assert!(!valid_key_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn short_channels_drop_the_default_track() {
+        assert_eq!(short_channel("latest/stable"), "stable");
+        assert_eq!(short_channel("latest/beta/x"), "beta/x");
+        assert_eq!(short_channel("22/stable"), "22/stable");
+        assert_eq!(short_channel("latestish/stable"), "latestish/stable");
+    }
+}

@@ -1,0 +1,188 @@
+//! The store: where snaps, their revisions, channels and the assertions that vouch for
+//! them come from. Today a local directory ([`LocalStore`]); the [`Store`] trait lets a
+//! remote store stand in its place later.
+
+mod channel;
+mod files;
+mod local;
+mod state;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use coreforge_assertions::Assertion;
+
+use crate::snap::{SnapError, SnapInfo};
+
+pub use channel::ChannelError;
+pub use local::{LocalStore, DEFAULT_AUTHORITY};
+
+/// What a store gives an image builder.
+#[allow(dead_code)] // `roots` and `account_assertions` are for build-image
+pub trait Store {
+    /// The assertions devices trust (root account-key + account).
+    fn roots(&self) -> Result<Vec<Assertion>, StoreError>;
+    /// The snap `name` for `arch` at `channel` (with fallback): file, revision, snap-id.
+    fn resolve(&self, name: &str, channel: &str, arch: &str) -> Result<ResolvedSnap, StoreError>;
+    /// Every assertion needed to verify a snap: its snap-declaration and snap-revision.
+    fn snap_assertions(&self, snap: &ResolvedSnap) -> Result<Vec<Assertion>, StoreError>;
+    /// Accounts and account-keys the store knows (for model chains).
+    fn account_assertions(&self, account_id: &str) -> Result<Vec<Assertion>, StoreError>;
+}
+
+/// One revision of a snap, picked by [`Store::resolve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedSnap {
+    /// The snap name.
+    pub name: String,
+    /// The store's id of the snap.
+    pub snap_id: String,
+    /// The revision picked.
+    pub revision: u64,
+    /// The snap file (in the store; copy it, do not move it).
+    pub path: PathBuf,
+    /// Its snap.yaml.
+    pub info: SnapInfo,
+}
+
+/// Opens the store named by `spec`: a directory made by `coreforge store init`.
+/// URLs are refused for now.
+pub fn open_store(spec: &str) -> Result<Box<dyn Store>, StoreError> {
+    if spec.contains("://") {
+        return Err(StoreError::Unsupported(spec.to_owned()));
+    }
+    Ok(Box::new(LocalStore::open(Path::new(spec))?))
+}
+
+/// What went wrong in the store; messages name what is missing and how to fix it.
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug)]
+pub enum StoreError {
+    /// A URL was given where only directories work yet.
+    #[error("store {0:?}: remote stores are not supported yet; give the directory of a local store (see `coreforge store init`)")]
+    Unsupported(String),
+    /// The directory holds no store.
+    #[error("{} is not a coreforge store (no store.json): create one with `coreforge store init {}`", .0.display(), .0.display())]
+    NotAStore(PathBuf),
+    /// `init` on a directory that already holds a store.
+    #[error("{} already holds a store; use it, or choose another directory", .0.display())]
+    AlreadyAStore(PathBuf),
+    /// No snap of that name was ever uploaded.
+    #[error("snap {name:?} is not in the store {} (known: {}); upload it with `coreforge store upload`", store.display(), list_or_none(known))]
+    UnknownSnap {
+        /// The snap name.
+        name: String,
+        /// The store directory.
+        store: PathBuf,
+        /// Names the store has.
+        known: Vec<String>,
+    },
+    /// The snap has no such revision.
+    #[error(
+        "snap {name:?} has no revision {revision} (uploaded: {})",
+        list_or_none(known)
+    )]
+    UnknownRevision {
+        /// The snap name.
+        name: String,
+        /// The revision asked for.
+        revision: u64,
+        /// Revisions uploaded, as `r1`, `r2`, ...
+        known: Vec<String>,
+    },
+    /// Nothing released for this architecture at this channel or a more stable one.
+    #[error(
+        "snap {name:?} has no revision for {arch} in channel {channel:?} (released: {})",
+        list_or_none(released)
+    )]
+    NoRevision {
+        /// The snap name.
+        name: String,
+        /// The architecture asked for.
+        arch: String,
+        /// The channel asked for, as given.
+        channel: String,
+        /// What is released, as `CHANNEL ARCH rN`.
+        released: Vec<String>,
+    },
+    /// An architecture snaps cannot name.
+    #[error("unknown architecture {arch:?}: use one of {}", crate::snap::ARCHITECTURES[1..].join(", "))]
+    UnknownArch {
+        /// The architecture given.
+        arch: String,
+    },
+    /// The channel cannot be parsed.
+    #[error(transparent)]
+    BadChannel(#[from] ChannelError),
+    /// The store has no account with this id.
+    #[error("account {account:?} is not known to the store {}: register one of its keys with `coreforge register-key NAME --store {} --account {account}`", store.display(), store.display())]
+    UnknownAccount {
+        /// The account id.
+        account: String,
+        /// The store directory.
+        store: PathBuf,
+    },
+    /// An account id snapd would not accept.
+    #[error("invalid account id {0:?}: snapd account ids are 2-28 characters of a-z, 0-9 and '-', or 32 letters and digits")]
+    BadAccountId(String),
+    /// An account-key name snapd would not accept.
+    #[error("invalid key name {0:?} for an account-key: snapd wants lowercase letters, digits and single '-' (with at least one letter); create the key under such a name")]
+    BadKeyName(String),
+    /// The key is already registered for another account.
+    #[error("key {key_id} is already registered for account {owner:?}, not {account:?}")]
+    KeyOfOtherAccount {
+        /// The key id.
+        key_id: String,
+        /// Its registered owner.
+        owner: String,
+        /// The account asked for.
+        account: String,
+    },
+    /// A later upload names another publisher than the first.
+    #[error("snap {name:?} is published by {existing:?}, not {publisher:?}; leave out --publisher or give {existing:?}")]
+    OtherPublisher {
+        /// The snap name.
+        name: String,
+        /// The publisher asked for.
+        publisher: String,
+        /// The publisher of record.
+        existing: String,
+    },
+    /// A snap file could not be read.
+    #[error(transparent)]
+    Snap(#[from] SnapError),
+    /// Signing an assertion failed.
+    #[error("cannot sign {what}: {reason}")]
+    Sign {
+        /// The assertion being signed.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// A file of the store is damaged or was changed by hand.
+    #[error("store file {} is unusable: {reason}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Reading or writing failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
