@@ -13,7 +13,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::OFlags;
 use rustix::termios::{
     tcdrain, tcflush, tcgetattr, tcsetattr, ControlModes, InputModes, LocalModes, OptionalActions,
-    OutputModes, QueueSelector, SpecialCodeIndex,
+    OutputModes, QueueSelector, SpecialCodeIndex, Termios,
 };
 
 use crate::cmdline::{ConsoleArg, Parity, SerialOptions};
@@ -114,6 +114,13 @@ fn configure(file: &File, device: &str, serial: Option<SerialOptions>) -> io::Re
         Err(rustix::io::Errno::NOTTY) => return Ok(()), // not a terminal: nothing to set
         Err(e) => return Err(e.into()),
     };
+    apply(&mut t, device, serial)?;
+    tcsetattr(file, OptionalActions::Drain, &t)?;
+    Ok(())
+}
+
+/// The settings [`configure`] makes, on a copy of a terminal's settings.
+fn apply(t: &mut Termios, device: &str, serial: Option<SerialOptions>) -> io::Result<()> {
     t.input_modes -= InputModes::IGNBRK
         | InputModes::BRKINT
         | InputModes::PARMRK
@@ -160,7 +167,6 @@ fn configure(file: &File, device: &str, serial: Option<SerialOptions>) -> io::Re
         }
         t.set_speed(serial.baud)?;
     }
-    tcsetattr(file, OptionalActions::Drain, &t)?;
     Ok(())
 }
 
@@ -259,6 +265,114 @@ pub fn read_until<T>(mut on_byte: impl FnMut(usize, u8) -> Option<T>) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+
+    /// A host pseudo-terminal: (controller side, device side as the agent opens it).
+    fn pty() -> (File, File) {
+        let controller = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+        grantpt(&controller).unwrap();
+        unlockpt(&controller).unwrap();
+        let name = ptsname(&controller, Vec::new()).unwrap();
+        let device = open_rw(name.to_str().unwrap()).unwrap();
+        (File::from(controller), device)
+    }
+
+    fn settings(file: &File) -> Termios {
+        tcgetattr(file).unwrap()
+    }
+
+    #[test]
+    fn uart_gets_raw_input_and_line_settings() {
+        let (_controller, device) = pty();
+        configure(&device, "ttyS0", SerialOptions::parse("9600")).unwrap();
+        let t = settings(&device);
+        assert!(!t
+            .local_modes
+            .intersects(LocalModes::ICANON | LocalModes::ECHO | LocalModes::ISIG));
+        assert!(!t
+            .input_modes
+            .intersects(InputModes::ICRNL | InputModes::IXON));
+        assert!(t
+            .output_modes
+            .contains(OutputModes::OPOST | OutputModes::ONLCR));
+        assert!(t
+            .control_modes
+            .contains(ControlModes::CLOCAL | ControlModes::CREAD));
+        assert_eq!(t.special_codes[SpecialCodeIndex::VMIN], 1);
+        assert_eq!(t.output_speed(), 9600);
+    }
+
+    #[test]
+    fn uart_framing_from_the_command_line() {
+        // A pty forces 8 bits without parity, so check the settings before they are set.
+        let (_controller, device) = pty();
+        let mut t = settings(&device);
+        apply(&mut t, "ttyS0", SerialOptions::parse("9600o7r")).unwrap();
+        assert_eq!(t.control_modes & ControlModes::CSIZE, ControlModes::CS7);
+        assert!(t
+            .control_modes
+            .contains(ControlModes::PARENB | ControlModes::PARODD | ControlModes::CRTSCTS));
+        apply(&mut t, "ttyS0", SerialOptions::parse("19200e")).unwrap();
+        assert_eq!(t.control_modes & ControlModes::CSIZE, ControlModes::CS8);
+        assert!(t.control_modes.contains(ControlModes::PARENB));
+        assert!(!t
+            .control_modes
+            .intersects(ControlModes::PARODD | ControlModes::CRTSCTS));
+        assert_eq!(t.output_speed(), 19200);
+    }
+
+    #[test]
+    fn uart_defaults_to_115200_8n1() {
+        let (_controller, device) = pty();
+        configure(&device, "ttyAMA0", None).unwrap();
+        let t = settings(&device);
+        assert_eq!(t.output_speed(), DEFAULT_BAUD);
+        assert_eq!(t.control_modes & ControlModes::CSIZE, ControlModes::CS8);
+        assert!(!t
+            .control_modes
+            .intersects(ControlModes::PARENB | ControlModes::CSTOPB));
+    }
+
+    #[test]
+    fn virtual_terminal_keeps_its_speed() {
+        let (_controller, device) = pty();
+        let before = settings(&device).output_speed();
+        let serial = SerialOptions::parse("9600").unwrap();
+        configure(&device, "tty1", Some(serial)).unwrap();
+        let t = settings(&device);
+        assert_eq!(t.output_speed(), before);
+        assert!(!t.local_modes.contains(LocalModes::ICANON));
+    }
+
+    #[test]
+    fn not_a_terminal_is_left_alone() {
+        let file = File::open("/dev/null").unwrap();
+        assert!(configure(&file, "ttyS0", None).is_ok());
+    }
+
+    #[test]
+    fn output_and_prompt_input_through_a_pty() {
+        // The only test that installs consoles in the global set.
+        let (mut controller, device) = pty();
+        configure(&device, "ttyS0", None).unwrap();
+        replace(vec![Arc::new(Console {
+            path: "pty".into(),
+            file: device,
+        })]);
+        write_all("line one\n");
+        let mut out = [0u8; 10];
+        controller.read_exact(&mut out).unwrap();
+        assert_eq!(&out, b"line one\r\n");
+        // a cursor position report ending in R, noise, then p
+        controller.write_all(b"\x1b[24;80R\x00zz\xffp").unwrap();
+        let mut keys = crate::prompt::Keys::default();
+        let choice = read_until(|i, b| {
+            assert_eq!(i, 0);
+            keys.feed(b)
+        });
+        assert_eq!(choice, crate::prompt::Choice::PowerOff);
+        replace(Vec::new());
+    }
 
     #[test]
     fn kinds() {
