@@ -58,7 +58,7 @@ pub fn open_all(args: &[ConsoleArg]) -> Vec<String> {
         let path = format!("/dev/{}", arg.device);
         match open_rw(&path) {
             Ok(file) => {
-                if let Err(e) = configure(&file, &arg.device, arg.serial) {
+                if let Err(e) = configure(&file, kind(&arg.device), arg.serial) {
                     problems.push(format!("cannot set line settings of {path}: {e}"));
                 }
                 opened.push(Arc::new(Console { path, file }));
@@ -66,7 +66,13 @@ pub fn open_all(args: &[ConsoleArg]) -> Vec<String> {
             Err(e) => problems.push(format!("cannot open console {path}: {e}")),
         }
     }
-    if !opened.is_empty() {
+    if opened.is_empty() {
+        // Only /dev/console: which device it is we do not know, so keep its line
+        // settings, but the prompt still needs keys as they are typed.
+        for console in all() {
+            let _ = configure(&console.file, Kind::Unknown, None);
+        }
+    } else {
         replace(opened);
     }
     problems
@@ -95,6 +101,8 @@ pub enum Kind {
     Hypervisor,
     /// A serial port (`ttyS0`, `ttyAMA0`, `ttymxc1`, `ttyUSB0`...).
     Uart,
+    /// /dev/console when no `console=` names the device behind it: line settings untouched.
+    Unknown,
 }
 
 /// Tells a VT, an hvc console and a UART apart by name, as the kernel names them.
@@ -108,19 +116,19 @@ pub fn kind(device: &str) -> Kind {
 
 /// Raw-ish input (bytes as typed, no echo, no signals) and `\n` to `\r\n` on output;
 /// for UARTs also the line speed and framing (8N1 unless the command line says otherwise).
-fn configure(file: &File, device: &str, serial: Option<SerialOptions>) -> io::Result<()> {
+fn configure(file: &File, kind: Kind, serial: Option<SerialOptions>) -> io::Result<()> {
     let mut t = match tcgetattr(file) {
         Ok(t) => t,
         Err(rustix::io::Errno::NOTTY) => return Ok(()), // not a terminal: nothing to set
         Err(e) => return Err(e.into()),
     };
-    apply(&mut t, device, serial)?;
+    apply(&mut t, kind, serial)?;
     tcsetattr(file, OptionalActions::Drain, &t)?;
     Ok(())
 }
 
 /// The settings [`configure`] makes, on a copy of a terminal's settings.
-fn apply(t: &mut Termios, device: &str, serial: Option<SerialOptions>) -> io::Result<()> {
+fn apply(t: &mut Termios, kind: Kind, serial: Option<SerialOptions>) -> io::Result<()> {
     t.input_modes -= InputModes::IGNBRK
         | InputModes::BRKINT
         | InputModes::PARMRK
@@ -137,7 +145,7 @@ fn apply(t: &mut Termios, device: &str, serial: Option<SerialOptions>) -> io::Re
         | LocalModes::IEXTEN;
     t.special_codes[SpecialCodeIndex::VMIN] = 1;
     t.special_codes[SpecialCodeIndex::VTIME] = 0;
-    if kind(device) == Kind::Uart {
+    if kind == Kind::Uart {
         let serial = serial.unwrap_or(SerialOptions {
             baud: DEFAULT_BAUD,
             parity: Parity::None,
@@ -284,7 +292,7 @@ mod tests {
     #[test]
     fn uart_gets_raw_input_and_line_settings() {
         let (_controller, device) = pty();
-        configure(&device, "ttyS0", SerialOptions::parse("9600")).unwrap();
+        configure(&device, Kind::Uart, SerialOptions::parse("9600")).unwrap();
         let t = settings(&device);
         assert!(!t
             .local_modes
@@ -307,12 +315,12 @@ mod tests {
         // A pty forces 8 bits without parity, so check the settings before they are set.
         let (_controller, device) = pty();
         let mut t = settings(&device);
-        apply(&mut t, "ttyS0", SerialOptions::parse("9600o7r")).unwrap();
+        apply(&mut t, Kind::Uart, SerialOptions::parse("9600o7r")).unwrap();
         assert_eq!(t.control_modes & ControlModes::CSIZE, ControlModes::CS7);
         assert!(t
             .control_modes
             .contains(ControlModes::PARENB | ControlModes::PARODD | ControlModes::CRTSCTS));
-        apply(&mut t, "ttyS0", SerialOptions::parse("19200e")).unwrap();
+        apply(&mut t, Kind::Uart, SerialOptions::parse("19200e")).unwrap();
         assert_eq!(t.control_modes & ControlModes::CSIZE, ControlModes::CS8);
         assert!(t.control_modes.contains(ControlModes::PARENB));
         assert!(!t
@@ -324,7 +332,7 @@ mod tests {
     #[test]
     fn uart_defaults_to_115200_8n1() {
         let (_controller, device) = pty();
-        configure(&device, "ttyAMA0", None).unwrap();
+        configure(&device, kind("ttyAMA0"), None).unwrap();
         let t = settings(&device);
         assert_eq!(t.output_speed(), DEFAULT_BAUD);
         assert_eq!(t.control_modes & ControlModes::CSIZE, ControlModes::CS8);
@@ -338,23 +346,35 @@ mod tests {
         let (_controller, device) = pty();
         let before = settings(&device).output_speed();
         let serial = SerialOptions::parse("9600").unwrap();
-        configure(&device, "tty1", Some(serial)).unwrap();
+        configure(&device, kind("tty1"), Some(serial)).unwrap();
         let t = settings(&device);
         assert_eq!(t.output_speed(), before);
         assert!(!t.local_modes.contains(LocalModes::ICANON));
     }
 
     #[test]
+    fn unknown_console_gets_raw_input_but_keeps_its_speed() {
+        let (_controller, device) = pty();
+        let mut t = settings(&device);
+        t.set_speed(4800).unwrap();
+        tcsetattr(&device, OptionalActions::Now, &t).unwrap();
+        configure(&device, Kind::Unknown, None).unwrap();
+        let t = settings(&device);
+        assert_eq!(t.output_speed(), 4800);
+        assert!(!t.local_modes.contains(LocalModes::ICANON));
+    }
+
+    #[test]
     fn not_a_terminal_is_left_alone() {
         let file = File::open("/dev/null").unwrap();
-        assert!(configure(&file, "ttyS0", None).is_ok());
+        assert!(configure(&file, Kind::Uart, None).is_ok());
     }
 
     #[test]
     fn output_and_prompt_input_through_a_pty() {
         // The only test that installs consoles in the global set.
         let (mut controller, device) = pty();
-        configure(&device, "ttyS0", None).unwrap();
+        configure(&device, Kind::Uart, None).unwrap();
         replace(vec![Arc::new(Console {
             path: "pty".into(),
             file: device,
