@@ -1,5 +1,6 @@
 //! The subcommands, one file each.
 
+mod boot;
 mod create_key;
 mod export_key;
 mod import_key;
@@ -45,6 +46,8 @@ enum Command {
     Sign(sign::Args),
     /// Verify assertions against trusted roots and print what verified.
     Verify(verify::Args),
+    /// Boot a disk image under QEMU (kernel, device tree and initramfs from its boot partition).
+    Boot(boot::Args),
     /// Pack a snap directory into a reproducible snap (squashfs) file.
     Pack(pack::Args),
     /// Show a snap file's name, version, type, architectures, size and SHA3-384.
@@ -72,6 +75,7 @@ impl Cli {
             Command::ExportKey(a) => export_key::run(a, &store()?),
             Command::Sign(a) => sign::run(a, &store()?),
             Command::Verify(a) => verify::run(a),
+            Command::Boot(a) => boot::run(a),
             Command::Pack(a) => pack::run(a),
             Command::Info(a) => info::run(a),
             Command::Store(a) => store::run(a),

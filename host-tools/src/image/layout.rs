@@ -1,0 +1,447 @@
+//! Where each structure goes on the disk, and writing the whole image: file systems,
+//! bare content, partition table; into a temp file beside the output, renamed on success.
+
+use std::fs::{self, File};
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::ext4::{self, Ext4};
+use super::fat;
+use super::gadget::{Content, Filesystem, Guid, Role, Structure, Volume};
+use super::table::{self, TableIds, SECTOR};
+use super::{io_err, ImageError};
+
+/// One mebibyte: where the first partition starts and what partitions align to.
+pub const MIB: u64 = 1 << 20;
+/// The start of a GPT disk no partition may use: protective MBR, header, 32 sectors of entries.
+pub const GPT_RESERVED: u64 = 34 * SECTOR;
+/// The end of a GPT disk: 32 sectors of backup entries and the backup header.
+pub const GPT_BACKUP: u64 = 33 * SECTOR;
+
+/// Where a structure without an `offset` goes: boot code at 0, anything else at the next
+/// mebibyte after the previous structure (the first one at 1 MiB).
+pub(crate) fn next_offset(previous_end: u64, role: Option<Role>) -> u64 {
+    if role == Some(Role::Mbr) {
+        return 0;
+    }
+    previous_end.max(MIB).div_ceil(MIB) * MIB
+}
+
+/// A structure as placed in the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    /// Index in the volume's structure list.
+    pub index: usize,
+    /// The structure's name.
+    pub name: Option<String>,
+    /// Its role.
+    pub role: Option<Role>,
+    /// Offset in bytes.
+    pub offset: u64,
+    /// Size in bytes (a grown `system-data` partition has its new size).
+    pub size: u64,
+    /// Partition number (1-based), when it is in the partition table.
+    pub partition: Option<u32>,
+    /// Its file system.
+    pub filesystem: Filesystem,
+    /// The file system's label.
+    pub label: Option<String>,
+}
+
+/// What [`write_image`] wrote (and [`plan`] would write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageReport {
+    /// Image size in bytes.
+    pub size: u64,
+    /// Every structure, in gadget order.
+    pub structures: Vec<Placed>,
+}
+
+/// How to write an image.
+#[derive(Default)]
+pub struct ImageOptions<'a> {
+    /// Image size; `None` ends the image after the last structure. A larger size grows a
+    /// final `system-data` partition to fill it.
+    pub size: Option<u64>,
+    /// Every timestamp in every file system (seconds since 1970); see [`source_date_epoch`].
+    pub epoch: u64,
+    /// Called after each structure with (bytes of structures written, bytes in all).
+    pub progress: Option<&'a dyn Fn(u64, u64)>,
+}
+
+impl std::fmt::Debug for ImageOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageOptions")
+            .field("size", &self.size)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` from the environment, 0 when unset.
+pub fn source_date_epoch() -> Result<u64, ImageError> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if v.trim().is_empty() => Ok(0),
+        Ok(v) => v.trim().parse().map_err(|_| ImageError::BadEpoch(v)),
+        Err(std::env::VarError::NotPresent) => Ok(0),
+        Err(std::env::VarError::NotUnicode(v)) => {
+            Err(ImageError::BadEpoch(v.to_string_lossy().into_owned()))
+        }
+    }
+}
+
+/// Lays `volume` out for an image of `size` bytes (or the smallest that holds it).
+pub fn plan(volume: &Volume, size: Option<u64>) -> Result<ImageReport, ImageError> {
+    let (structures, size) = place(volume, size)?;
+    Ok(report(&structures, size))
+}
+
+fn report(structures: &[Structure], size: u64) -> ImageReport {
+    let mut number = 0;
+    let structures = structures
+        .iter()
+        .map(|s| Placed {
+            index: s.index,
+            name: s.name.clone(),
+            role: s.role,
+            offset: s.offset,
+            size: s.size,
+            partition: s.is_partition().then(|| {
+                number += 1;
+                number
+            }),
+            filesystem: s.filesystem,
+            label: s.effective_label().map(str::to_string),
+        })
+        .collect();
+    ImageReport { size, structures }
+}
+
+/// The structures with their final sizes, and the image size.
+fn place(volume: &Volume, size: Option<u64>) -> Result<(Vec<Structure>, u64), ImageError> {
+    let mut structures = volume.structures.clone();
+    let backup = match volume.schema {
+        super::Schema::Gpt => GPT_BACKUP,
+        super::Schema::Mbr => 0,
+    };
+    let end = structures.iter().map(Structure::end).max().unwrap_or(0);
+    let needed = end.div_ceil(SECTOR) * SECTOR + backup;
+    let Some(size) = size else {
+        return Ok((structures, needed));
+    };
+    if size % SECTOR != 0 {
+        return Err(ImageError::UnalignedSize(size));
+    }
+    if size < needed {
+        return Err(ImageError::ImageTooSmall {
+            needed,
+            given: size,
+        });
+    }
+    // writable grows to fill the disk on first boot anyway; growing it here lets an image
+    // for a known card size start full size.
+    if let Some(last) = structures.iter_mut().max_by_key(|s| s.end()) {
+        if last.role == Some(Role::SystemData) && last.is_partition() {
+            last.size = size - backup - last.offset;
+        }
+    }
+    Ok((structures, size))
+}
+
+/// Copies a structure's gadget content (`source` → `target` entries, snapd's rules) from
+/// `gadget_dir` into `dest`, the root of the file system to be. The build-image command
+/// calls this, adds its own files (kernel, initramfs, seed) to `dest`, and returns `dest`
+/// from the `contents` callback of [`write_image`].
+///
+/// snapd's rules: a directory source ending in `/` copies what is inside it to `target`;
+/// without the `/` it copies the directory itself into `target`. A file source goes into
+/// `target` when that ends in `/` (or is `/`), else it is written as `target`.
+pub fn stage_content(
+    structure: &Structure,
+    gadget_dir: &Path,
+    dest: &Path,
+) -> Result<(), ImageError> {
+    fs::create_dir_all(dest).map_err(io_err("create", dest))?;
+    for content in &structure.content {
+        let Content::File { source, target } = content else {
+            continue;
+        };
+        let src = gadget_dir.join(source.trim_end_matches('/'));
+        let meta = fs::metadata(&src).map_err(|_| ImageError::MissingContent {
+            structure: structure.describe(),
+            source_path: source.clone(),
+            path: src.clone(),
+        })?;
+        let target_path = dest.join(target.trim_start_matches('/'));
+        let base = || {
+            src.file_name()
+                .map(|n| target_path.join(n))
+                .unwrap_or_else(|| target_path.clone())
+        };
+        let to = if meta.is_dir() {
+            if source.ends_with('/') {
+                target_path.clone()
+            } else {
+                base()
+            }
+        } else if target.ends_with('/') || target.trim_start_matches('/').is_empty() {
+            base()
+        } else {
+            target_path.clone()
+        };
+        copy_all(&src, &to)?;
+    }
+    Ok(())
+}
+
+/// Copies a file, or a directory recursively, to `to` (parents created; files replaced).
+fn copy_all(from: &Path, to: &Path) -> Result<(), ImageError> {
+    let meta = fs::metadata(from).map_err(io_err("read", from))?;
+    if meta.is_dir() {
+        fs::create_dir_all(to).map_err(io_err("create", to))?;
+        for entry in fs::read_dir(from).map_err(io_err("read directory", from))? {
+            let entry = entry.map_err(io_err("read directory", from))?;
+            copy_all(&entry.path(), &to.join(entry.file_name()))?;
+        }
+    } else {
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+        }
+        fs::copy(from, to).map_err(io_err("copy to", to))?;
+    }
+    Ok(())
+}
+
+/// Writes the image of `volume` to `out`.
+///
+/// - `gadget_dir`: the unpacked gadget; bare structures' `image:` files and (when
+///   `contents` returns `None`) file system `source:` paths are read from it.
+/// - `contents`: for a file system structure, the directory whose tree becomes the file
+///   system (see [`stage_content`]); `None` uses the gadget's own content for it.
+///
+/// The image is written to a temp file beside `out` and renamed into place only when
+/// complete; on error nothing is left behind and an existing `out` is untouched.
+pub fn write_image(
+    volume: &Volume,
+    gadget_dir: &Path,
+    contents: &dyn Fn(&Structure) -> Option<PathBuf>,
+    out: &Path,
+    options: &ImageOptions<'_>,
+) -> Result<ImageReport, ImageError> {
+    let (structures, size) = place(volume, options.size)?;
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let file_name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into());
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".partial")
+        .tempfile_in(parent)
+        .map_err(io_err("create a temp file in", parent))?;
+    let scratch = tempfile::tempdir().map_err(io_err("create", std::env::temp_dir()))?;
+    let file = tmp.as_file();
+    let path = tmp.path();
+    file.set_len(size).map_err(io_err("resize", path))?;
+
+    let total: u64 = structures.iter().map(|s| s.size).sum();
+    let mut done = 0;
+    for s in &structures {
+        let id = |purpose: &str| derive_id(&volume.name, s, purpose);
+        if s.filesystem == Filesystem::None {
+            write_bare(file, path, s, gadget_dir)?;
+        } else {
+            let dir = match contents(s) {
+                Some(dir) => Some(dir),
+                None if s.content.is_empty() => None,
+                None => {
+                    let dest = scratch.path().join(format!("structure-{}", s.index));
+                    stage_content(s, gadget_dir, &dest)?;
+                    Some(dest)
+                }
+            };
+            let label = s.effective_label();
+            if s.filesystem == Filesystem::Ext4 {
+                let uuid = uuid_text(id("ext4-uuid"));
+                let spec = Ext4 {
+                    structure: &s.describe(),
+                    offset: s.offset,
+                    size: s.size,
+                    label,
+                    uuid: &uuid,
+                    epoch: options.epoch,
+                    content: dir.as_deref(),
+                };
+                ext4::make_ext4(path, &spec, scratch.path())?;
+            } else {
+                let [a, b, c, d, ..] = id("fat-volume-id");
+                let bytes = fat::make_fat(
+                    &s.describe(),
+                    s.filesystem,
+                    s.size,
+                    label,
+                    u32::from_le_bytes([a, b, c, d]),
+                    options.epoch,
+                    dir.as_deref(),
+                )?;
+                write_sparse(file, path, s.offset, &bytes)?;
+            }
+        }
+        done += s.size;
+        if let Some(progress) = options.progress {
+            progress(done, total);
+        }
+    }
+
+    let [a, b, c, d, ..] = derive_id(&volume.name, &structures[0], "mbr-disk-signature");
+    let ids = TableIds {
+        disk_signature: u32::from_le_bytes([a, b, c, d]),
+        disk_guid: guid_v4(derive_id(&volume.name, &structures[0], "gpt-disk-guid")),
+    };
+    table::write_table(file, path, volume.schema, &structures, size, ids, &|s| {
+        guid_v4(derive_id(&volume.name, s, "gpt-partition-guid"))
+    })?;
+    file.sync_all().map_err(io_err("write", path))?;
+    // tempfile creates 0600; an image is not secret.
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644)).map_err(io_err("chmod", path))?;
+    tmp.persist(out).map_err(|e| ImageError::Io {
+        action: "rename the finished image to",
+        path: out.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(report(&structures, size))
+}
+
+/// Copies a bare structure's `image:` content to its offsets.
+fn write_bare(
+    file: &File,
+    path: &Path,
+    s: &Structure,
+    gadget_dir: &Path,
+) -> Result<(), ImageError> {
+    let mut next = 0;
+    for content in &s.content {
+        let Content::Image {
+            image,
+            offset,
+            size,
+        } = content
+        else {
+            continue;
+        };
+        let src = gadget_dir.join(image);
+        let data = fs::read(&src).map_err(|_| ImageError::MissingContent {
+            structure: s.describe(),
+            source_path: image.clone(),
+            path: src.clone(),
+        })?;
+        let len = data.len() as u64;
+        let at = offset.unwrap_or(next);
+        let too_big = |what: String| ImageError::DoesNotFit {
+            structure: s.describe(),
+            what,
+            size: s.size,
+        };
+        if size.is_some_and(|limit| len > limit) {
+            return Err(too_big(format!(
+                "image {image:?} ({len} bytes, larger than its content size {})",
+                size.unwrap_or(0)
+            )));
+        }
+        if at + len > s.size {
+            return Err(too_big(format!(
+                "image {image:?} ({len} bytes at offset {at})"
+            )));
+        }
+        file.write_all_at(&data, s.offset + at)
+            .map_err(io_err("write", path))?;
+        next = at + size.unwrap_or(len);
+    }
+    Ok(())
+}
+
+/// Writes `bytes` at `offset`, skipping all-zero blocks (the file is zeros already), so a
+/// mostly empty file system stays sparse on the host.
+fn write_sparse(file: &File, path: &Path, offset: u64, bytes: &[u8]) -> Result<(), ImageError> {
+    const CHUNK: usize = 64 << 10;
+    for (i, chunk) in bytes.chunks(CHUNK).enumerate() {
+        if chunk.iter().any(|b| *b != 0) {
+            file.write_all_at(chunk, offset + (i * CHUNK) as u64)
+                .map_err(io_err("write", path))?;
+        }
+    }
+    Ok(())
+}
+
+/// 16 bytes that depend only on the volume, the structure and what they are for: the same
+/// gadget gives the same ids, so builds are reproducible.
+fn derive_id(volume: &str, s: &Structure, purpose: &str) -> [u8; 16] {
+    let mut h = Sha256::new();
+    for part in [
+        "coreforge image id",
+        volume,
+        &s.index.to_string(),
+        s.name.as_deref().unwrap_or(""),
+        purpose,
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    let digest = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+/// Marks 16 bytes as a random (version 4, RFC 4122 variant) UUID.
+fn guid_v4(mut b: [u8; 16]) -> Guid {
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    Guid(b)
+}
+
+/// The UUID text mke2fs takes (lower case).
+fn uuid_text(b: [u8; 16]) -> String {
+    guid_v4(b).to_string().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structures_without_offsets_go_to_the_next_mebibyte() {
+        assert_eq!(next_offset(0, None), MIB);
+        assert_eq!(next_offset(446, None), MIB);
+        assert_eq!(next_offset(MIB, None), MIB);
+        assert_eq!(next_offset(MIB + 1, None), 2 * MIB);
+        assert_eq!(next_offset(257 * MIB, None), 257 * MIB);
+        assert_eq!(next_offset(0, Some(Role::Mbr)), 0);
+    }
+
+    #[test]
+    fn derived_uuids_are_version_4_and_differ_by_purpose() {
+        let s = Structure {
+            index: 1,
+            name: Some("writable".into()),
+            role: Some(Role::SystemData),
+            part_type: super::super::gadget::PartType::Mbr(0x83),
+            size: MIB,
+            offset: MIB,
+            filesystem: Filesystem::Ext4,
+            label: None,
+            content: vec![],
+        };
+        let a = uuid_text(derive_id("pi", &s, "ext4-uuid"));
+        let b = uuid_text(derive_id("pi", &s, "other"));
+        assert_ne!(a, b);
+        assert_eq!(&a[14..15], "4", "{a}");
+        assert!("89ab".contains(&a[19..20]), "{a}");
+        assert_eq!(a, uuid_text(derive_id("pi", &s, "ext4-uuid")));
+    }
+}
