@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches Debian's arm64 and armhf kernels pinned in cross/kernels.env and unpacks them,
-# without installing them and without adding a foreign dpkg architecture: a private apt
-# configuration reads the arm64/armhf Packages indexes of the main suite.
+# without installing them and without adding a foreign dpkg architecture (cross/debs.sh: a
+# private apt configuration reads the arm64/armhf Packages indexes of the suite).
 #
 #   cross/fetch-kernels.sh            fetch the pinned kernels once (a stamp makes reruns instant)
 #   cross/fetch-kernels.sh --update   pin the suite's current kernel in cross/kernels.env, then fetch
@@ -22,47 +22,26 @@ update=0
 # shellcheck source=kernels.env
 . "$pins"
 
-# apt with a private state, cache and sources list: arm64 + armhf indexes of the main suite only.
-apt_private() {
-    mkdir -p "$aptdir/lists/partial" "$aptdir/archives/partial" "$aptdir/etc/sources.list.d" \
-        "$aptdir/etc/preferences.d" "$aptdir/etc/apt.conf.d"
-    [ -f "$aptdir/status" ] || : >"$aptdir/status"
-    echo "deb [arch=arm64,armhf signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $KERNEL_MIRROR $KERNEL_SUITE main" \
-        >"$aptdir/etc/sources.list"
-    local cmd="$1"
-    shift
-    "$cmd" -q \
-        -o Dir::State="$aptdir" -o Dir::State::Lists="$aptdir/lists" -o Dir::State::status="$aptdir/status" \
-        -o Dir::Cache="$aptdir" -o Dir::Cache::Archives="$aptdir/archives" \
-        -o Dir::Etc::SourceList="$aptdir/etc/sources.list" -o Dir::Etc::SourceParts="$aptdir/etc/sources.list.d" \
-        -o Dir::Etc::Parts="$aptdir/etc/apt.conf.d" -o Dir::Etc::PreferencesParts="$aptdir/etc/preferences.d" \
-        -o Dir::Etc::Preferences="$aptdir/etc/preferences" \
-        -o APT::Architecture=arm64 -o APT::Architectures::=arm64 -o APT::Architectures::=armhf \
-        -o Acquire::Languages=none -o Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false -o Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false -o Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false -o APT::Sandbox::User="$(id -un)" \
-        "$@"
-}
-
-# Field $2 of package $1 ("name:arch=version" or "name:arch") from the private index.
-pkg_field() {
-    apt_private apt-cache show "$1" | sed -n "s/^$2: //p" | head -1
-}
+# shellcheck source=debs.sh
+DEBS_MIRROR="$KERNEL_MIRROR" DEBS_SUITE="$KERNEL_SUITE" DEBS_APTDIR="$aptdir"
+. "$here/debs.sh"
 
 if [ "$update" = 1 ]; then
-    apt_private apt-get update
-    abi="$(apt_private apt-cache depends linux-image-arm64 | sed -n 's/^ *Depends: linux-image-\(.*\)-arm64$/\1/p' | head -1)"
+    debs_apt apt-get update
+    abi="$(debs_apt apt-cache depends linux-image-arm64 | sed -n 's/^ *Depends: linux-image-\(.*\)-arm64$/\1/p' | head -1)"
     [ -n "$abi" ] || { echo "fetch-kernels: cannot resolve linux-image-arm64 in $KERNEL_SUITE" >&2; exit 1; }
     arm64_pkg="linux-image-$abi-arm64-unsigned"
     armhf_pkg="linux-image-$abi-armmp"
-    version="$(pkg_field "$arm64_pkg:arm64" Version)"
+    version="$(debs_field "$arm64_pkg:arm64" Version)"
     cat >"$pins" <<PINS
 # Debian kernels used by coreforge's QEMU tests; written by cross/fetch-kernels.sh --update.
 KERNEL_MIRROR=$KERNEL_MIRROR
 KERNEL_SUITE=$KERNEL_SUITE
 KERNEL_VERSION=$version
 KERNEL_ARM64_PACKAGE=$arm64_pkg
-KERNEL_ARM64_SHA256=$(pkg_field "$arm64_pkg:arm64=$version" SHA256)
+KERNEL_ARM64_SHA256=$(debs_field "$arm64_pkg:arm64=$version" SHA256)
 KERNEL_ARMHF_PACKAGE=$armhf_pkg
-KERNEL_ARMHF_SHA256=$(pkg_field "$armhf_pkg:armhf=$version" SHA256)
+KERNEL_ARMHF_SHA256=$(debs_field "$armhf_pkg:armhf=$version" SHA256)
 PINS
     echo "fetch-kernels: pinned $version in $pins"
     . "$pins"
@@ -77,22 +56,9 @@ fetch() {
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return 0
     fi
-    local deb="$aptdir/archives/${pkg}_${KERNEL_VERSION}_${arch}.deb"
-    if [ ! -f "$deb" ] || ! echo "$sha  $deb" | sha256sum -c --quiet - 2>/dev/null; then
-        if [ -z "$(pkg_field "$pkg:$arch=$KERNEL_VERSION" SHA256 2>/dev/null)" ]; then
-            apt_private apt-get update
-        fi
-        if [ -z "$(pkg_field "$pkg:$arch=$KERNEL_VERSION" SHA256 2>/dev/null)" ]; then
-            echo "fetch-kernels: $pkg $KERNEL_VERSION ($arch) is no longer on $KERNEL_MIRROR $KERNEL_SUITE;" \
-                "run cross/fetch-kernels.sh --update and commit cross/kernels.env" >&2
-            exit 1
-        fi
-        (cd "$aptdir/archives" && apt_private apt-get download "$pkg:$arch=$KERNEL_VERSION")
-        echo "$sha  $deb" | sha256sum -c --quiet - || {
-            echo "fetch-kernels: $deb does not match the pinned SHA-256 in $pins" >&2
-            exit 1
-        }
-    fi
+    local deb
+    deb="$(debs_fetch "$pkg" "$arch" "$KERNEL_VERSION" "$sha" \
+        "run cross/fetch-kernels.sh --update and commit cross/kernels.env")"
     rm -rf "$dest"
     mkdir -p "$dest"
     dpkg-deb -x "$deb" "$dest/root"
