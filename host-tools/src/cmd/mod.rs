@@ -1,6 +1,7 @@
 //! The subcommands, one file each.
 
 mod boot;
+mod build_image;
 mod create_key;
 mod export_key;
 mod import_key;
@@ -46,6 +47,8 @@ enum Command {
     Sign(sign::Args),
     /// Verify assertions against trusted roots and print what verified.
     Verify(verify::Args),
+    /// Build a bootable, seeded disk image from a signed model and a store.
+    BuildImage(build_image::Args),
     /// Boot a disk image under QEMU (kernel, device tree and initramfs from its boot partition).
     Boot(boot::Args),
     /// Pack a snap directory into a reproducible snap (squashfs) file.
@@ -75,6 +78,7 @@ impl Cli {
             Command::ExportKey(a) => export_key::run(a, &store()?),
             Command::Sign(a) => sign::run(a, &store()?),
             Command::Verify(a) => verify::run(a),
+            Command::BuildImage(a) => build_image::run(a),
             Command::Boot(a) => boot::run(a),
             Command::Pack(a) => pack::run(a),
             Command::Info(a) => info::run(a),

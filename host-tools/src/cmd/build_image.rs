@@ -1,0 +1,613 @@
+//! `coreforge build-image MODEL`: a bootable, seeded disk image from a signed
+//! model and a store, as `ubuntu-image` makes one.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, ensure, Context, Result};
+use coreforge_assertions::{Assertion, Model, TrustDb, Verified};
+use coreforge_boards::{Arch, Board};
+use coreforge_initramfs::{Compression, InitramfsBuilder};
+
+use crate::image::{self, Filesystem, Role, Structure};
+use crate::snap::{self, SnapInfo};
+use crate::store::{open_store, ResolvedSnap, Store};
+
+/// Arguments of `build-image`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The signed model assertion (it may be followed by its chain).
+    model: PathBuf,
+    /// The image file to write.
+    #[arg(short = 'o', long, value_name = "FILE", default_value = "pi3.img")]
+    output: PathBuf,
+    /// Channel to take snaps from (`[track/]risk[/branch]`).
+    #[arg(short = 'c', long, default_value = "stable")]
+    channel: String,
+    /// Another snap to seed: a name in the store, or a local .snap file; repeatable.
+    #[arg(long = "extra-snaps", value_name = "NAME|FILE")]
+    extra_snaps: Vec<String>,
+    /// Use a local file for a snap of the model (dangerous models only); repeatable.
+    #[arg(long = "snap", value_name = "NAME=FILE")]
+    snaps: Vec<String>,
+    /// The store: the directory of a local store.
+    #[arg(long, value_name = "DIR", env = "COREFORGE_STORE")]
+    store: String,
+    /// Size of the image (e.g. 512M, 1G); default: just what the content needs.
+    #[arg(long, value_name = "SIZE")]
+    image_size: Option<String>,
+    /// Keep intermediate files here instead of a temporary directory.
+    #[arg(long, value_name = "DIR")]
+    workdir: Option<PathBuf>,
+    /// The statically linked agent for the model's architecture (default: the workspace's
+    /// cross build, see cross/build-agent.sh, or $COREFORGE_AGENT_DIR/<target>/agent/coreforge-agent).
+    #[arg(long, value_name = "FILE")]
+    agent: Option<PathBuf>,
+}
+
+/// A snap picked for the seed, with where it came from.
+struct SeedSnap {
+    name: String,
+    path: PathBuf,
+    info: SnapInfo,
+    /// Store revision and snap-id; `None` for an unasserted local file.
+    resolved: Option<ResolvedSnap>,
+    /// Why it is seeded (gadget, kernel, base, required, extra).
+    why: &'static str,
+}
+
+impl SeedSnap {
+    fn file_name(&self) -> String {
+        match &self.resolved {
+            Some(r) => format!("{}_{}.snap", self.name, r.revision),
+            None => format!("{}_x1.snap", self.name),
+        }
+    }
+}
+
+/// Builds the image; writes nothing at `--output` unless everything succeeded.
+pub fn run(args: &Args) -> Result<ExitCode> {
+    let progress = Progress::new();
+    progress.step("verifying the model");
+    let store = open_store(&args.store)?;
+    let verified = verify_model(&args.model, store.as_ref())?;
+    let model = Model::from_assertion(verified.assertion())?;
+    let arch_name = model
+        .architecture
+        .clone()
+        .context("the model has no architecture (classic models cannot be built into images)")?;
+    let arch: Arch = arch_name
+        .parse()
+        .ok()
+        .with_context(|| format!("no cross build for the model's architecture {arch_name:?}"))?;
+
+    progress.step("resolving snaps");
+    let overrides = parse_overrides(&args.snaps)?;
+    if !overrides.is_empty() && !allows_local_snaps(&model) {
+        bail!(
+            "--snap is only allowed for models with grade: dangerous (this model's grade: {})",
+            model.grade.as_deref().unwrap_or("none, a series-16 model")
+        );
+    }
+    let snaps = resolve_snaps(
+        &model,
+        &arch_name,
+        &args.channel,
+        &args.extra_snaps,
+        &overrides,
+        store.as_ref(),
+    )?;
+    let gadget = snaps
+        .iter()
+        .find(|s| s.why == "gadget")
+        .context("no gadget snap resolved")?;
+    let kernel = snaps
+        .iter()
+        .find(|s| s.why == "kernel")
+        .context("no kernel snap resolved")?;
+    let board = Board::by_name(&gadget.name, arch).with_context(|| {
+        format!(
+            "gadget {:?}: coreforge has no board support of that name for {arch_name}",
+            gadget.name
+        )
+    })?;
+
+    let tmp;
+    let work = match &args.workdir {
+        Some(w) => {
+            fs::create_dir_all(w).with_context(|| format!("cannot create {}", w.display()))?;
+            w.clone()
+        }
+        None => {
+            tmp = tempfile::Builder::new()
+                .prefix("coreforge-image")
+                .tempdir()?;
+            tmp.path().to_owned()
+        }
+    };
+    let gadget_dir = work.join("gadget");
+    let kernel_dir = work.join("kernel");
+    for (snap, dir) in [(gadget, &gadget_dir), (kernel, &kernel_dir)] {
+        if dir.exists() {
+            fs::remove_dir_all(dir).with_context(|| format!("cannot clean {}", dir.display()))?;
+        }
+        snap::extract(&snap.path, dir)?;
+    }
+    let gadget_yaml = gadget_dir.join("meta/gadget.yaml");
+    let yaml = fs::read(&gadget_yaml)
+        .with_context(|| format!("gadget {:?} has no meta/gadget.yaml", gadget.name))?;
+    let gadget_spec = image::gadget::parse(&yaml)
+        .with_context(|| format!("gadget {:?}: invalid meta/gadget.yaml", gadget.name))?;
+    let volume = gadget_spec.boot_volume();
+    let epoch = image::source_date_epoch()?;
+
+    progress.step("staging the boot partition");
+    let mut staged: BTreeMap<usize, PathBuf> = BTreeMap::new();
+    let boot = volume
+        .structures
+        .iter()
+        .find(|s| is_boot_structure(s))
+        .context("the gadget has no vfat structure labelled system-boot (or with role system-seed/system-boot) to hold the seed")?;
+    for s in volume
+        .structures
+        .iter()
+        .filter(|s| s.filesystem != Filesystem::None)
+    {
+        let dir = work.join(format!("fs{}", s.index));
+        if dir.exists() {
+            fs::remove_dir_all(&dir)?;
+        }
+        image::stage_content(s, &gadget_dir, &dir)?;
+        staged.insert(s.index, dir);
+    }
+    let boot_dir = &staged[&boot.index];
+    write_seed(boot_dir, &verified, &snaps, store.as_ref(), epoch)?;
+    write_kernel(boot_dir, &kernel_dir)?;
+
+    progress.step("building the initramfs");
+    let agent = agent_path(args.agent.as_deref(), arch)?;
+    let roots = store.roots()?;
+    let roots_dir = work.join("roots");
+    fs::create_dir_all(&roots_dir)?;
+    let mut root_files = Vec::new();
+    for (i, a) in roots.iter().enumerate() {
+        let p = roots_dir.join(format!("{i:02}-{}", a.type_name()));
+        fs::write(&p, a.encode())?;
+        root_files.push(p);
+    }
+    let modules_root = single_subdir(&kernel_dir.join("modules"))?;
+    let initramfs = InitramfsBuilder::from_agent_file(&agent)?
+        .mtime(u32::try_from(epoch).unwrap_or(u32::MAX))
+        .modules(&modules_root, board.modules)?
+        .trusted(&root_files)?
+        .build(Compression::Gzip)?;
+    fs::write(boot_dir.join("initrd.img"), &initramfs.bytes)?;
+
+    progress.step("writing the image");
+    let size = args.image_size.as_deref().map(parse_size).transpose()?;
+    let bar = progress.bar();
+    let on_progress = |done: u64, total: u64| {
+        if let Some(b) = &bar {
+            b.set_length(total);
+            b.set_position(done);
+        }
+    };
+    let options = image::ImageOptions {
+        size,
+        epoch,
+        progress: Some(&on_progress),
+    };
+    let contents = |s: &Structure| staged.get(&s.index).cloned();
+    let report = image::write_image(volume, &gadget_dir, &contents, &args.output, &options)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    eprintln!(
+        "{}: {} MiB, model {}/{} ({}), seeded: {}",
+        args.output.display(),
+        report.size.div_ceil(1 << 20),
+        model.brand_id,
+        model.model,
+        arch_name,
+        snaps
+            .iter()
+            .map(|s| format!("{} ({})", s.file_name(), s.why))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Verifies the model and its chain against the store's roots before anything else.
+fn verify_model(path: &Path, store: &dyn Store) -> Result<Verified> {
+    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let all = Assertion::decode_all(&bytes)
+        .with_context(|| format!("cannot decode {}", path.display()))?;
+    let mut db = TrustDb::new();
+    for root in store.roots()? {
+        db.add_trusted(root);
+    }
+    let model = all
+        .iter()
+        .find(|a| a.type_name() == "model")
+        .with_context(|| format!("{} holds no model assertion", path.display()))?
+        .clone();
+    for a in all {
+        db.add(a);
+    }
+    let brand = model.header_str("brand-id").unwrap_or_default().to_owned();
+    for a in store.account_assertions(&brand)? {
+        db.add(a);
+    }
+    db.verify(&model).with_context(|| {
+        format!(
+            "the model {} does not verify against the store's roots",
+            path.display()
+        )
+    })
+}
+
+fn allows_local_snaps(model: &Model) -> bool {
+    model.grade.as_deref() == Some("dangerous")
+}
+
+fn parse_overrides(specs: &[String]) -> Result<BTreeMap<String, PathBuf>> {
+    let mut out = BTreeMap::new();
+    for spec in specs {
+        let (name, file) = spec
+            .split_once('=')
+            .with_context(|| format!("--snap {spec:?}: expected NAME=FILE"))?;
+        out.insert(name.to_owned(), PathBuf::from(file));
+    }
+    Ok(out)
+}
+
+/// The types a snap in each role may have.
+fn expected_types(why: &str) -> &'static [&'static str] {
+    match why {
+        "gadget" => &["gadget"],
+        "kernel" => &["kernel"],
+        "base" => &["base", "core"],
+        "snapd" => &["snapd"],
+        _ => &["app", "base", "core", "snapd", "gadget", "kernel"],
+    }
+}
+
+fn channel_with_track(channel: &str, track: Option<&str>) -> String {
+    match track {
+        None => channel.to_owned(),
+        // `gadget: pi3=18` pins the track; the risk (and branch) still come from -c.
+        Some(t) => {
+            let parts: Vec<&str> = channel.split('/').collect();
+            let risk_and_branch = match parts.as_slice() {
+                [risk] => (*risk).to_owned(),
+                [first, rest @ ..] if is_risk(first) => std::iter::once(*first)
+                    .chain(rest.iter().copied())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                [_, rest @ ..] => rest.join("/"),
+                [] => "stable".to_owned(),
+            };
+            format!("{t}/{risk_and_branch}")
+        }
+    }
+}
+
+fn is_risk(s: &str) -> bool {
+    matches!(s, "stable" | "candidate" | "beta" | "edge")
+}
+
+fn resolve_snaps(
+    model: &Model,
+    arch: &str,
+    channel: &str,
+    extra: &[String],
+    overrides: &BTreeMap<String, PathBuf>,
+    store: &dyn Store,
+) -> Result<Vec<SeedSnap>> {
+    let mut wanted: Vec<(String, Option<String>, &'static str)> = Vec::new();
+    if model.snaps.is_empty() {
+        if let Some(g) = &model.gadget {
+            wanted.push((g.clone(), model.gadget_track.clone(), "gadget"));
+        }
+        if let Some(k) = &model.kernel {
+            wanted.push((k.clone(), model.kernel_track.clone(), "kernel"));
+        }
+        wanted.push((model.base_or_core().to_owned(), None, "base"));
+        for r in &model.required_snaps {
+            wanted.push((r.clone(), None, "required"));
+        }
+    } else {
+        for s in &model.snaps {
+            let why = match s.snap_type.as_str() {
+                "gadget" => "gadget",
+                "kernel" => "kernel",
+                "base" | "core" if Some(&s.name) == model.base.as_ref() => "base",
+                "snapd" => "snapd",
+                _ if s.presence == "optional" => continue,
+                _ => "required",
+            };
+            wanted.push((s.name.clone(), None, why));
+        }
+        if !model
+            .snaps
+            .iter()
+            .any(|s| Some(&s.name) == model.base.as_ref())
+        {
+            wanted.push((model.base_or_core().to_owned(), None, "base"));
+        }
+    }
+    let mut out: Vec<SeedSnap> = Vec::new();
+    for (name, track, why) in wanted {
+        if out.iter().any(|s| s.name == name) {
+            continue;
+        }
+        let snap = match overrides.get(&name) {
+            Some(file) => local_snap(file, why)?,
+            None => {
+                let ch = channel_with_track(channel, track.as_deref());
+                let r = store
+                    .resolve(&name, &ch, arch)
+                    .with_context(|| format!("cannot seed the model's {why} snap {name:?}"))?;
+                SeedSnap {
+                    name: r.name.clone(),
+                    path: r.path.clone(),
+                    info: r.info.clone(),
+                    resolved: Some(r),
+                    why,
+                }
+            }
+        };
+        ensure!(
+            snap.info.name == name,
+            "{why} snap {}: its snap.yaml names it {:?}, the model wants {name:?}",
+            snap.path.display(),
+            snap.info.name
+        );
+        out.push(snap);
+    }
+    for spec in extra {
+        let snap = if spec.ends_with(".snap") || Path::new(spec).is_file() {
+            local_snap(Path::new(spec), "extra")?
+        } else {
+            let r = store
+                .resolve(spec, channel, arch)
+                .with_context(|| format!("cannot seed the extra snap {spec:?}"))?;
+            SeedSnap {
+                name: r.name.clone(),
+                path: r.path.clone(),
+                info: r.info.clone(),
+                resolved: Some(r),
+                why: "extra",
+            }
+        };
+        if out.iter().any(|s| s.name == snap.name) {
+            continue;
+        }
+        out.push(snap);
+    }
+    for s in &out {
+        let types = expected_types(s.why);
+        ensure!(
+            types.contains(&s.info.snap_type.as_str()),
+            "{} snap {:?} has type {:?}, expected {}",
+            s.why,
+            s.name,
+            s.info.snap_type,
+            types.join(" or ")
+        );
+        ensure!(
+            s.info.supports(arch),
+            "snap {:?} is for {} but the model's architecture is {arch}",
+            s.name,
+            s.info.architectures.join(", ")
+        );
+        if s.resolved.is_none() {
+            eprintln!("warning: snap {:?} is a local file with no store assertions; it is seeded unasserted", s.name);
+        }
+    }
+    Ok(out)
+}
+
+fn local_snap(file: &Path, why: &'static str) -> Result<SeedSnap> {
+    let info = snap::read_info(file).with_context(|| format!("{why} snap {}", file.display()))?;
+    Ok(SeedSnap {
+        name: info.name.clone(),
+        path: file.to_owned(),
+        info,
+        resolved: None,
+        why,
+    })
+}
+
+/// The structure that carries the seed: the FAT `system-boot` (or the seed/boot role).
+fn is_boot_structure(s: &Structure) -> bool {
+    s.filesystem.is_fat()
+        && (s.effective_label() == Some("system-boot")
+            || matches!(s.role, Some(Role::SystemSeed) | Some(Role::SystemBoot)))
+}
+
+/// Writes snapd's UC20 seed layout into the boot file system.
+fn write_seed(
+    boot: &Path,
+    model: &Verified,
+    snaps: &[SeedSnap],
+    store: &dyn Store,
+    epoch: u64,
+) -> Result<()> {
+    let label = seed_label(epoch);
+    let system = boot.join("systems").join(&label);
+    let assertions = system.join("assertions");
+    fs::create_dir_all(&assertions)?;
+    fs::create_dir_all(boot.join("snaps"))?;
+    fs::write(system.join("model"), model.assertion().encode())?;
+
+    let brand = model.assertion().header_str("brand-id").unwrap_or_default();
+    let mut model_etc = Vec::new();
+    for a in store.account_assertions(brand)? {
+        append(&mut model_etc, &a);
+    }
+    fs::write(assertions.join("model-etc"), model_etc)?;
+
+    let mut snap_assertions = Vec::new();
+    for s in snaps {
+        let dest = boot.join("snaps").join(s.file_name());
+        fs::copy(&s.path, &dest)
+            .with_context(|| format!("cannot copy {} into the seed", s.path.display()))?;
+        if let Some(r) = &s.resolved {
+            for a in store.snap_assertions(r)? {
+                append(&mut snap_assertions, &a);
+            }
+        }
+    }
+    fs::write(assertions.join("snaps"), snap_assertions)?;
+    Ok(())
+}
+
+fn append(stream: &mut Vec<u8>, a: &Assertion) {
+    if !stream.is_empty() {
+        stream.extend_from_slice(b"\n\n");
+    }
+    stream.extend_from_slice(a.encode());
+}
+
+/// The seed's system label: the build date, from `SOURCE_DATE_EPOCH` when set.
+fn seed_label(epoch: u64) -> String {
+    let t = if epoch == 0 && std::env::var_os("SOURCE_DATE_EPOCH").is_none() {
+        coreforge_assertions::Timestamp::now()
+    } else {
+        coreforge_assertions::Timestamp::from_unix(i64::try_from(epoch).unwrap_or(0))
+    };
+    t.to_string()[..10].replace('-', "")
+}
+
+/// Copies the kernel image and device trees from the kernel snap to the boot partition's root.
+fn write_kernel(boot: &Path, kernel_dir: &Path) -> Result<()> {
+    let image = kernel_dir.join("kernel.img");
+    ensure!(image.is_file(), "the kernel snap has no kernel.img");
+    fs::copy(&image, boot.join("kernel.img"))?;
+    let dtbs = kernel_dir.join("dtbs");
+    if dtbs.is_dir() {
+        for e in fs::read_dir(&dtbs)? {
+            let e = e?;
+            fs::copy(e.path(), boot.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+fn single_subdir(dir: &Path) -> Result<PathBuf> {
+    let mut subdirs = fs::read_dir(dir)
+        .with_context(|| format!("the kernel snap has no {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.path())
+        .collect::<Vec<_>>();
+    ensure!(
+        subdirs.len() == 1,
+        "the kernel snap must hold the modules of exactly one kernel release in modules/"
+    );
+    Ok(subdirs.remove(0))
+}
+
+/// Where the agent for `arch` is.
+fn agent_path(given: Option<&Path>, arch: Arch) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.to_owned());
+    }
+    let target = arch.rust_target();
+    let mut candidates = Vec::new();
+    if let Some(dir) = std::env::var_os("COREFORGE_AGENT_DIR") {
+        candidates.push(PathBuf::from(dir));
+    }
+    // The workspace's cross builds, found from this binary's place in target/<profile>/.
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(target_dir) = exe.parent().and_then(Path::parent) {
+            candidates.push(target_dir.join("cross"));
+        }
+    }
+    for dir in &candidates {
+        let p = dir.join(target).join("agent/coreforge-agent");
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    bail!("no coreforge-agent built for {target}: run `cross/build-agent.sh` or pass --agent FILE")
+}
+
+/// Sizes as `1073741824`, `512M`, `1G` (powers of 1024).
+fn parse_size(s: &str) -> Result<u64> {
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&s[..i], 1u64 << 10),
+        Some((i, 'M')) => (&s[..i], 1 << 20),
+        Some((i, 'G')) => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("invalid size {s:?}: use bytes or a number with K, M or G"))?;
+    n.checked_mul(mult)
+        .with_context(|| format!("size {s:?} is too large"))
+}
+
+/// Progress on a terminal (stderr); silent otherwise.
+struct Progress {
+    on_terminal: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            on_terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn step(&self, what: &str) {
+        if self.on_terminal {
+            eprintln!("build-image: {what}");
+        }
+    }
+
+    fn bar(&self) -> Option<indicatif::ProgressBar> {
+        self.on_terminal.then(|| {
+            let b = indicatif::ProgressBar::new(0);
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {eta}")
+            {
+                b.set_style(style);
+            }
+            b
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999G").is_err());
+    }
+
+    #[test]
+    fn tracks_pin_the_channel() {
+        assert_eq!(channel_with_track("beta", None), "beta");
+        assert_eq!(channel_with_track("beta", Some("18")), "18/beta");
+        assert_eq!(channel_with_track("latest/edge", Some("18")), "18/edge");
+        assert_eq!(channel_with_track("beta/fix", Some("18")), "18/beta/fix");
+    }
+
+    #[test]
+    fn seed_labels_follow_the_epoch() {
+        assert_eq!(seed_label(1_764_028_800), "20251125");
+    }
+}
