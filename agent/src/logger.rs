@@ -101,10 +101,15 @@ impl Log for Logger {
             return;
         }
         let text = record.args().to_string();
-        console::write_all(&console_line(record.level(), &text));
+        // Unless the command line says `quiet`, the kernel echoes kmsg records on its
+        // consoles, synchronously and bypassing the tty buffer. So: record first (its echo
+        // is out when the write returns), then our line, then wait until the UARTs have
+        // sent it, so the next echo cannot land in the middle of our line.
         if let Some(mut kmsg) = KMSG.get() {
             let _ = kmsg.write_all(kmsg_record(record.level(), &text).as_bytes());
         }
+        console::write_all(&console_line(record.level(), &text));
+        console::drain_all();
     }
 
     fn flush(&self) {}
