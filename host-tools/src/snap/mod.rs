@@ -296,6 +296,48 @@ mod tests {
     }
 
     #[test]
+    fn pack_then_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir_all(src.join("meta")).unwrap();
+        fs::create_dir_all(src.join("boot-assets")).unwrap();
+        fs::write(
+            src.join("meta/snap.yaml"),
+            "name: pi3\nversion: '1'\ntype: gadget\n",
+        )
+        .unwrap();
+        fs::write(src.join("meta/gadget.yaml"), "volumes: {}\n").unwrap();
+        fs::write(src.join("boot-assets/config.txt"), "enable_uart=1\n").unwrap();
+        let out = dir.path().join("pi3.snap");
+        assert_eq!(pack(&src, Some(&out)).unwrap(), out);
+        let info = read_info(&out).unwrap();
+        assert_eq!(
+            (info.name.as_str(), info.snap_type.as_str()),
+            ("pi3", "gadget")
+        );
+        assert_eq!(
+            read_file(&out, "meta/gadget.yaml").unwrap(),
+            b"volumes: {}\n"
+        );
+        assert_eq!(
+            read_file(&out, "./boot-assets/config.txt").unwrap(),
+            b"enable_uart=1\n"
+        );
+        assert!(matches!(
+            read_file(&out, "meta/missing.yaml"),
+            Err(SnapError::Tool { .. })
+        ));
+        let dest = dir.path().join("unpacked");
+        extract(&out, &dest).unwrap();
+        assert_eq!(
+            fs::read(dest.join("boot-assets/config.txt")).unwrap(),
+            b"enable_uart=1\n"
+        );
+        // Extracting again over the same directory works.
+        extract(&out, &dest).unwrap();
+    }
+
+    #[test]
     fn not_a_snap() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("x.snap");

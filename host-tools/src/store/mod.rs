@@ -186,3 +186,6 @@ fn list_or_none(items: &[String]) -> String {
         items.join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests;
