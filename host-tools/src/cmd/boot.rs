@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use coreforge_boards::{Arch, Board, QemuInputs};
+use coreforge_boards::{Arch, Board, ConsoleKind, QemuInputs};
 
 use crate::image::{read_partitions, FatReader};
 
@@ -139,7 +139,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         disk: Some(&overlay),
         extra_cmdline: Some(&extra),
         // mon: puts QEMU's monitor on the console too (Ctrl-A C), and Ctrl-A X quits.
-        serial: vec![if interactive { "mon:stdio" } else { "stdio" }.into()],
+        serial: serial_ports(board, if interactive { "mon:stdio" } else { "stdio" }),
         no_reboot: !interactive,
     };
     let qemu_args = qcow2_disk(board.qemu_args(&inputs));
@@ -353,6 +353,31 @@ fn cmdline_extra(fat: &FatReader, append: Option<&str>) -> Result<Vec<String>> {
     };
     words.extend(append.unwrap_or("").split_whitespace().map(str::to_string));
     Ok(words)
+}
+
+/// `-serial` values: `console` on the UART that is the kernel's `/dev/console` (the last
+/// UART in the board's consoles), `null` on the ports before it. QEMU's raspi machines put
+/// the PL011 on port 0 and the mini UART on port 1.
+fn serial_ports(board: &Board, console: &str) -> Vec<String> {
+    let port = match board
+        .consoles
+        .iter()
+        .rev()
+        .map(|c| c.kind)
+        .find(|k| *k != ConsoleKind::Framebuffer)
+    {
+        Some(ConsoleKind::MiniUart) => 1,
+        _ => 0,
+    };
+    (0..=port)
+        .map(|p| {
+            if p == port {
+                console.to_string()
+            } else {
+                "null".to_string()
+            }
+        })
+        .collect()
 }
 
 /// A qcow2 overlay over the raw image: QEMU writes there, the image stays as it was.
