@@ -210,7 +210,7 @@ fn power_or_report(action: Action) {
         Action::Reboot => "reboot",
         Action::PowerOff => "power off",
     };
-    error!("cannot {verb}: {e} — choose again below");
+    error!("cannot {verb}: {e} — {}", e.todo());
 }
 
 /// The panic hook: report, then a reboot/power-off prompt that never returns, since with

@@ -31,10 +31,22 @@ impl std::fmt::Display for PowerError {
         match self {
             PowerError::NoWatchdog => write!(
                 f,
-                "this Raspberry Pi has no bcm2835_wdt watchdog driver loaded, and the kernel \
-                 reboots and powers off through it — add bcm2835_wdt to the board's modules"
+                "the bcm2835_wdt watchdog driver is not loaded, and a Raspberry Pi reboots and \
+                 powers off only through it"
             ),
             PowerError::Syscall(e) => write!(f, "the kernel refused: {e}"),
+        }
+    }
+}
+
+impl PowerError {
+    /// What the person at the console can do about it.
+    pub fn todo(&self) -> &'static str {
+        match self {
+            PowerError::NoWatchdog => {
+                "add bcm2835_wdt to the board's modules; until then, unplug the power"
+            }
+            PowerError::Syscall(_) => "choose again below, or unplug the power",
         }
     }
 }
