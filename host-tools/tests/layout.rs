@@ -136,10 +136,13 @@ fn gpt_with(structures: &str) -> String {
     format!("volumes:\n  v:\n    schema: gpt\n    bootloader: grub\n    structure:\n{structures}")
 }
 
+/// A gadget, a test its problem must pass, and text its message must contain.
+type Case = (String, fn(&Problem) -> bool, &'static str);
+
 #[test]
 fn each_invalid_gadget_gets_its_error() {
     let fat = "      - name: boot\n        type: 0C\n        filesystem: vfat\n        size: 64M\n";
-    let cases: Vec<(String, fn(&Problem) -> bool, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "volumes:\n  v:\n    schema: dos\n    bootloader: piboot\n    structure: []\n".into(),
             |p| matches!(p, Problem::UnknownSchema(s) if s == "dos"),

@@ -249,6 +249,12 @@ fn read_gpt(file: &File, path: &Path) -> Result<Vec<Partition>, ImageError> {
         // Disk order back to text order: the same swap undoes itself.
         let ty = Guid(Guid(ty).to_disk_bytes());
         let (first, last) = (le64(e, 32), le64(e, 40));
+        if last < first {
+            return Err(bad(format!(
+                "GPT entry {} ends (LBA {last}) before it starts (LBA {first})",
+                i + 1
+            )));
+        }
         let units: Vec<u16> = e[56..128]
             .chunks(2)
             .map(|c| u16::from_le_bytes([c[0], c[1]]))
