@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced, not run: fetches pinned Debian packages of any architecture (arm64, armhf, all)
 # without installing them and without adding a foreign dpkg architecture. A private apt
 # configuration (state, cache and sources list under $DEBS_APTDIR) reads the arm64/armhf

@@ -22,8 +22,9 @@ update=0
 # shellcheck source=kernels.env
 . "$pins"
 
-# shellcheck source=debs.sh
+# shellcheck disable=SC2034 # read by debs.sh
 DEBS_MIRROR="$KERNEL_MIRROR" DEBS_SUITE="$KERNEL_SUITE" DEBS_APTDIR="$aptdir"
+# shellcheck source=debs.sh
 . "$here/debs.sh"
 
 if [ "$update" = 1 ]; then

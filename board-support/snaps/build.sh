@@ -27,10 +27,11 @@ pins="$here/packages.env"
 epoch="${SOURCE_DATE_EPOCH:-0}"
 update_hint="run board-support/snaps/build.sh --update and commit board-support/snaps/packages.env"
 
-# shellcheck source=../../cross/kernels.env
+# shellcheck source=cross/kernels.env
 . "$root/cross/kernels.env"
-# shellcheck source=../../cross/debs.sh
+# shellcheck disable=SC2034 # read by debs.sh
 DEBS_MIRROR="$KERNEL_MIRROR" DEBS_SUITE="$KERNEL_SUITE"
+# shellcheck source=cross/debs.sh
 . "$root/cross/debs.sh"
 
 say() { echo "build.sh: $*" >&2; }
@@ -118,7 +119,8 @@ normalize_modes() {
 }
 
 populate_pi2_kernel() {
-    local dir="$1" arch="$2" k="$cache/kernels/$arch" release rel list
+    local dir="$1" arch="$2" release rel list
+    local k="$cache/kernels/$arch"
     release="$(cat "$k/release")"
     if [ "$arch" = arm64 ]; then
         cp "$k/Image" "$dir/kernel.img" # raspi3b (and a real Pi's firmware) want the plain Image
@@ -168,7 +170,7 @@ populate_core() {
     mkdir -p "$dir/usr/share/doc/busybox-static"
     install -m 0755 "$bb/bin/busybox" "$dir/bin/busybox"
     cp "$bb/usr/share/doc/busybox-static/copyright" "$dir/usr/share/doc/busybox-static/"
-    case "$arch" in arm64) qemu=qemu-aarch64 ;; armhf) qemu=qemu-arm ;; esac
+    case "$arch" in arm64) qemu="qemu-aarch64" ;; armhf) qemu="qemu-arm" ;; esac
     command -v "$qemu" >/dev/null || {
         say "$qemu not found: install qemu-user (cross/setup.sh) to list busybox's applets"
         return 1
@@ -216,10 +218,10 @@ update_pins() {
     fw="$(debs_field raspi-firmware Version)"
     a64="$(debs_field busybox-static:arm64 Version)"
     ahf="$(debs_field busybox-static:armhf Version)"
-    [ -n "$fw" ] && [ -n "$a64" ] && [ -n "$ahf" ] || {
+    if [ -z "$fw" ] || [ -z "$a64" ] || [ -z "$ahf" ]; then
         say "cannot find raspi-firmware and busybox-static for arm64 and armhf in $DEBS_MIRROR $DEBS_SUITE"
         return 1
-    }
+    fi
     cat >"$pins" <<PINS
 # Debian packages in the board snaps (suite and mirror: cross/kernels.env's); written by
 # board-support/snaps/build.sh --update. The kernel itself is pinned in cross/kernels.env.
@@ -245,7 +247,7 @@ case "${1:-all}" in
         exit 2
         ;;
 esac
-# shellcheck source=packages.env
+# shellcheck source=board-support/snaps/packages.env
 . "$pins"
 
 "$root/cross/fetch-kernels.sh" >&2

@@ -47,7 +47,9 @@ fn boards(arch: Arch) -> impl Iterator<Item = &'static Board> {
 /// Every board's modules with their closure, each file once, relative to `dir`.
 fn modules(arch: Arch, dir: &Path) -> Result<Vec<String>> {
     let index = ModuleIndex::scan(dir)?;
-    let names: Vec<&str> = boards(arch).flat_map(|b| b.modules.iter().copied()).collect();
+    let names: Vec<&str> = boards(arch)
+        .flat_map(|b| b.modules.iter().copied())
+        .collect();
     let mut out: Vec<String> = Vec::new();
     for module in index.resolve(&names)? {
         let rel = module.source.strip_prefix(dir)?.display().to_string();

@@ -1,0 +1,305 @@
+//! The board snaps board-support/snaps/build.sh packed into the cache: each one's
+//! meta/snap.yaml, and that each carries what the boards boot with, built from the current
+//! sources. Missing snaps fail (they are an input of the image tests), never skip.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use coreforge_boards::{Arch, Board};
+use coreforge_initramfs::ModuleIndex;
+use serde_norway::Value;
+
+const BUILD: &str = "run board-support/snaps/build.sh";
+
+/// `${COREFORGE_CACHE:-$HOME/.cache/coreforge}`.
+fn cache() -> PathBuf {
+    match std::env::var_os("COREFORGE_CACHE") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/coreforge")
+        }
+    }
+}
+
+/// The one `<name>_<version>_<arch>.snap` in the cache.
+fn snap(name: &str, arch: Arch) -> PathBuf {
+    let dir = cache().join("snaps");
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}: the board snaps are not built; {BUILD}",
+            dir.display()
+        )
+    });
+    let suffix = format!("_{arch}.snap");
+    let found: Vec<PathBuf> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let file = p.file_name().unwrap().to_string_lossy();
+            file.starts_with(&format!("{name}_")) && file.ends_with(&suffix)
+        })
+        .collect();
+    match found.as_slice() {
+        [one] => one.clone(),
+        [] => panic!("no {name} snap for {arch} in {}; {BUILD}", dir.display()),
+        many => panic!("several {name} snaps for {arch}: {many:?}; {BUILD}"),
+    }
+}
+
+/// A file inside a snap, through `unsquashfs -cat`.
+fn cat(snap: &Path, inner: &str) -> Vec<u8> {
+    let out = Command::new("unsquashfs")
+        .arg("-cat")
+        .arg(snap)
+        .arg(inner)
+        .output()
+        .expect("unsquashfs runs (squashfs-tools)");
+    assert!(
+        out.status.success(),
+        "{}: no {inner}: {}",
+        snap.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Every path in a snap (without a leading `/`), with ` -> target` after symlinks.
+fn listing(snap: &Path) -> Vec<String> {
+    let out = Command::new("unsquashfs")
+        .args(["-ll", "-d", "ROOT"])
+        .arg(snap)
+        .output()
+        .expect("unsquashfs runs (squashfs-tools)");
+    assert!(out.status.success(), "{}: cannot list", snap.display());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(" ROOT/").map(|(_, path)| path.to_string()))
+        .collect()
+}
+
+/// The paths under `dir/` in a listing, relative to it.
+fn under<'a>(list: &'a [String], dir: &str) -> BTreeSet<&'a str> {
+    list.iter()
+        .filter_map(|p| p.strip_prefix(dir).and_then(|p| p.strip_prefix('/')))
+        .collect()
+}
+
+fn snap_yaml(snap: &Path) -> Value {
+    serde_norway::from_slice(&cat(snap, "meta/snap.yaml"))
+        .unwrap_or_else(|e| panic!("{}: meta/snap.yaml: {e}", snap.display()))
+}
+
+#[test]
+fn each_snap_declares_its_name_type_and_arch() {
+    for arch in Arch::ALL {
+        for (name, snap_type) in [
+            ("pi2-kernel", "kernel"),
+            ("pi3", "gadget"),
+            ("qemu-virt", "gadget"),
+            ("core", "core"),
+        ] {
+            let file = snap(name, arch);
+            let yaml = snap_yaml(&file);
+            assert_eq!(yaml["name"].as_str(), Some(name), "{}", file.display());
+            assert_eq!(yaml["type"].as_str(), Some(snap_type), "{}", file.display());
+            let archs: Vec<&str> = yaml["architectures"]
+                .as_sequence()
+                .expect("architectures is a list")
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            assert_eq!(archs, [arch.debian_name()], "{}", file.display());
+            // snapd's file name: <name>_<version>_<arch>.snap.
+            let version = yaml["version"].as_str().expect("a version string");
+            let expected = format!("{name}_{version}_{arch}.snap");
+            assert_eq!(file.file_name().unwrap().to_string_lossy(), expected);
+        }
+    }
+}
+
+/// A source file of the snaps, as committed.
+fn source(rel: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("snaps")
+        .join(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn gadgets_carry_the_current_sources() {
+    for arch in Arch::ALL {
+        for gadget in ["pi3", "qemu-virt"] {
+            let file = snap(gadget, arch);
+            for inner in ["meta/gadget.yaml", "boot-assets/cmdline.txt"] {
+                assert!(
+                    cat(&file, inner) == source(&format!("{gadget}/{inner}")),
+                    "{}: {inner} differs from the source tree (stale); {BUILD}",
+                    file.display()
+                );
+            }
+        }
+        let pi3 = snap("pi3", arch);
+        assert!(
+            cat(&pi3, "boot-assets/config.txt")
+                == source(&format!("pi3/arch/{arch}/boot-assets/config.txt")),
+            "{}: config.txt is not the {arch} one (stale?); {BUILD}",
+            pi3.display()
+        );
+    }
+}
+
+#[test]
+fn pi3_gadget_has_the_firmware_and_virt_none() {
+    for arch in Arch::ALL {
+        let pi3 = listing(&snap("pi3", arch));
+        let assets = under(&pi3, "boot-assets");
+        for f in [
+            "bootcode.bin",
+            "start.elf",
+            "fixup.dat",
+            "config.txt",
+            "cmdline.txt",
+        ] {
+            assert!(
+                assets.contains(f),
+                "pi3 ({arch}) lacks boot-assets/{f}: {assets:?}"
+            );
+        }
+        assert!(
+            !assets.iter().any(|f| f.starts_with("start4")),
+            "Pi 4 firmware in the pi3 gadget"
+        );
+        let virt = listing(&snap("qemu-virt", arch));
+        let assets: BTreeSet<&str> = under(&virt, "boot-assets");
+        assert_eq!(
+            assets,
+            BTreeSet::from(["cmdline.txt"]),
+            "qemu-virt ({arch})"
+        );
+    }
+}
+
+/// The device trees the arch's boards and QEMU machines use, by file name.
+fn board_dtbs(arch: Arch) -> BTreeSet<String> {
+    Board::all()
+        .iter()
+        .filter(|b| b.arch == arch)
+        .flat_map(|b| [b.dtb, b.qemu.dtb])
+        .flatten()
+        .map(|d| d.rsplit('/').next().unwrap().to_string())
+        .collect()
+}
+
+/// The unpacked kernel of `arch` (cross/fetch-kernels.sh).
+fn kernel_dir(arch: Arch) -> PathBuf {
+    let dir = cache().join("kernels").join(arch.debian_name());
+    assert!(
+        dir.join("release").is_file(),
+        "{}: no kernel; run cross/fetch-kernels.sh",
+        dir.display()
+    );
+    dir
+}
+
+#[test]
+fn kernel_snap_has_the_image_the_dtbs_and_exactly_the_module_closure() {
+    for arch in Arch::ALL {
+        let file = snap("pi2-kernel", arch);
+        let list = listing(&file);
+
+        let image = cat(&file, "kernel.img");
+        match arch {
+            // arm64 Image header: magic "ARM\x64" at 56 (raspi3b loads no compressed kernel).
+            Arch::Arm64 => assert_eq!(
+                &image[56..60],
+                b"ARM\x64",
+                "arm64 kernel.img is not an Image"
+            ),
+            // zImage header: magic 0x016f2818 at 0x24.
+            Arch::Armhf => assert_eq!(
+                &image[0x24..0x28],
+                &0x016f_2818u32.to_le_bytes(),
+                "armhf kernel.img is not a zImage"
+            ),
+        }
+
+        let dtbs: BTreeSet<String> = under(&list, "dtbs").into_iter().map(String::from).collect();
+        assert_eq!(dtbs, board_dtbs(arch), "{}", file.display());
+
+        let kernel = kernel_dir(arch);
+        let release = std::fs::read_to_string(kernel.join("release")).unwrap();
+        let modules_dir = kernel.join("modules");
+        let names: Vec<&str> = Board::all()
+            .iter()
+            .filter(|b| b.arch == arch)
+            .flat_map(|b| b.modules.iter().copied())
+            .collect();
+        let closure = ModuleIndex::scan(&modules_dir)
+            .unwrap()
+            .resolve(&names)
+            .unwrap();
+        let want: BTreeSet<String> = closure
+            .iter()
+            .map(|m| {
+                m.source
+                    .strip_prefix(&modules_dir)
+                    .unwrap()
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        let got: BTreeSet<String> = under(&list, &format!("modules/{}", release.trim()))
+            .into_iter()
+            .filter(|p| p.ends_with(".ko") || p.ends_with(".ko.xz") || p.ends_with(".ko.zst"))
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            got,
+            want,
+            "{}: modules differ from the boards' closure; {BUILD}",
+            file.display()
+        );
+        assert!(
+            want.iter().any(|m| m.ends_with("/ext4.ko")),
+            "closure lacks ext4"
+        );
+    }
+}
+
+#[test]
+fn core_snap_boots_busybox_init() {
+    for arch in Arch::ALL {
+        let file = snap("core", arch);
+        let list = listing(&file);
+        assert!(
+            list.iter().any(|p| p == "sbin/init -> ../bin/busybox"),
+            "{}: no /sbin/init",
+            file.display()
+        );
+        assert!(
+            list.iter().any(|p| p == "bin/sh -> ../bin/busybox"),
+            "{}: no /bin/sh",
+            file.display()
+        );
+        assert!(
+            list.iter().any(|p| p == "etc/inittab"),
+            "{}: no /etc/inittab",
+            file.display()
+        );
+        let busybox = cat(&file, "bin/busybox");
+        assert_eq!(&busybox[..4], b"\x7fELF");
+        // e_machine: EM_AARCH64 (183) or EM_ARM (40), little endian.
+        let machine = u16::from_le_bytes([busybox[18], busybox[19]]);
+        let want = match arch {
+            Arch::Arm64 => 183,
+            Arch::Armhf => 40,
+        };
+        assert_eq!(
+            machine,
+            want,
+            "{}: busybox is for the wrong machine",
+            file.display()
+        );
+    }
+}
