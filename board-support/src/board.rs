@@ -64,10 +64,10 @@ pub struct Board {
     pub qemu: QemuMachine,
 }
 
-/// The Raspberry Pi's consoles. QEMU's raspi machines wire their first `-serial` to the
-/// PL011 (ttyAMA0) and the second to the mini UART (ttyS1); a real Pi 3 has the mini UART
-/// on GPIO 14/15. The PL011 comes last so that it is `/dev/console` under QEMU.
-const PI_CONSOLES: &[Console] = &[
+/// A real Pi 3's consoles: the HDMI framebuffer and the mini UART on GPIO 14/15 (the
+/// PL011 drives Bluetooth there, and its device tree hands it to the Bluetooth driver, so
+/// there is no /dev/ttyAMA0 to open). The last one is the kernel's `/dev/console`.
+const PI3_CONSOLES: &[Console] = &[
     Console {
         device: "tty1",
         kind: ConsoleKind::Framebuffer,
@@ -77,6 +77,16 @@ const PI_CONSOLES: &[Console] = &[
         device: "ttyS1",
         kind: ConsoleKind::MiniUart,
         baud: Some(115_200),
+    },
+];
+
+/// QEMU's raspi2b (the armhf stand-in): a Pi 2 has no Bluetooth, its serial console is
+/// the PL011, and its device tree leaves the mini UART off.
+const PI2_CONSOLES: &[Console] = &[
+    Console {
+        device: "tty1",
+        kind: ConsoleKind::Framebuffer,
+        baud: None,
     },
     Console {
         device: "ttyAMA0",
@@ -93,7 +103,8 @@ const VIRT_CONSOLES: &[Console] = &[Console {
 }];
 
 // After the block drivers, every board needs the same file systems: the boot FAT partition
-// with its code pages, ext4 (with the crc32c it asks for only by alias) for `writable`,
+// with its code page and I/O charsets (Debian's default iocharset is ascii: vfat refuses to
+// mount without nls_ascii), ext4 (with the crc32c it asks for only by alias) for `writable`,
 // squashfs for snaps, overlay for the root file system.
 
 /// The Pi's boot modules: both SD host drivers (QEMU and board revisions differ in which
@@ -104,6 +115,7 @@ const PI_MODULES: &[&str] = &[
     "bcm2835_wdt",
     "vfat",
     "nls_cp437",
+    "nls_ascii",
     "nls_iso8859_1",
     "crc32c_generic",
     "ext4",
@@ -116,6 +128,7 @@ const VIRT_MODULES: &[&str] = &[
     "virtio_blk",
     "vfat",
     "nls_cp437",
+    "nls_ascii",
     "nls_iso8859_1",
     "crc32c_generic",
     "ext4",
@@ -128,12 +141,15 @@ const BOARDS: &[Board] = &[
     Board {
         name: "pi3",
         arch: Arch::Arm64,
-        consoles: PI_CONSOLES,
+        consoles: PI3_CONSOLES,
         base_cmdline: "panic=-1",
         dtb: Some("broadcom/bcm2837-rpi-3-b.dtb"),
         modules: PI_MODULES,
         qemu: QemuMachine {
             machine: "raspi3b",
+            consoles: PI3_CONSOLES,
+            // -serial 0 is the PL011 (Bluetooth on a Pi 3), -serial 1 the mini UART.
+            console_port: 1,
             cpu: None,
             memory_mib: None,
             dtb: Some("broadcom/bcm2837-rpi-3-b.dtb"),
@@ -145,13 +161,15 @@ const BOARDS: &[Board] = &[
     Board {
         name: "pi3",
         arch: Arch::Armhf,
-        consoles: PI_CONSOLES,
+        consoles: PI3_CONSOLES,
         base_cmdline: "panic=-1",
         dtb: Some("bcm2837-rpi-3-b.dtb"),
         modules: PI_MODULES,
         // The armhf kernel does not boot on QEMU's raspi3b: emulate the Pi 2, same SoC family.
         qemu: QemuMachine {
             machine: "raspi2b",
+            consoles: PI2_CONSOLES,
+            console_port: 0,
             cpu: None,
             memory_mib: None,
             dtb: Some("bcm2836-rpi-2-b.dtb"),
@@ -169,6 +187,8 @@ const BOARDS: &[Board] = &[
         modules: VIRT_MODULES,
         qemu: QemuMachine {
             machine: "virt",
+            consoles: VIRT_CONSOLES,
+            console_port: 0,
             cpu: Some("cortex-a53"),
             memory_mib: Some(256),
             dtb: None,
@@ -186,6 +206,8 @@ const BOARDS: &[Board] = &[
         modules: VIRT_MODULES,
         qemu: QemuMachine {
             machine: "virt",
+            consoles: VIRT_CONSOLES,
+            console_port: 0,
             cpu: Some("cortex-a15"),
             memory_mib: Some(256),
             dtb: None,
@@ -219,20 +241,14 @@ impl Board {
         format!("{}-{}", self.name, self.arch)
     }
 
-    /// The full kernel command line: the base line, then one `console=` per console.
+    /// The device's kernel command line: the base line, then one `console=` per console.
     pub fn cmdline(&self) -> String {
-        let mut line = String::from(self.base_cmdline);
-        for console in self.consoles {
-            if !line.is_empty() {
-                line.push(' ');
-            }
-            line.push_str("console=");
-            line.push_str(console.device);
-            if let Some(baud) = console.baud {
-                line.push_str(&format!(",{baud}"));
-            }
-        }
-        line
+        cmdline_with(self.base_cmdline, self.consoles)
+    }
+
+    /// The kernel command line under QEMU, with the consoles the emulated machine has.
+    pub fn qemu_cmdline(&self) -> String {
+        cmdline_with(self.base_cmdline, self.qemu.consoles)
     }
 
     /// The device holding the boot disk's first partition as the kernel names it.
@@ -242,6 +258,22 @@ impl Board {
             DiskBus::VirtioMmio => "/dev/vda1",
         }
     }
+}
+
+/// `base` followed by `console=` entries; the last console becomes `/dev/console`.
+fn cmdline_with(base: &str, consoles: &[Console]) -> String {
+    let mut line = String::from(base);
+    for console in consoles {
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str("console=");
+        line.push_str(console.device);
+        if let Some(baud) = console.baud {
+            line.push_str(&format!(",{baud}"));
+        }
+    }
+    line
 }
 
 #[cfg(test)]
@@ -275,24 +307,46 @@ mod tests {
     }
 
     #[test]
-    fn cmdline_ends_with_the_console_qemu_shows() {
-        for board in Board::all() {
-            let line = board.cmdline();
-            let last = line.split(' ').next_back().unwrap();
-            assert_eq!(last, "console=ttyAMA0,115200", "{}: {line}", board.id());
-            assert!(line.starts_with("panic=-1"), "{line}");
+    fn the_last_console_is_the_interactive_serial_port() {
+        let last = |line: String| line.rsplit(' ').next().unwrap().to_string();
+        let pi64 = Board::by_name("pi3", Arch::Arm64).unwrap();
+        assert_eq!(pi64.cmdline(), "panic=-1 console=tty1 console=ttyS1,115200");
+        assert_eq!(pi64.qemu_cmdline(), pi64.cmdline());
+        let pi32 = Board::by_name("pi3", Arch::Armhf).unwrap();
+        assert_eq!(last(pi32.cmdline()), "console=ttyS1,115200");
+        assert_eq!(last(pi32.qemu_cmdline()), "console=ttyAMA0,115200");
+        for arch in Arch::ALL {
+            let virt = Board::by_name("qemu-virt", arch).unwrap();
+            assert_eq!(virt.qemu_cmdline(), "panic=-1 console=ttyAMA0,115200");
         }
-        assert_eq!(
-            Board::by_name("pi3", Arch::Arm64).unwrap().cmdline(),
-            "panic=-1 console=tty1 console=ttyS1,115200 console=ttyAMA0,115200"
-        );
+    }
+
+    #[test]
+    fn qemu_console_port_points_at_the_uart_of_the_last_console() {
+        for board in Board::all() {
+            let last = board.qemu.consoles.last().unwrap();
+            let want = match (board.qemu.machine, last.kind) {
+                // QEMU's Pi machines: -serial 0 is the PL011, -serial 1 the mini UART.
+                ("raspi3b" | "raspi2b", ConsoleKind::MiniUart) => 1,
+                (_, ConsoleKind::Pl011) => 0,
+                other => panic!("{}: unexpected {other:?}", board.id()),
+            };
+            assert_eq!(board.qemu.console_port, want, "{}", board.id());
+        }
     }
 
     #[test]
     fn pi_boards_load_sd_and_watchdog_modules() {
         for arch in Arch::ALL {
             let pi = Board::by_name("pi3", arch).unwrap();
-            for m in ["sdhci_iproc", "bcm2835", "bcm2835_wdt", "vfat", "ext4"] {
+            for m in [
+                "sdhci_iproc",
+                "bcm2835",
+                "bcm2835_wdt",
+                "vfat",
+                "nls_ascii",
+                "ext4",
+            ] {
                 assert!(pi.modules.contains(&m), "{} lacks {m}", pi.id());
             }
             assert!(pi.consoles.iter().any(|c| c.kind == ConsoleKind::MiniUart));

@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use crate::Board;
+use crate::{Board, Console};
 
 /// How the boot disk is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +20,10 @@ pub enum DiskBus {
 pub struct QemuMachine {
     /// `-M` value.
     pub machine: &'static str,
+    /// The consoles the emulated machine has (may differ from the real board's).
+    pub consoles: &'static [Console],
+    /// Index of the `-serial` port wired to the last (interactive) console.
+    pub console_port: usize,
     /// `-cpu` value, when the machine's default cannot run the kernel.
     pub cpu: Option<&'static str>,
     /// `-m` in MiB; `None` keeps the machine's fixed size (the raspi machines have 1 GiB).
@@ -48,7 +52,8 @@ pub struct QemuInputs<'a> {
     pub disk: Option<&'a Path>,
     /// Words appended to the board's kernel command line (e.g. `coreforge.then=poweroff`).
     pub extra_cmdline: Option<&'a str>,
-    /// Where each serial port goes, in order (`-serial` values); empty means `stdio` for the first.
+    /// Where each serial port goes, in order (`-serial` values); empty means `stdio` on the
+    /// machine's console port (see [`QemuMachine::console_port`]) and `null` before it.
     pub serial: Vec<String>,
     /// Exit QEMU when the guest reboots instead of restarting it.
     pub no_reboot: bool,
@@ -83,7 +88,7 @@ impl Board {
         if let Some(initrd) = inputs.initrd {
             push("-initrd", initrd.into());
         }
-        let mut cmdline = self.cmdline();
+        let mut cmdline = self.qemu_cmdline();
         if let Some(extra) = inputs.extra_cmdline.filter(|e| !e.is_empty()) {
             cmdline.push(' ');
             cmdline.push_str(extra);
@@ -98,11 +103,17 @@ impl Board {
                 }
             }
         }
-        if inputs.serial.is_empty() {
-            push("-serial", "stdio".into());
-        }
-        for serial in &inputs.serial {
-            push("-serial", serial.into());
+        let default_serial: Vec<String>;
+        let serial = if inputs.serial.is_empty() {
+            default_serial = (0..=q.console_port)
+                .map(|i| if i == q.console_port { "stdio" } else { "null" }.to_string())
+                .collect();
+            &default_serial
+        } else {
+            &inputs.serial
+        };
+        for port in serial {
+            push("-serial", port.into());
         }
         if inputs.no_reboot {
             args.push("-no-reboot".into());
@@ -184,15 +195,15 @@ mod tests {
         let board = Board::by_name("pi3", Arch::Arm64).unwrap();
         let mut i = inputs(Path::new("/d/sd.img"));
         i.dtb = Some(Path::new("/k/bcm2837-rpi-3-b.dtb"));
-        i.serial = vec!["stdio".into(), "file:/tmp/mini-uart.log".into()];
+        let args = args_of(board, &i);
+        // The mini UART is the second port: the first gets nothing.
+        assert_eq!(values(&args, "-serial"), ["null", "stdio"]);
+        i.serial = vec!["file:/tmp/pl011.log".into(), "stdio".into()];
         let args = args_of(board, &i);
         assert_eq!(values(&args, "-M"), ["raspi3b"]);
         assert_eq!(values(&args, "-drive"), ["file=/d/sd.img,format=raw,if=sd"]);
         assert_eq!(values(&args, "-dtb"), ["/k/bcm2837-rpi-3-b.dtb"]);
-        assert_eq!(
-            values(&args, "-serial"),
-            ["stdio", "file:/tmp/mini-uart.log"]
-        );
+        assert_eq!(values(&args, "-serial"), ["file:/tmp/pl011.log", "stdio"]);
         assert!(values(&args, "-m").is_empty() && values(&args, "-cpu").is_empty());
         assert!(board.qemu.disk_size_power_of_two && board.qemu.uncompressed_kernel);
     }
@@ -204,7 +215,7 @@ mod tests {
         let append = values(&args, "-append")[0];
         assert_eq!(
             append,
-            format!("{} coreforge.then=poweroff", board.cmdline())
+            format!("{} coreforge.then=poweroff", board.qemu_cmdline())
         );
         assert_eq!(values(&args, "-M"), ["raspi2b"]);
     }

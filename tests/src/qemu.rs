@@ -1,0 +1,344 @@
+//! Booting a board in QEMU and talking to its first serial port.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use coreforge_boards::{Board, QemuInputs};
+
+use crate::{initramfs, make_boot_disk, InitKind, Kernel};
+
+/// What to boot: a board, its init, an optional boot disk, extra kernel arguments.
+#[derive(Debug, Clone)]
+pub struct Boot {
+    /// The board (and arch) to emulate.
+    pub board: &'static Board,
+    /// What runs as PID 1.
+    pub init: InitKind,
+    /// Files for the FAT `system-boot` partition; `None` boots without a disk.
+    pub disk_files: Option<Vec<(String, Vec<u8>)>>,
+    /// Appended to the board's kernel command line.
+    pub extra_cmdline: String,
+    /// Make a guest reboot exit QEMU.
+    pub no_reboot: bool,
+    /// Names the scratch folder and the logs.
+    pub name: String,
+}
+
+impl Boot {
+    /// Boots `board` with `init`, no disk, no extra arguments; `name` must be unique per test.
+    pub fn new(name: &str, board: &'static Board, init: InitKind) -> Self {
+        Boot {
+            board,
+            init,
+            disk_files: None,
+            extra_cmdline: String::new(),
+            no_reboot: false,
+            name: name.to_string(),
+        }
+    }
+
+    /// Adds a boot disk holding the shared test model at `systems/20250101/model`.
+    pub fn with_model_disk(mut self) -> anyhow::Result<Self> {
+        self.disk_files = Some(vec![(
+            "systems/20250101/model".to_string(),
+            crate::test_model()?,
+        )]);
+        Ok(self)
+    }
+
+    /// Builds the initramfs and disk in the scratch folder and starts QEMU.
+    pub fn start(&self) -> anyhow::Result<Qemu> {
+        let kernel = Kernel::for_arch(self.board.arch)?;
+        kernel.check_for(self.board)?;
+        let dir = crate::scratch_dir(&self.name)?;
+        let initrd = dir.join("initrd.img");
+        let image = initramfs(self.board, &kernel, self.init, &initrd)?;
+        let disk = match &self.disk_files {
+            Some(files) => {
+                let path = dir.join("disk.img");
+                let files: Vec<(&str, &[u8])> = files
+                    .iter()
+                    .map(|(p, d)| (p.as_str(), d.as_slice()))
+                    .collect();
+                make_boot_disk(&path, &files)?;
+                Some(path)
+            }
+            None => None,
+        };
+        let kernel_image = kernel.image_for(self.board);
+        let dtb = kernel.qemu_dtb_for(self.board);
+        // The interactive console's UART is on stdio; the machine's other UART goes to a file.
+        let second_serial = dir.join("other-serial.log");
+        let _ = std::fs::remove_file(&second_serial);
+        let inputs = QemuInputs {
+            kernel: Some(&kernel_image),
+            dtb: dtb.as_deref(),
+            initrd: Some(&initrd),
+            disk: disk.as_deref(),
+            extra_cmdline: Some(&self.extra_cmdline),
+            serial: (0..2)
+                .map(|port| {
+                    if port == self.board.qemu.console_port {
+                        "stdio".to_string()
+                    } else {
+                        format!("file:{}", second_serial.display())
+                    }
+                })
+                .collect(),
+            no_reboot: self.no_reboot,
+        };
+        let program = self.board.arch.qemu_system();
+        let args = self.board.qemu_args(&inputs);
+        let mut qemu = Qemu::spawn(program, &args, &self.name, second_serial)?;
+        qemu.modules = image.modules;
+        Ok(qemu)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    text: String,
+    /// Complete lines with the time since QEMU started when their newline arrived.
+    lines: Vec<(Duration, String)>,
+    partial: String,
+    closed: bool,
+}
+
+/// A running QEMU; killed when dropped.
+#[derive(Debug)]
+pub struct Qemu {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    log: Arc<(Mutex<Log>, Condvar)>,
+    name: String,
+    second_serial: PathBuf,
+    /// The modules in the initramfs, in load order.
+    pub modules: Vec<String>,
+}
+
+impl Qemu {
+    fn spawn(
+        program: &str,
+        args: &[std::ffi::OsString],
+        name: &str,
+        second_serial: PathBuf,
+    ) -> anyhow::Result<Qemu> {
+        let started = Instant::now();
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {program}: run cross/setup.sh to install QEMU"))?;
+        let log = Arc::new((Mutex::new(Log::default()), Condvar::new()));
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
+        spawn_reader(stdout, log.clone(), started, "");
+        spawn_reader(stderr, log.clone(), started, "qemu stderr: ");
+        let mut header = format!("$ {program}");
+        for a in args {
+            header.push(' ');
+            header.push_str(&a.to_string_lossy());
+        }
+        lock(&log).text.push_str(&(header + "\n"));
+        Ok(Qemu {
+            stdin: child.stdin.take(),
+            child,
+            log,
+            name: name.to_string(),
+            second_serial,
+            modules: Vec::new(),
+        })
+    }
+
+    /// Everything QEMU printed so far (serial console and QEMU's own errors).
+    pub fn transcript(&self) -> String {
+        lock(&self.log).text.clone()
+    }
+
+    /// What the machine's other serial port (not the console's) received so far.
+    pub fn second_serial(&self) -> String {
+        std::fs::read(&self.second_serial)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// An error carrying the whole serial log, as every failing test prints.
+    pub fn failure(&self, what: &str) -> anyhow::Error {
+        anyhow!(
+            "{}: {what}\n----- serial log of {} -----\n{}\n----- end of serial log -----",
+            self.name,
+            self.name,
+            self.transcript()
+        )
+    }
+
+    /// Waits until `needle` has appeared `count` times in the transcript.
+    pub fn wait_for_nth(
+        &self,
+        needle: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let (mutex, cond) = &*self.log;
+        let mut log = mutex.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if log.text.matches(needle).count() >= count {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if log.closed || now >= deadline {
+                drop(log);
+                let why = if now >= deadline {
+                    format!("timed out after {timeout:?}")
+                } else {
+                    "QEMU exited".into()
+                };
+                return Err(self.failure(&format!(
+                    "waiting for {needle:?} (occurrence {count}): {why}"
+                )));
+            }
+            log = cond
+                .wait_timeout(log, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Waits for the first appearance of `needle`.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> anyhow::Result<()> {
+        self.wait_for_nth(needle, 1, timeout)
+    }
+
+    /// Time from QEMU's start to the arrival of the first complete line containing `needle`.
+    pub fn line_time(&self, needle: &str) -> Option<Duration> {
+        lock(&self.log)
+            .lines
+            .iter()
+            .find(|(_, l)| l.contains(needle))
+            .map(|(t, _)| *t)
+    }
+
+    /// Types `text` on the first serial port.
+    pub fn send(&mut self, text: &str) -> anyhow::Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| anyhow!("QEMU's stdin is closed"))?;
+        stdin
+            .write_all(text.as_bytes())
+            .and_then(|_| stdin.flush())
+            .context("typing on the serial console")
+    }
+
+    /// True once QEMU has exited.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Types `text` until `done` holds: first after a pause, then again every ten seconds.
+    /// The agent drops input that arrives before its prompt is up (as it should: stray
+    /// bytes must not answer it), and under emulation "up" can lag the printed prompt.
+    pub fn type_until(
+        &mut self,
+        text: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&mut Qemu) -> bool,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut next_send = Instant::now() + Duration::from_millis(500);
+        let mut attempts = 0;
+        loop {
+            if done(self) {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                bail!(self.failure(&format!(
+                    "typed {text:?} {attempts} times over {timeout:?}; nothing happened"
+                )));
+            }
+            if now >= next_send && !self.has_exited() {
+                self.send(text)?;
+                attempts += 1;
+                next_send = now + Duration::from_secs(10);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for QEMU to exit by itself (guest power-off, or reboot with `-no-reboot`).
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                // Let the readers drain what QEMU wrote last.
+                let (mutex, cond) = &*self.log;
+                let log = mutex.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = cond.wait_timeout_while(log, Duration::from_secs(2), |l| !l.closed);
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                bail!(self.failure(&format!("QEMU did not exit within {timeout:?}")));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lock(log: &Arc<(Mutex<Log>, Condvar)>) -> std::sync::MutexGuard<'_, Log> {
+    log.0.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Copies a QEMU output stream into the log, timing each line; `prefix` marks stderr.
+fn spawn_reader(
+    mut from: impl Read + Send + 'static,
+    log: Arc<(Mutex<Log>, Condvar)>,
+    started: Instant,
+    prefix: &'static str,
+) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = from.read(&mut buf).unwrap_or(0);
+            let (mutex, cond) = &*log;
+            let mut l = mutex.lock().unwrap_or_else(|e| e.into_inner());
+            if n == 0 {
+                // The serial console is stdout: once it ends, nothing more will match.
+                l.closed |= prefix.is_empty();
+                cond.notify_all();
+                return;
+            }
+            let chunk = String::from_utf8_lossy(&buf[..n]).replace('\r', "");
+            if prefix.is_empty() {
+                l.text.push_str(&chunk);
+                for c in chunk.chars() {
+                    if c == '\n' {
+                        let line = std::mem::take(&mut l.partial);
+                        l.lines.push((started.elapsed(), line));
+                    } else {
+                        l.partial.push(c);
+                    }
+                }
+            } else {
+                for line in chunk.lines() {
+                    l.text.push_str(&format!("{prefix}{line}\n"));
+                }
+            }
+            cond.notify_all();
+        }
+    });
+}
