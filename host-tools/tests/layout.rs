@@ -712,16 +712,17 @@ fn stage_content_follows_snapds_source_and_target_rules() {
 
 // --- booting ---
 
-fn kernel_cache() -> PathBuf {
+fn kernel_cache(arch: &str) -> PathBuf {
     std::env::var_os("COREFORGE_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/coreforge"))
-        .join("kernels/arm64")
+        .join("kernels")
+        .join(arch)
 }
 
 /// The Debian arm64 kernel, or a failure that says how to get it.
-fn require_kernel(name: &str) -> PathBuf {
-    let path = kernel_cache().join(name);
+fn require_kernel(arch: &str, name: &str) -> PathBuf {
+    let path = kernel_cache(arch).join(name);
     assert!(
         path.is_file(),
         "{} is missing: run cross/fetch-kernels.sh (cross/setup.sh installs QEMU and e2fsprogs)",
@@ -770,7 +771,7 @@ fn boot_image(files: &[(&str, &[u8])], args: &[&str], expect: &str) -> String {
 
 #[test]
 fn boot_runs_the_kernel_initrd_and_cmdline_from_the_boot_partition_on_virt() {
-    let kernel = fs::read(require_kernel("vmlinuz")).unwrap();
+    let kernel = fs::read(require_kernel("arm64", "vmlinuz")).unwrap();
     let console = boot_image(
         &[
             ("vmlinuz", &kernel),
@@ -801,8 +802,8 @@ fn boot_runs_the_kernel_initrd_and_cmdline_from_the_boot_partition_on_virt() {
 
 #[test]
 fn boot_picks_raspi3b_for_a_pi_image_with_its_device_tree() {
-    let kernel = fs::read(require_kernel("Image")).unwrap();
-    let dtb = fs::read(kernel_cache().join("dtbs/broadcom/bcm2837-rpi-3-b.dtb"))
+    let kernel = fs::read(require_kernel("arm64", "Image")).unwrap();
+    let dtb = fs::read(kernel_cache("arm64").join("dtbs/broadcom/bcm2837-rpi-3-b.dtb"))
         .expect("the Pi 3 device tree is missing: run cross/fetch-kernels.sh");
     let console = boot_image(
         &[
@@ -814,4 +815,16 @@ fn boot_picks_raspi3b_for_a_pi_image_with_its_device_tree() {
         "Machine model: Raspberry Pi 3 Model B",
     );
     assert!(console.contains("Booting Linux"), "{console}");
+}
+
+#[test]
+fn boot_reads_an_armhf_zimage_by_its_default_name_and_picks_virt() {
+    let kernel = fs::read(require_kernel("armhf", "vmlinuz")).unwrap();
+    let console = boot_image(
+        &[("kernel.img", &kernel)],
+        &[],
+        "Machine model: linux,dummy-virt",
+    );
+    assert!(console.contains("Booting Linux"), "{console}");
+    assert!(console.contains("ARMv7"), "{console}");
 }
