@@ -7,7 +7,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::sync::{Arc, PoisonError, RwLock, TryLockError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
 
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::OFlags;
@@ -30,6 +30,13 @@ pub struct Console {
 }
 
 static CONSOLES: RwLock<Vec<Arc<Console>>> = RwLock::new(Vec::new());
+
+/// What was written before the `console=` devices were opened (only /dev/console saw it),
+/// to be repeated on the others; `None` once they are open.
+static EARLY: Mutex<Option<String>> = Mutex::new(Some(String::new()));
+
+/// Most we keep of the early output.
+const EARLY_MAX: usize = 16 * 1024;
 
 /// Points stdin/stdout/stderr at /dev/console and makes it the only console.
 ///
@@ -66,6 +73,7 @@ pub fn open_all(args: &[ConsoleArg]) -> Vec<String> {
             Err(e) => problems.push(format!("cannot open console {path}: {e}")),
         }
     }
+    let early = take_early();
     if opened.is_empty() {
         // Only /dev/console: which device it is we do not know, so keep its line
         // settings, but the prompt still needs keys as they are typed.
@@ -73,6 +81,14 @@ pub fn open_all(args: &[ConsoleArg]) -> Vec<String> {
             let _ = configure(&console.file, Kind::Unknown, None);
         }
     } else {
+        // /sys/class/tty/console/active lists the kernel's consoles, /dev/console last.
+        let active = std::fs::read_to_string("/sys/class/tty/console/active").unwrap_or_default();
+        let main = active.split_whitespace().last().unwrap_or_default();
+        for console in &opened {
+            if console.path.strip_prefix("/dev/") != Some(main) {
+                let _ = (&console.file).write_all(early.as_bytes());
+            }
+        }
         replace(opened);
     }
     problems
@@ -173,9 +189,23 @@ fn apply(t: &mut Termios, kind: Kind, serial: Option<SerialOptions>) -> io::Resu
         if serial.rtscts {
             t.control_modes |= ControlModes::CRTSCTS;
         }
-        t.set_speed(serial.baud)?;
+        // Setting the speed it already has would still change c_cflag (rustix also sets the
+        // input baud bits), and serial drivers reprogram the UART on any c_cflag change,
+        // which can put a garbage byte on the line.
+        if t.output_speed() != serial.baud || t.input_speed() != serial.baud {
+            t.set_speed(serial.baud)?;
+        }
     }
     Ok(())
+}
+
+/// The early output, ending the recording of it.
+fn take_early() -> String {
+    EARLY
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+        .unwrap_or_default()
 }
 
 fn replace(consoles: Vec<Arc<Console>>) {
@@ -194,6 +224,11 @@ pub fn all() -> Vec<Arc<Console>> {
 
 /// Writes `text` to every console, one `write` each; falls back to stderr with no consoles.
 pub fn write_all(text: &str) {
+    if let Ok(mut early) = EARLY.try_lock() {
+        if let Some(early) = early.as_mut().filter(|e| e.len() + text.len() <= EARLY_MAX) {
+            early.push_str(text);
+        }
+    }
     let consoles = all();
     if consoles.is_empty() {
         let _ = io::stderr().write_all(text.as_bytes());
@@ -330,6 +365,16 @@ mod tests {
     }
 
     #[test]
+    fn same_speed_leaves_the_line_bits_alone() {
+        let (_controller, device) = pty();
+        configure(&device, Kind::Uart, None).unwrap();
+        let before = settings(&device);
+        let mut t = before.clone();
+        apply(&mut t, Kind::Uart, SerialOptions::parse("115200n8")).unwrap();
+        assert_eq!(t.control_modes, before.control_modes);
+    }
+
+    #[test]
     fn uart_defaults_to_115200_8n1() {
         let (_controller, device) = pty();
         configure(&device, kind("ttyAMA0"), None).unwrap();
@@ -375,6 +420,10 @@ mod tests {
         // The only test that installs consoles in the global set.
         let (mut controller, device) = pty();
         configure(&device, Kind::Uart, None).unwrap();
+        write_all("early\n");
+        assert_eq!(take_early(), "early\n");
+        write_all("not recorded\n");
+        assert_eq!(take_early(), "");
         replace(vec![Arc::new(Console {
             path: "pty".into(),
             file: device,
