@@ -828,3 +828,28 @@ fn boot_reads_an_armhf_zimage_by_its_default_name_and_picks_virt() {
     assert!(console.contains("Booting Linux"), "{console}");
     assert!(console.contains("ARMv7"), "{console}");
 }
+
+#[test]
+fn progress_is_reported_after_each_structure() {
+    let fx = Fixture::new();
+    let g = parse(SMALL_MBR_GADGET).unwrap();
+    let seen = std::cell::RefCell::new(Vec::new());
+    let progress = |done, total| seen.borrow_mut().push((done, total));
+    let options = ImageOptions {
+        size: Some(64 * MIB),
+        epoch: 1,
+        progress: Some(&progress),
+    };
+    let report = image::write_image(
+        g.boot_volume(),
+        &fx.path("gadget"),
+        &|_| None,
+        &fx.path("p.img"),
+        &options,
+    )
+    .unwrap();
+    // writable grew to the end of the 64 MiB image.
+    assert_eq!(report.structures[1].size, 23 * MIB);
+    assert_eq!(fs::metadata(fx.path("p.img")).unwrap().len(), 64 * MIB);
+    assert_eq!(*seen.borrow(), [(40 * MIB, 63 * MIB), (63 * MIB, 63 * MIB)]);
+}
