@@ -13,6 +13,7 @@ PACKAGES=(
     squashfs-tools e2fsprogs dosfstools mtools genimage # filesystems and images
     gnupg snapd openssh-client                  # snapd/gpg interop tests, ssh keys
     xz-utils zstd file                          # (de)compression, ELF checks
+    kmod                                        # depmod/modprobe: the initramfs-tools hook and its test
 )
 # Packages taken from bookworm-backports (QEMU 10: raspi3b/raspi2b and virt as the tests use them).
 BACKPORTS_PACKAGES=(qemu-system-arm qemu-user)

@@ -29,7 +29,7 @@ use std::path::Path;
 pub use compress::Compression;
 pub use cpio::Archive;
 pub use error::Error;
-pub use modinfo::{normalize_name, ModInfo};
+pub use modinfo::{normalize_name, parse as parse_modinfo, ModInfo};
 pub use modules::{Module, ModuleIndex};
 
 /// Where the agent finds its module list.
