@@ -5,7 +5,7 @@
 #   pi2-kernel (kernel)  Debian's kernel (cross/kernels.env): kernel.img, dtbs/, the boards' boot modules
 #   pi3        (gadget)  meta/gadget.yaml, config.txt, cmdline.txt, Debian's raspi-firmware
 #   qemu-virt  (gadget)  meta/gadget.yaml, cmdline.txt
-#   core       (core)    Debian's busybox-static with its applet links, /sbin/init, a small /etc
+#   core       (os)      Debian's busybox-static with its applet links, /sbin/init, a small /etc
 #
 #   board-support/snaps/build.sh [arm64|armhf|all]   build (default: all); a snap is rebuilt only
 #                                                   when one of its inputs changed
@@ -36,19 +36,17 @@ DEBS_MIRROR="$KERNEL_MIRROR" DEBS_SUITE="$KERNEL_SUITE"
 
 say() { echo "build.sh: $*" >&2; }
 
-# Packs the snap directory $1 into the file $2 (through a temporary file). The one place that
-# knows the packer; `packer_id` names it for the cache keys.
+# Packs the snap directory $1 into the file $2 with `coreforge pack` (reproducible: root-owned,
+# every time SOURCE_DATE_EPOCH or 0). The one place that knows the packer; `packer_id` names
+# it for the cache keys.
 pack() {
     local dir="$1" file="$2"
-    rm -f "$file.partial"
-    # mksquashfs refuses SOURCE_DATE_EPOCH together with the explicit times.
-    env -u SOURCE_DATE_EPOCH mksquashfs "$dir" "$file.partial" -noappend -all-root -no-xattrs \
-        -comp xz -all-time "$epoch" -mkfs-time "$epoch" -quiet -no-progress >&2
-    chmod 0644 "$file.partial"
-    mv "$file.partial" "$file"
+    (cd "$root" && cargo run -q --release -p coreforge -- pack "$dir" -o "$file") >/dev/null
+    chmod 0644 "$file"
 }
 packer_id() {
-    mksquashfs -version | head -1
+    tar -C "$root" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf - \
+        host-tools/src/snap host-tools/src/cmd/pack.rs | sha256sum | cut -c1-64
 }
 
 # The files every snap's build depends on, plus the snap's own source tree.

@@ -97,7 +97,7 @@ fn each_snap_declares_its_name_type_and_arch() {
             ("pi2-kernel", "kernel"),
             ("pi3", "gadget"),
             ("qemu-virt", "gadget"),
-            ("core", "core"),
+            ("core", "os"),
         ] {
             let file = snap(name, arch);
             let yaml = snap_yaml(&file);

@@ -246,7 +246,7 @@ fn snap_yaml_templates_name_their_snap_and_type() {
         ("pi2-kernel", "kernel"),
         ("pi3", "gadget"),
         ("qemu-virt", "gadget"),
-        ("core", "core"),
+        ("core", "os"),
     ] {
         let text = read(&format!("{name}/meta/snap.yaml.in"))
             .replace("@ARCH@", "arm64")
