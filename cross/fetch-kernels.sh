@@ -45,6 +45,7 @@ KERNEL_ARMHF_PACKAGE=$armhf_pkg
 KERNEL_ARMHF_SHA256=$(debs_field "$armhf_pkg:armhf=$version" SHA256)
 PINS
     echo "fetch-kernels: pinned $version in $pins"
+    # shellcheck source=kernels.env
     . "$pins"
 fi
 

@@ -24,6 +24,7 @@ SUDO=()
 if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive
 
+# shellcheck disable=SC1091 # the running system's file
 codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
 
 # True when every named package is installed.

@@ -12,7 +12,7 @@ mod qemu;
 pub use artifacts::{agent_binary, initramfs, trivial_init, InitKind};
 pub use disk::{make_boot_disk, DISK_SIZE};
 pub use kernel::Kernel;
-pub use qemu::{Boot, Qemu};
+pub use qemu::{Boot, Prepared, Qemu};
 
 use std::path::PathBuf;
 

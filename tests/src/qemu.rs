@@ -52,6 +52,19 @@ impl Boot {
 
     /// Builds the initramfs and disk in the scratch folder and starts QEMU.
     pub fn start(&self) -> anyhow::Result<Qemu> {
+        let prepared = self.prepare()?;
+        let mut qemu = Qemu::spawn(
+            prepared.program,
+            &prepared.args,
+            &self.name,
+            prepared.other_serial,
+        )?;
+        qemu.modules = prepared.modules;
+        Ok(qemu)
+    }
+
+    /// Builds the initramfs and disk in the scratch folder; returns the QEMU command line.
+    pub fn prepare(&self) -> anyhow::Result<Prepared> {
         let kernel = Kernel::for_arch(self.board.arch)?;
         kernel.check_for(self.board)?;
         let dir = crate::scratch_dir(&self.name)?;
@@ -91,12 +104,26 @@ impl Boot {
                 .collect(),
             no_reboot: self.no_reboot,
         };
-        let program = self.board.arch.qemu_system();
-        let args = self.board.qemu_args(&inputs);
-        let mut qemu = Qemu::spawn(program, &args, &self.name, second_serial)?;
-        qemu.modules = image.modules;
-        Ok(qemu)
+        Ok(Prepared {
+            program: self.board.arch.qemu_system(),
+            args: self.board.qemu_args(&inputs),
+            other_serial: second_serial,
+            modules: image.modules,
+        })
     }
+}
+
+/// A boot ready to run: the QEMU program and arguments, with their files in place.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// `qemu-system-aarch64` or `qemu-system-arm`.
+    pub program: &'static str,
+    /// Its arguments; the console's serial port is `stdio`.
+    pub args: Vec<std::ffi::OsString>,
+    /// Where the machine's other serial port writes.
+    pub other_serial: PathBuf,
+    /// The modules in the initramfs, in load order.
+    pub modules: Vec<String>,
 }
 
 #[derive(Debug, Default)]
