@@ -251,6 +251,13 @@ impl Board {
         cmdline_with(self.base_cmdline, self.qemu.consoles)
     }
 
+    /// The board's device tree as a path inside the kernel package for `release`
+    /// (`uname -r`), e.g. `usr/lib/linux-image-6.1.0-50-arm64/broadcom/bcm2837-rpi-3-b.dtb`.
+    pub fn dtb_package_path(&self, release: &str) -> Option<String> {
+        self.dtb
+            .map(|dtb| format!("usr/lib/linux-image-{release}/{dtb}"))
+    }
+
     /// The device holding the boot disk's first partition as the kernel names it.
     pub fn boot_partition_device(&self) -> &'static str {
         match self.qemu.disk_bus {
@@ -373,6 +380,17 @@ mod tests {
             let pos = |m| board.modules.iter().position(|x| *x == m).unwrap();
             assert!(pos("crc32c_generic") < pos("ext4"), "{}", board.id());
         }
+    }
+
+    #[test]
+    fn dtb_package_paths_name_the_release_folder() {
+        let pi = Board::by_name("pi3", Arch::Armhf).unwrap();
+        assert_eq!(
+            pi.dtb_package_path("6.1.0-50-armmp").as_deref(),
+            Some("usr/lib/linux-image-6.1.0-50-armmp/bcm2837-rpi-3-b.dtb")
+        );
+        let virt = Board::by_name("qemu-virt", Arch::Arm64).unwrap();
+        assert_eq!(virt.dtb_package_path("6.1.0-50-arm64"), None);
     }
 
     #[test]
