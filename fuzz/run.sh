@@ -36,7 +36,7 @@ for f in "${stream[@]}"; do cat "$f"; printf '\n\n'; done > "$seeds/all.stream"
 for f in "$root"/assertions/tests/fuzz-regressions/*; do
     [ "$(basename "$f")" = README.md ] || cp "$f" "$seeds/regression_$(basename "$f")"
 done
-echo "seeds: $(ls "$seeds" | wc -l) files in $seeds"
+echo "seeds: $(find "$seeds" -type f | wc -l) files in $seeds"
 
 cd "$here"
 RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer "${FUZZ_SANITIZER:-none}" --no-trace-compares decode "$corpus" "$seeds" -- \
