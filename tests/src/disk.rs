@@ -66,7 +66,8 @@ pub fn make_boot_disk(image: &Path, files: &[(&str, &[u8])]) -> anyhow::Result<(
                 .args(["-D", "s", "-i", &target])
                 .arg(format!("::{parent}")))?;
         }
-        let src = image.with_extension(format!("file{}", path.len()));
+        // mcopy reads from a file: stage each one beside the image.
+        let src = image.with_extension("upload");
         std::fs::write(&src, data)?;
         run(Command::new("mcopy")
             .args(["-o", "-i", &target])
