@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use coreforge_boards::{Arch, Board, ConsoleKind, QemuInputs};
+use coreforge_boards::{Arch, Board, QemuInputs};
 
 use crate::image::{read_partitions, FatReader};
 
@@ -355,28 +355,12 @@ fn cmdline_extra(fat: &FatReader, append: Option<&str>) -> Result<Vec<String>> {
     Ok(words)
 }
 
-/// `-serial` values: `console` on the UART that is the kernel's `/dev/console` (the last
-/// UART in the board's consoles), `null` on the ports before it. QEMU's raspi machines put
-/// the PL011 on port 0 and the mini UART on port 1.
+/// `-serial` values: `console` on the machine's console port (the UART that is the kernel's
+/// `/dev/console` under QEMU, see `QemuMachine::console_port`), `null` on the ports before it.
 fn serial_ports(board: &Board, console: &str) -> Vec<String> {
-    let port = match board
-        .consoles
-        .iter()
-        .rev()
-        .map(|c| c.kind)
-        .find(|k| *k != ConsoleKind::Framebuffer)
-    {
-        Some(ConsoleKind::MiniUart) => 1,
-        _ => 0,
-    };
+    let port = board.qemu.console_port;
     (0..=port)
-        .map(|p| {
-            if p == port {
-                console.to_string()
-            } else {
-                "null".to_string()
-            }
-        })
+        .map(|p| if p == port { console } else { "null" }.to_string())
         .collect()
 }
 

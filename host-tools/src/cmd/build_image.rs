@@ -108,12 +108,6 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         .iter()
         .find(|s| s.why == "kernel")
         .context("no kernel snap resolved")?;
-    let board = Board::by_name(&gadget.name, arch).with_context(|| {
-        format!(
-            "gadget {:?}: coreforge has no board support of that name for {arch_name}",
-            gadget.name
-        )
-    })?;
 
     let tmp;
     let work = match &args.workdir {
@@ -142,6 +136,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let gadget_spec = image::gadget::parse(&yaml)
         .with_context(|| format!("gadget {:?}: invalid meta/gadget.yaml", gadget.name))?;
     let volume = gadget_spec.boot_volume();
+    let board = Board::by_name(&gadget.name, arch).with_context(|| {
+        format!(
+            "gadget {:?}: coreforge has no board support of that name for {arch_name}",
+            gadget.name
+        )
+    })?;
     let epoch = image::source_date_epoch()?;
 
     progress.step("staging the boot partition");
@@ -385,8 +385,12 @@ fn resolve_snaps(
                 why: "extra",
             }
         };
-        if out.iter().any(|s| s.name == snap.name) {
-            continue;
+        if let Some(seeded) = out.iter().find(|s| s.name == snap.name) {
+            bail!(
+                "--extra-snaps {spec}: snap {:?} is already seeded as the model's {} snap",
+                snap.name,
+                seeded.why
+            );
         }
         out.push(snap);
     }
