@@ -62,8 +62,29 @@ fn board_snap(name: &str, arch: &str) -> PathBuf {
     })
 }
 
+/// Runs a workspace script (cached builds: cheap when nothing changed).
+fn prepare(script: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new(root.join(script))
+        .arg("all")
+        // The outer cargo's jobserver and target dir are not for these builds.
+        .env_remove("CARGO_MAKEFLAGS")
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap_or_else(|e| panic!("{script}: {e}"));
+    assert!(
+        out.status.success(),
+        "{script} all failed (run cross/setup.sh first):\n{}",
+        show(&out)
+    );
+}
+
 impl World {
     fn create() -> World {
+        prepare("cross/build-agent.sh");
+        prepare("board-support/snaps/build.sh");
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("walkthrough");
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
