@@ -23,6 +23,15 @@ struct Fatal {
     todo: String,
 }
 
+impl From<model::Failure> for Fatal {
+    fn from(failure: model::Failure) -> Fatal {
+        Fatal {
+            todo: failure.todo().into(),
+            what: failure.to_string(),
+        }
+    }
+}
+
 /// The init context: what the phases learned so far.
 #[derive(Debug)]
 pub struct Init {
@@ -146,22 +155,26 @@ impl Init {
         Ok(boot)
     }
 
+    /// Reports the seed's model, then verifies it against the initramfs's trusted roots.
     fn report(&mut self, boot: &BootPartition) -> Result<(), Fatal> {
         let seed = std::path::Path::new(mounts::SEED);
-        let path = model::find(seed).map_err(|e| Fatal {
+        let system = model::find(seed).map_err(|e| Fatal {
             what: format!("cannot list systems/ on {}: {e}", boot.device.display()),
             todo: "check the boot partition for file system errors, then press Enter".into(),
         })?;
-        let Some(path) = path else {
+        let Some(system) = system else {
             info!("no model assertion found");
             return Ok(());
         };
-        let summary = model::read(&path).map_err(|e| Fatal {
-            what: format!("malformed model assertion {}: {e}", path.display()),
-            todo: "rebuild the image with a model signed by `coreforge sign`, then press Enter"
-                .into(),
-        })?;
-        info!("model: brand={} model={}", summary.brand_id, summary.model);
+        let found = model::read(&system).map_err(Fatal::from)?;
+        info!(
+            "model: brand={} model={}",
+            model::printable(&found.model.brand_id),
+            model::printable(&found.model.model)
+        );
+        let verified =
+            model::verify(&found, std::path::Path::new(model::TRUSTED_DIR)).map_err(Fatal::from)?;
+        info!("{}", model::verified_line(&verified, &found.model));
         Ok(())
     }
 

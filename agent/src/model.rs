@@ -1,67 +1,146 @@
-//! Finds the seed's model assertion and reads just enough of its headers to say what it is.
+//! The seed's model: find it, decode it, and verify it against the trusted roots that the
+//! initramfs carries, with the account and key assertions the seed holds beside it.
 //!
-//! This is a deliberately tiny, bounded reader for the boot report: it reads the header
-//! block only (up to the first blank line, at most 128 KiB as in snapd) and checks the
-//! shape of top-level header lines. Verification is the job of `coreforge-assertions`.
+//! Decoding and verification are `coreforge-assertions`'; this module only decides which
+//! files take part and how each failure is explained on the console. Keys are checked at
+//! each assertion's own timestamp, so a device clock stuck at 1970 does not matter.
 
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-/// snapd's limit for the header block of an assertion.
-pub const MAX_HEADERS: usize = 128 * 1024;
+use coreforge_assertions::{Assertion, DecodeError, Model, TrustDb, Verified, VerifyError};
 
-/// What the report prints about a model.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelSummary {
-    /// The brand's account id (`brand-id`).
-    pub brand_id: String,
-    /// The model name (`model`).
-    pub model: String,
+/// Where the initramfs keeps the trusted roots (`coreforge-initramfs`'s `.trusted(...)`).
+pub const TRUSTED_DIR: &str = "/etc/coreforge/trusted";
+
+/// Largest assertion file read: a model is at most a few KiB, but `assertions/snaps` holds
+/// every declaration and revision of the seed. Anything larger is not a seed of ours.
+pub const MAX_FILE: u64 = 16 << 20;
+
+/// The seed's model, decoded and checked with snapd's rules, not yet verified.
+#[derive(Debug, Clone)]
+pub struct SeedModel {
+    /// The `systems/<label>` folder it came from.
+    pub system: PathBuf,
+    /// The assertion as read.
+    pub assertion: Assertion,
+    /// Its typed headers.
+    pub model: Model,
 }
 
-/// Why a model assertion's headers could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModelError {
-    /// The file could not be read.
-    Io(String),
-    /// No blank line ends the headers within the limit.
-    NoHeaderEnd,
-    /// The header block is not UTF-8.
-    NotUtf8,
-    /// A line is not `name: value`, `name:` or an indented continuation.
-    BadLine(usize),
-    /// A header name appears twice.
-    Duplicate(String),
-    /// The `type` header is not `model`.
-    WrongType(String),
-    /// A required header is absent.
-    Missing(&'static str),
-    /// A header's value is not a plain identifier we can show.
-    BadValue(&'static str),
+/// Why the model could not be read or verified; each says what was wrong and what to do.
+#[derive(Debug)]
+pub enum Failure {
+    /// A file could not be read.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+    /// The model file is not one well-formed model assertion.
+    MalformedModel {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: String,
+    },
+    /// A seed file of assertions does not decode.
+    MalformedSeed {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: DecodeError,
+    },
+    /// A trusted root file in the initramfs does not decode.
+    MalformedRoot {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: DecodeError,
+    },
+    /// The initramfs carries no trusted roots at all.
+    NoRoots {
+        /// The model's brand-id.
+        brand: String,
+        /// The model's name.
+        model: String,
+    },
+    /// The model does not chain to the trusted roots, or its signature is wrong.
+    Unverified {
+        /// The model's brand-id.
+        brand: String,
+        /// The model's name.
+        model: String,
+        /// Why (boxed: it is large and this is the rare path).
+        error: Box<VerifyError>,
+    },
 }
 
-impl fmt::Display for ModelError {
+impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ModelError::Io(e) => write!(f, "cannot read it: {e}"),
-            ModelError::NoHeaderEnd => write!(
+            Failure::Read { path, error } => write!(f, "cannot read {}: {error}", path.display()),
+            Failure::MalformedModel { path, error } => {
+                write!(f, "malformed model assertion {}: {error}", path.display())
+            }
+            Failure::MalformedSeed { path, error } => {
+                write!(f, "malformed assertions in {}: {error}", path.display())
+            }
+            Failure::MalformedRoot { path, error } => write!(
                 f,
-                "no blank line ends its headers in the first {} KiB",
-                MAX_HEADERS / 1024
+                "malformed trusted root {} in the initramfs: {error}",
+                path.display()
             ),
-            ModelError::NotUtf8 => write!(f, "its headers are not UTF-8 text"),
-            ModelError::BadLine(n) => write!(f, "header line {n} is not `name: value`"),
-            ModelError::Duplicate(name) => write!(f, "header {name} appears twice"),
-            ModelError::WrongType(t) => write!(f, "its type is {t:?}, not \"model\""),
-            ModelError::Missing(name) => write!(f, "header {name} is missing"),
-            ModelError::BadValue(name) => write!(f, "header {name} is not a plain identifier"),
+            Failure::NoRoots { brand, model } => write!(
+                f,
+                "model {}/{} does not verify: no trusted roots in the initramfs \
+                 ({TRUSTED_DIR} has no *.assertion files)",
+                printable(brand),
+                printable(model)
+            ),
+            Failure::Unverified {
+                brand,
+                model,
+                error,
+            } => write!(
+                f,
+                "model {}/{} does not verify: {error}",
+                printable(brand),
+                printable(model)
+            ),
         }
     }
 }
 
-/// The first `systems/<label>/model` under `seed`, by label in byte order.
+impl Failure {
+    /// What the person at the device can do about it.
+    pub fn todo(&self) -> &'static str {
+        match self {
+            Failure::Read { .. } => {
+                "check the boot partition for file system errors, then press Enter"
+            }
+            Failure::MalformedModel { .. } => {
+                "rebuild the image with a model signed by `coreforge sign`, then press Enter"
+            }
+            Failure::MalformedSeed { .. } => {
+                "rebuild the image with `coreforge build-image`, then press Enter"
+            }
+            Failure::MalformedRoot { .. } | Failure::NoRoots { .. } => {
+                "rebuild the image with `coreforge build-image`, which puts the store's \
+                 root keys in the initramfs, then reboot"
+            }
+            Failure::Unverified { .. } => {
+                "rebuild the image with a model signed by a key registered in the store \
+                 this image trusts, then press Enter"
+            }
+        }
+    }
+}
+
+/// The first `systems/<label>` under `seed` holding a `model`, by label in byte order.
 pub fn find(seed: &Path) -> io::Result<Option<PathBuf>> {
     let systems = seed.join("systems");
     let mut labels: Vec<_> = match fs::read_dir(&systems) {
@@ -74,290 +153,147 @@ pub fn find(seed: &Path) -> io::Result<Option<PathBuf>> {
     labels.sort();
     Ok(labels
         .into_iter()
-        .map(|label| systems.join(label).join("model"))
-        .find(|p| p.is_file()))
+        .map(|label| systems.join(label))
+        .find(|dir| dir.join("model").is_file()))
 }
 
-/// Reads the model file at `path`, looking at no more than its header block.
-pub fn read(path: &Path) -> Result<ModelSummary, ModelError> {
-    let mut head = Vec::new();
-    File::open(path)
-        .and_then(|f| f.take(MAX_HEADERS as u64 + 2).read_to_end(&mut head))
-        .map_err(|e| ModelError::Io(e.to_string()))?;
-    summarize(&head)
-}
-
-/// Reads `type`, `brand-id` and `model` from the headers at the start of `bytes`.
-pub fn summarize(bytes: &[u8]) -> Result<ModelSummary, ModelError> {
-    let end = bytes
-        .windows(2)
-        .take(MAX_HEADERS + 1)
-        .position(|w| w == b"\n\n")
-        .ok_or(ModelError::NoHeaderEnd)?;
-    let text = std::str::from_utf8(&bytes[..end]).map_err(|_| ModelError::NotUtf8)?;
-    let mut names: Vec<&str> = Vec::new();
-    let (mut kind, mut brand_id, mut model) = (None, None, None);
-    for (i, line) in text.split('\n').enumerate() {
-        if line.starts_with(' ') {
-            // Continuation of a multi-line, list or map header: must follow a header.
-            if names.is_empty() {
-                return Err(ModelError::BadLine(i + 1));
-            }
-            continue;
+/// Reads and decodes `<system>/model`: exactly one assertion, of type model.
+pub fn read(system: &Path) -> Result<SeedModel, Failure> {
+    let path = system.join("model");
+    let bytes = read_file(&path)?.unwrap_or_default();
+    let malformed = |error: String| Failure::MalformedModel {
+        path: path.clone(),
+        error,
+    };
+    let mut all = Assertion::decode_all(&bytes).map_err(|e| malformed(e.to_string()))?;
+    let assertion = match (all.pop(), all.is_empty()) {
+        (Some(a), true) if a.type_name() == "model" => a,
+        (Some(a), true) => {
+            return Err(malformed(format!(
+                "it holds a {} assertion, not a model",
+                a.type_name()
+            )))
         }
-        let (name, value) = line.split_once(':').ok_or(ModelError::BadLine(i + 1))?;
-        if !valid_name(name) {
-            return Err(ModelError::BadLine(i + 1));
+        (None, _) => return Err(malformed("the file is empty".into())),
+        (Some(_), false) => {
+            return Err(malformed(format!(
+                "it holds {} assertions, not one model",
+                all.len() + 1
+            )))
         }
-        if names.contains(&name) {
-            return Err(ModelError::Duplicate(name.to_owned()));
-        }
-        names.push(name);
-        let value = match value {
-            "" => None,
-            v => Some(v.strip_prefix(' ').ok_or(ModelError::BadLine(i + 1))?),
-        };
-        match name {
-            "type" => kind = value,
-            "brand-id" => brand_id = Some(value.ok_or(ModelError::BadValue("brand-id"))?),
-            "model" => model = Some(value.ok_or(ModelError::BadValue("model"))?),
-            _ => {}
-        }
-    }
-    match kind {
-        Some("model") => {}
-        Some(other) => return Err(ModelError::WrongType(other.to_owned())),
-        None => return Err(ModelError::Missing("type")),
-    }
-    let brand_id = brand_id.ok_or(ModelError::Missing("brand-id"))?;
-    let model = model.ok_or(ModelError::Missing("model"))?;
-    for (name, value) in [("brand-id", brand_id), ("model", model)] {
-        if !valid_id(value) {
-            return Err(ModelError::BadValue(name));
-        }
-    }
-    Ok(ModelSummary {
-        brand_id: brand_id.to_owned(),
-        model: model.to_owned(),
+    };
+    let model = Model::from_assertion(&assertion).map_err(|e| malformed(e.to_string()))?;
+    Ok(SeedModel {
+        system: system.to_path_buf(),
+        assertion,
+        model,
     })
 }
 
-/// snapd's header name rule: `^[a-z](?:-?[a-z0-9])*$`.
-fn valid_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    b.first().is_some_and(u8::is_ascii_lowercase)
-        && !name.ends_with('-')
-        && !name.contains("--")
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+/// Verifies `seed` against every `*.assertion` in `trusted_dir` (the roots) plus the seed's
+/// `assertions/model-etc` and `assertions/snaps` (either may be absent).
+pub fn verify(seed: &SeedModel, trusted_dir: &Path) -> Result<Verified, Failure> {
+    let mut db = TrustDb::new();
+    let roots = read_roots(trusted_dir)?;
+    if roots.is_empty() {
+        return Err(Failure::NoRoots {
+            brand: seed.model.brand_id.clone(),
+            model: seed.model.model.clone(),
+        });
+    }
+    for root in roots {
+        db.add_trusted(root);
+    }
+    for name in ["model-etc", "snaps"] {
+        let path = seed.system.join("assertions").join(name);
+        let Some(bytes) = read_file(&path)? else {
+            continue;
+        };
+        let all = Assertion::decode_all(&bytes)
+            .map_err(|error| Failure::MalformedSeed { path, error })?;
+        for a in all {
+            db.add(a);
+        }
+    }
+    db.verify(&seed.assertion)
+        .map_err(|error| Failure::Unverified {
+            brand: seed.model.brand_id.clone(),
+            model: seed.model.model.clone(),
+            error: Box::new(error),
+        })
 }
 
-/// Account ids and model names are short runs of letters, digits and dashes; anything else
-/// is refused rather than printed to the console.
-fn valid_id(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= 128
-        && value
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-')
+/// The line printed once the model verified.
+pub fn verified_line(v: &Verified, model: &Model) -> String {
+    format!(
+        "model verified: brand={} model={} signed by {} (key {})",
+        printable(&model.brand_id),
+        printable(&model.model),
+        printable(v.signer()),
+        printable(v.assertion().sign_key_id())
+    )
+}
+
+/// Every assertion in the `*.assertion` files of `dir`, files in name order; a missing
+/// folder holds none.
+fn read_roots(dir: &Path) -> Result<Vec<Assertion>, Failure> {
+    let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "assertion"))
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => {
+            return Err(Failure::Read {
+                path: dir.to_path_buf(),
+                error,
+            })
+        }
+    };
+    files.sort();
+    let mut roots = Vec::new();
+    for path in files {
+        let bytes = read_file(&path)?.unwrap_or_default();
+        let all = Assertion::decode_all(&bytes)
+            .map_err(|error| Failure::MalformedRoot { path, error })?;
+        roots.extend(all);
+    }
+    Ok(roots)
+}
+
+/// The bytes of `path`, `None` if it does not exist; at most [`MAX_FILE`].
+fn read_file(path: &Path) -> Result<Option<Vec<u8>>, Failure> {
+    let failed = |error| Failure::Read {
+        path: path.to_path_buf(),
+        error,
+    };
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(failed(e)),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(failed)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(failed(io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_FILE >> 20
+        ))));
+    }
+    Ok(Some(bytes))
+}
+
+/// `s` if it is plain printable ASCII, else escaped: header values reach the consoles, and
+/// a brand-id is not restricted to characters that are safe on a terminal.
+pub fn printable(s: &str) -> String {
+    if s.bytes().all(|b| b.is_ascii_graphic()) {
+        s.to_owned()
+    } else {
+        s.escape_default().to_string()
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MODEL: &str = "type: model
-authority-id: acme
-series: 16
-brand-id: acme
-model: pi3-kiosk
-architecture: arm64
-base: core22
-grade: signed
-snaps:
-  -
-    name: pi
-    type: gadget
-timestamp: 2024-01-01T00:00:00Z
-sign-key-sha3-384: abc
-
-AcLBXAQAAQoABgUCZ
-";
-
-    fn ok(brand: &str, model: &str) -> Result<ModelSummary, ModelError> {
-        Ok(ModelSummary {
-            brand_id: brand.into(),
-            model: model.into(),
-        })
-    }
-
-    #[test]
-    fn reads_brand_and_model() {
-        assert_eq!(summarize(MODEL.as_bytes()), ok("acme", "pi3-kiosk"));
-    }
-
-    #[test]
-    fn snapd_vector_models() {
-        // snapd's own signed models, read in place; each names brand developer1 and the
-        // model given in its JSON source (when there is one).
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/snapd/models");
-        let mut seen = 0;
-        for entry in fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().and_then(|e| e.to_str()) != Some("model") {
-                continue;
-            }
-            seen += 1;
-            let summary = read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert_eq!(summary.brand_id, "developer1", "{}", path.display());
-            if let Ok(json) = fs::read_to_string(path.with_extension("json")) {
-                let want = format!("\"model\": \"{}\"", summary.model);
-                assert!(json.contains(&want), "{}: {want}", path.display());
-            }
-        }
-        assert!(
-            seen >= 4,
-            "expected the snapd model vectors in {}",
-            dir.display()
-        );
-    }
-
-    #[test]
-    fn headers_only_signature_ignored() {
-        let text = "type: model\nbrand-id: b\nmodel: m\n\n!!!not base64 but ignored";
-        assert_eq!(summarize(text.as_bytes()), ok("b", "m"));
-    }
-
-    #[test]
-    fn body_and_signature_after_headers_ignored() {
-        let text = "type: model\nbrand-id: b\nmodel: m\nbody-length: 3\n\nx\ny\n\nsig";
-        assert_eq!(summarize(text.as_bytes()), ok("b", "m"));
-    }
-
-    #[test]
-    fn missing_blank_line() {
-        assert_eq!(
-            summarize(b"type: model\nbrand-id: b\nmodel: m\n"),
-            Err(ModelError::NoHeaderEnd)
-        );
-        assert_eq!(summarize(b""), Err(ModelError::NoHeaderEnd));
-    }
-
-    #[test]
-    fn header_block_over_the_limit() {
-        let mut text = b"type: model\nbrand-id: b\nmodel: m\ndescription:\n".to_vec();
-        while text.len() < MAX_HEADERS + 10 {
-            text.extend_from_slice(b"    padding line\n");
-        }
-        text.extend_from_slice(b"\nsig");
-        assert_eq!(summarize(&text), Err(ModelError::NoHeaderEnd));
-    }
-
-    #[test]
-    fn wrong_type_and_missing_headers() {
-        assert_eq!(
-            summarize(b"type: serial\nbrand-id: b\nmodel: m\n\ns"),
-            Err(ModelError::WrongType("serial".into()))
-        );
-        assert_eq!(
-            summarize(b"brand-id: b\nmodel: m\n\ns"),
-            Err(ModelError::Missing("type"))
-        );
-        assert_eq!(
-            summarize(b"type: model\nmodel: m\n\ns"),
-            Err(ModelError::Missing("brand-id"))
-        );
-        assert_eq!(
-            summarize(b"type: model\nbrand-id: b\n\ns"),
-            Err(ModelError::Missing("model"))
-        );
-    }
-
-    #[test]
-    fn duplicate_header() {
-        assert_eq!(
-            summarize(b"type: model\nbrand-id: b\nbrand-id: c\nmodel: m\n\ns"),
-            Err(ModelError::Duplicate("brand-id".into()))
-        );
-    }
-
-    #[test]
-    fn malformed_lines() {
-        for (text, line) in [
-            ("type: model\nno colon here\n\ns", 2),
-            ("Type: model\n\ns", 1),
-            ("type:model\n\ns", 1),
-            ("  - leading continuation\ntype: model\n\ns", 1),
-            ("type: model\nbad--name: x\n\ns", 2),
-            ("type: model\nbad-: x\n\ns", 2),
-            ("type: model\n: x\n\ns", 2),
-        ] {
-            assert_eq!(
-                summarize(text.as_bytes()),
-                Err(ModelError::BadLine(line)),
-                "{text:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn values_that_are_not_identifiers() {
-        assert_eq!(
-            summarize(b"type: model\nbrand-id: a b\nmodel: m\n\ns"),
-            Err(ModelError::BadValue("brand-id"))
-        );
-        assert_eq!(
-            summarize(b"type: model\nbrand-id: b\nmodel: \x1b[2J\n\ns"),
-            Err(ModelError::BadValue("model"))
-        );
-        assert_eq!(
-            summarize(b"type: model\nbrand-id: b\nmodel:\n  - x\n\ns"),
-            Err(ModelError::BadValue("model"))
-        );
-    }
-
-    #[test]
-    fn not_utf8() {
-        assert_eq!(
-            summarize(b"type: model\nbrand-id: \xff\nmodel: m\n\ns"),
-            Err(ModelError::NotUtf8)
-        );
-    }
-
-    #[test]
-    fn find_picks_first_label_with_a_model() {
-        let dir = std::env::temp_dir().join(format!("cf-agent-model-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        assert_eq!(find(&dir).ok().flatten(), None);
-        for label in ["20240102", "20240101", "20230101"] {
-            fs::create_dir_all(dir.join("systems").join(label)).unwrap();
-        }
-        assert_eq!(find(&dir).ok().flatten(), None);
-        fs::write(dir.join("systems/20240102/model"), MODEL).unwrap();
-        fs::write(dir.join("systems/20240101/model"), MODEL).unwrap();
-        assert_eq!(
-            find(&dir).ok().flatten(),
-            Some(dir.join("systems/20240101/model"))
-        );
-        let read_back = read(&dir.join("systems/20240101/model"));
-        assert_eq!(read_back, ok("acme", "pi3-kiosk"));
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn garbage_never_panics() {
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        for len in 0..600 {
-            let mut bytes = MODEL.as_bytes().to_vec();
-            for _ in 0..4 {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let at = (seed as usize) % bytes.len();
-                bytes[at] = (seed >> 40) as u8;
-            }
-            bytes.truncate(len % (bytes.len() + 1));
-            let _ = summarize(&bytes);
-        }
-    }
-}
+mod tests;
