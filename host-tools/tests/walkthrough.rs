@@ -368,7 +368,7 @@ fn boot_until_model(image: &Path, machine: &str) {
         "--timeout",
         "150",
         "--expect",
-        "model: brand=acme model=",
+        "model verified: brand=acme model=",
     ]);
     assert!(out.status.success(), "boot on {machine}:\n{}", show(&out));
 }
