@@ -85,8 +85,18 @@ impl World {
     fn create() -> World {
         prepare("cross/build-agent.sh");
         prepare("board-support/snaps/build.sh");
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("walkthrough");
-        let _ = fs::remove_dir_all(&dir);
+        // One directory per test process, so that concurrent runs do not share a store;
+        // those of processes that have ended are removed (images are hundreds of MiB).
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        for e in fs::read_dir(tmp).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("walkthrough-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = tmp.join(format!("walkthrough-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let w = World { dir };
         fs::write(w.path("pass"), "brand passphrase\n").unwrap();
