@@ -16,7 +16,7 @@ PACKAGES=(
     kmod                                        # depmod/modprobe: the initramfs-tools hook and its test
 )
 # Packages taken from bookworm-backports (QEMU 10: raspi3b/raspi2b and virt as the tests use them).
-BACKPORTS_PACKAGES=(qemu-system-arm qemu-user)
+BACKPORTS_PACKAGES=(qemu-system-arm qemu-user qemu-utils) # qemu-utils: qemu-img for `coreforge boot` overlays
 BACKPORTS_LIST=/etc/apt/sources.list.d/backports.list
 
 here="$(cd "$(dirname "$0")" && pwd)"
