@@ -3,11 +3,12 @@
 //! an Ed25519 key, signing a model from JSON, and the Argon2id KDF that the
 //! key store runs on every unlock.
 //!
-//! `cargo bench -p coreforge-assertions --bench verify [-- --kdf MEM_KIB,PASSES,LANES] [--only NAME]`
+//! `cargo bench -p coreforge-assertions --bench verify [-- --kdf MEM_KIB,PASSES,LANES] [--only NAME [--runs N]]`
 //! prints one line per measurement, `name<TAB>median µs<TAB>runs`, which the
 //! script reads. Medians over many runs, timed one by one with `Instant`.
 //! `--only NAME` runs one measurement (the script interleaves the KDF's with
-//! its CLI runs, so both see the same machine load).
+//! its CLI runs, so both see the same machine load, and reads the process's
+//! CPU time for one KDF with `--runs 1`).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -30,25 +31,34 @@ fn one(rel: &str) -> Assertion {
     Assertion::decode_all(&read(rel)).unwrap().remove(0)
 }
 
-/// Runs `f` `runs` times (after a few warm-up runs) and prints its median in
-/// µs, unless `only` names another measurement.
-fn measure(only: Option<&str>, name: &str, runs: usize, mut f: impl FnMut()) {
-    if only.is_some_and(|o| o != name) {
-        return;
-    }
-    for _ in 0..(runs / 10).clamp(1, 10) {
-        f();
-    }
-    let mut times: Vec<f64> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
+/// Which measurements to run: `--only NAME`, and `--runs N` to override their run counts.
+struct Select {
+    only: Option<String>,
+    runs: Option<usize>,
+}
+
+impl Select {
+    /// Runs `f` `runs` times (after up to 10 warm-up runs) and prints its
+    /// median in µs, unless another measurement was asked for.
+    fn measure(&self, name: &str, runs: usize, mut f: impl FnMut()) {
+        if self.only.as_deref().is_some_and(|o| o != name) {
+            return;
+        }
+        let runs = self.runs.unwrap_or(runs).max(1);
+        for _ in 0..(runs / 10).min(10) {
             f();
-            start.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
-    println!("{name}\t{median:.2}\t{runs}");
+        }
+        let mut times: Vec<f64> = (0..runs)
+            .map(|_| {
+                let start = Instant::now();
+                f();
+                start.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        println!("{name}\t{median:.2}\t{runs}");
+    }
 }
 
 fn headers(pairs: &[(&str, &str)]) -> Vec<(String, HeaderValue)> {
@@ -146,14 +156,16 @@ fn kdf_arg() -> Option<(u32, u32, u32)> {
 }
 
 fn main() {
-    let only = arg("--only");
-    let only = only.as_deref();
+    let select = Select {
+        only: arg("--only"),
+        runs: arg("--runs").map(|n| n.parse().expect("--runs N")),
+    };
     let model_json = read("models/developer1-pc-18.model.json");
 
     // (c) verification: decode + verify through the chain to the trusted root.
     let db = rsa_db();
     let model = read("models/developer1-pc.model");
-    measure(only, "verify_model_rsa4096_chain", 2000, || {
+    select.measure("verify_model_rsa4096_chain", 2000, || {
         let a = Assertion::decode(black_box(&model)).unwrap();
         black_box(db.verify(&a).unwrap());
     });
@@ -161,7 +173,7 @@ fn main() {
     let a = Assertion::decode(&model).unwrap();
     let key = AccountKey::from_assertion(&one("developer1.account-key")).unwrap();
     let signature = a.signature_bytes().unwrap();
-    measure(only, "one_signature_rsa4096", 500, || {
+    select.measure("one_signature_rsa4096", 500, || {
         key.public_key
             .verify(black_box(a.signed_content()), &signature)
             .unwrap();
@@ -171,24 +183,24 @@ fn main() {
     let brand = db.find("account-key", &[a.sign_key_id()]).unwrap();
     let key = AccountKey::from_assertion(brand).unwrap();
     let signature = a.signature_bytes().unwrap();
-    measure(only, "one_signature_ed25519", 5000, || {
+    select.measure("one_signature_ed25519", 5000, || {
         key.public_key
             .verify(black_box(a.signed_content()), &signature)
             .unwrap();
     });
-    measure(only, "verify_model_ed25519_chain", 5000, || {
+    select.measure("verify_model_ed25519_chain", 5000, || {
         let a = Assertion::decode(black_box(&model)).unwrap();
         black_box(db.verify(&a).unwrap());
     });
 
     // (a) key generation alone, without the key store's KDF and file writes.
-    measure(only, "keygen_ed25519", 5000, || {
+    select.measure("keygen_ed25519", 5000, || {
         black_box(PrivateKey::generate_ed25519(&mut rand_core::OsRng));
     });
 
     // (b) what `coreforge sign` does once the key is unlocked: JSON in, assertion out.
     let key = PrivateKey::generate_ed25519(&mut rand_core::OsRng);
-    measure(only, "sign_model_json_ed25519", 5000, || {
+    select.measure("sign_model_json_ed25519", 5000, || {
         let mut s = JsonStatement::parse(black_box(&model_json)).unwrap();
         s.set_default("authority-id", "developer1");
         black_box(sign(&s.headers, s.body.as_deref(), &key, Timestamp::now()).unwrap());
@@ -200,7 +212,7 @@ fn main() {
         let params = Params::new(mem, passes, lanes, Some(32)).unwrap();
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let mut out = [0u8; 32];
-        measure(only, "kdf_argon2id", 3, || {
+        select.measure("kdf_argon2id", 3, || {
             argon
                 .hash_password_into(b"bench passphrase", b"sixteen byte salt", &mut out)
                 .unwrap();
