@@ -5,7 +5,8 @@
 //! 2 usage error; 3 an assertion did not verify.
 
 mod cmd;
-// The writing half is called by build-image; boot reads images back.
+// tests/layout.rs compiles this module on its own and uses all of its API (plan,
+// FatReader's details); the binary uses a part of it.
 #[allow(dead_code, unused_imports)]
 mod image;
 mod keystore;

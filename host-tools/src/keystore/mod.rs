@@ -193,17 +193,11 @@ impl KeyStore {
         })
     }
 
-    /// Uses other argon2id costs for keys created from now on (tests, slow machines).
-    #[allow(dead_code)] // used by tests; the CLI keeps the defaults
+    /// Uses other argon2id costs for keys created from now on (tests keep them cheap).
+    #[cfg(test)]
     pub fn with_kdf_params(mut self, kdf: KdfParams) -> KeyStore {
         self.kdf = kdf;
         self
-    }
-
-    /// The store's directory.
-    #[allow(dead_code)] // for messages in the CLI
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     fn path(&self, name: &str) -> Result<PathBuf, StoreError> {
@@ -428,7 +422,6 @@ impl KeyStore {
     }
 
     /// Stores `assertions` (encoded, as `chain` reads them) beside key `name`, replacing any.
-    #[allow(dead_code)] // for a CLI command that records a key's chain
     pub fn set_chain(&self, name: &str, assertions: &[u8]) -> Result<(), StoreError> {
         self.load(name)?;
         Assertion::decode_all(assertions).map_err(|e| StoreError::BadChain {

@@ -93,7 +93,6 @@ pub struct SnapInfo {
 
 impl SnapInfo {
     /// Whether the snap runs on `arch` (it names it, or is for `all`).
-    #[allow(dead_code)] // for build-image's checks
     pub fn supports(&self, arch: &str) -> bool {
         self.architectures.iter().any(|a| a == arch || a == "all")
     }
@@ -155,7 +154,6 @@ pub fn read_dir_info(dir: &Path) -> Result<SnapInfo, SnapError> {
 }
 
 /// Unpacks the whole snap into `dest` (created if missing).
-#[allow(dead_code)] // for build-image (gadget and kernel contents)
 pub fn extract(path: &Path, dest: &Path) -> Result<(), SnapError> {
     check_squashfs(path)?;
     squashfs::unpack(path, dest)

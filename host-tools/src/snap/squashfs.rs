@@ -64,7 +64,6 @@ pub fn cat(snap: &Path, inner: &str) -> Result<Vec<u8>, SnapError> {
 }
 
 /// Unpacks all of `snap` into `dest` (created if missing, existing files overwritten).
-#[allow(dead_code)] // through snap::extract, for build-image
 pub fn unpack(snap: &Path, dest: &Path) -> Result<(), SnapError> {
     let mut cmd = Command::new("unsquashfs");
     cmd.args(["-f", "-no-xattrs", "-quiet", "-no-progress", "-d"])

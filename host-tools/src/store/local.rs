@@ -210,12 +210,6 @@ impl LocalStore {
         })
     }
 
-    /// The store's directory.
-    #[allow(dead_code)] // for messages in build-image
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The store's account id.
     pub fn authority_id(&self) -> &str {
         &self.state.authority_id

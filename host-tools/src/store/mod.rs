@@ -18,7 +18,6 @@ pub use channel::ChannelError;
 pub use local::{LocalStore, DEFAULT_AUTHORITY};
 
 /// What a store gives an image builder.
-#[allow(dead_code)] // `roots` and `account_assertions` are for build-image
 pub trait Store {
     /// The assertions devices trust (root account-key + account).
     fn roots(&self) -> Result<Vec<Assertion>, StoreError>;
