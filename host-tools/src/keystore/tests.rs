@@ -104,9 +104,9 @@ fn files_are_private() {
     let (_t, store) = store();
     store.create("k", &new_key(), "a").unwrap();
     assert_eq!(mode(&store.dir), 0o700);
-    assert_eq!(mode(&(&store.dir).join("k.key")), 0o600);
+    assert_eq!(mode(&store.dir.join("k.key")), 0o600);
     store.set_account("k", "developer1").unwrap();
-    assert_eq!(mode(&(&store.dir).join("k.key")), 0o600);
+    assert_eq!(mode(&store.dir.join("k.key")), 0o600);
 }
 
 #[test]
@@ -131,7 +131,7 @@ fn bad_names_are_refused() {
         ));
     }
     store.create(&"a".repeat(64), &new_key(), "p").unwrap();
-    assert!(!(&store.dir).join("..").join("k.key").exists());
+    assert!(!store.dir.join("..").join("k.key").exists());
 }
 
 #[test]
@@ -172,7 +172,7 @@ fn tampering_is_detected() {
     let (_t, store) = store();
     store.create("k", &new_key(), "a").unwrap();
     store.create("other", &new_key(), "a").unwrap();
-    let path = (&store.dir).join("k.key");
+    let path = store.dir.join("k.key");
     let original = fs::read_to_string(&path).unwrap();
     let mut doc: serde_json::Value = serde_json::from_str(&original).unwrap();
 
@@ -209,7 +209,7 @@ fn tampering_is_detected() {
 
     // A file renamed to another key's name.
     fs::write(&path, &original).unwrap();
-    fs::rename(&path, (&store.dir).join("renamed.key")).unwrap();
+    fs::rename(&path, store.dir.join("renamed.key")).unwrap();
     let err = store.public_key("renamed").unwrap_err();
     assert!(err.to_string().contains("holds key \"k\""), "{err}");
 }
@@ -220,7 +220,7 @@ fn file_format_is_readable_json() {
     let key = new_key();
     store.create("k", &key, "a").unwrap();
     let doc: serde_json::Value =
-        serde_json::from_slice(&fs::read((&store.dir).join("k.key")).unwrap()).unwrap();
+        serde_json::from_slice(&fs::read(store.dir.join("k.key")).unwrap()).unwrap();
     assert_eq!(doc["format"], "coreforge-key");
     assert_eq!(doc["version"], 1);
     assert_eq!(doc["name"], "k");
@@ -231,7 +231,7 @@ fn file_format_is_readable_json() {
     assert_eq!(doc["cipher"]["algorithm"], "xchacha20poly1305");
     // The secret is not in clear.
     let secret = key.to_secret_bytes();
-    let text = fs::read((&store.dir).join("k.key")).unwrap();
+    let text = fs::read(store.dir.join("k.key")).unwrap();
     assert!(!text.windows(32).any(|w| w == &secret[secret.len() - 32..]));
 }
 
