@@ -50,6 +50,8 @@ pub fn make_boot_disk(image: &Path, files: &[(&str, &[u8])]) -> anyhow::Result<(
         .arg(image)
         .arg((sectors * SECTOR / 1024).to_string()))?;
     let target = format!("{}@@{}", image.display(), PART_START_SECTOR * SECTOR);
+    // mmd fails on a folder that exists (even with -D s), so each is made once.
+    let mut made = std::collections::BTreeSet::new();
     for (path, data) in files {
         let mut parent = String::new();
         for part in path
@@ -61,7 +63,9 @@ pub fn make_boot_disk(image: &Path, files: &[(&str, &[u8])]) -> anyhow::Result<(
         {
             parent.push('/');
             parent.push_str(part);
-            // mmd fails on an existing folder; -D s skips it quietly.
+            if !made.insert(parent.clone()) {
+                continue;
+            }
             run(Command::new("mmd")
                 .args(["-D", "s", "-i", &target])
                 .arg(format!("::{parent}")))?;
@@ -102,7 +106,15 @@ mod tests {
     fn disk_has_mbr_fat32_label_and_files() {
         let dir = crate::scratch_dir("disk-unit").unwrap();
         let img = dir.join("disk.img");
-        make_boot_disk(&img, &[("systems/20250101/model", b"type: model\n")]).unwrap();
+        // Two files under one folder: the folder is made once.
+        make_boot_disk(
+            &img,
+            &[
+                ("systems/20250101/model", b"type: model\n"),
+                ("systems/20250101/assertions/model-etc", b"etc\n"),
+            ],
+        )
+        .unwrap();
         let bytes = std::fs::read(&img).unwrap();
         assert_eq!(bytes.len() as u64, DISK_SIZE);
         assert!(DISK_SIZE.is_power_of_two());

@@ -48,6 +48,28 @@ pub fn test_model() -> anyhow::Result<Vec<u8>> {
     std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))
 }
 
+/// The seed's `assertions/model-etc` for [`test_model`]: the chain from developer1's key to
+/// the testrootorg root in [`trusted_roots`] (store key, brand account, brand key), one
+/// blank line between assertions as the image builder writes it.
+pub fn test_model_etc() -> anyhow::Result<Vec<u8>> {
+    let vectors = workspace_root().join("../shared/vectors/snapd");
+    let mut out = Vec::new();
+    for f in [
+        "roots/testrootorg-store.account-key",
+        "developer1.account",
+        "developer1.account-key",
+    ] {
+        let path = vectors.join(f);
+        if !out.is_empty() {
+            out.extend_from_slice(b"\n\n");
+        }
+        out.extend(
+            std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
+        );
+    }
+    Ok(out)
+}
+
 /// A header's value in an assertion's text (`brand-id`, `model`), for building expected lines.
 pub fn header_value(assertion: &[u8], name: &str) -> Option<String> {
     let text = String::from_utf8_lossy(assertion);
@@ -64,6 +86,7 @@ pub fn trusted_roots() -> Vec<PathBuf> {
         "canonical-root.account-key",
         "canonical.account",
         "testrootorg-root.account-key",
+        "testrootorg.account",
     ]
     .iter()
     .map(|f| roots.join(f))

@@ -41,12 +41,16 @@ impl Boot {
         }
     }
 
-    /// Adds a boot disk holding the shared test model at `systems/20250101/model`.
+    /// Adds a boot disk holding the shared test model at `systems/20250101/model`, with the
+    /// assertions that chain it to the trusted roots in `assertions/model-etc`.
     pub fn with_model_disk(mut self) -> anyhow::Result<Self> {
-        self.disk_files = Some(vec![(
-            "systems/20250101/model".to_string(),
-            crate::test_model()?,
-        )]);
+        self.disk_files = Some(vec![
+            ("systems/20250101/model".to_string(), crate::test_model()?),
+            (
+                "systems/20250101/assertions/model-etc".to_string(),
+                crate::test_model_etc()?,
+            ),
+        ]);
         Ok(self)
     }
 

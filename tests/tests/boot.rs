@@ -47,6 +47,9 @@ fn boot_to_report(
     qemu.wait_for(&starting, timeout)?;
     let model = model_line()?;
     qemu.wait_for(&model, timeout)?;
+    // The disk's model-etc chains the model to the testrootorg root in the initramfs.
+    let verified = model.replacen("model: ", "model verified: ", 1);
+    qemu.wait_for(&verified, timeout)?;
     let log = qemu.transcript();
     for module in &qemu.modules {
         let line = format!("loaded module {module}");
