@@ -1,7 +1,7 @@
 //! `coreforge-agent`: PID 1 of the coreforge initramfs.
 //!
 //! It mounts the kernel file systems, opens the consoles, loads the board's modules, finds
-//! the boot partition and reports what it holds, then waits at a prompt. It never exits:
+//! the boot partition, verifies and reports the seed's model, then waits at a prompt. It never exits:
 //! see `init.rs` for the boot script.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
