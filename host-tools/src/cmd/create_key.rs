@@ -25,6 +25,9 @@ pub struct Args {
 pub fn run(args: &Args, store: &KeyStore) -> Result<ExitCode> {
     store.check_new_name(&args.name)?;
     let passphrase = args.passphrase.get_new(&format!("key {:?}", args.name))?;
+    if passphrase.is_empty() {
+        eprintln!("warning: empty passphrase: key {:?} is not protected at rest (like gpg's %no-protection)", args.name);
+    }
     let key = PrivateKey::generate_ed25519(&mut rand_core::OsRng);
     let stored = store
         .create(&args.name, &key, &passphrase)

@@ -47,6 +47,9 @@ pub fn run(args: &Args, store: &KeyStore) -> Result<ExitCode> {
         }
     };
     let passphrase = args.passphrase.get_new(&format!("key {:?}", args.name))?;
+    if passphrase.is_empty() {
+        eprintln!("warning: empty passphrase: key {:?} is not protected at rest (like gpg's %no-protection)", args.name);
+    }
     let stored = store
         .create(&args.name, &key, &passphrase)
         .with_context(|| format!("cannot store key {:?}", args.name))?;

@@ -234,11 +234,17 @@ impl KeyStore {
         let path = self.path(name)?;
         self.check_new_name(name)?;
         let public = key.public_key();
-        let file = KeyFile::seal(name, &public, &key.to_secret_bytes(), passphrase, self.kdf)
-            .map_err(|reason| StoreError::Seal {
+        let kdf = if passphrase.is_empty() {
+            KdfParams::UNPROTECTED
+        } else {
+            self.kdf
+        };
+        let file = KeyFile::seal(name, &public, &key.to_secret_bytes(), passphrase, kdf).map_err(
+            |reason| StoreError::Seal {
                 name: name.to_string(),
                 reason,
-            })?;
+            },
+        )?;
         fsio::ensure_dir(&self.dir).map_err(|source| StoreError::Io {
             action: "create directory",
             path: self.dir.clone(),

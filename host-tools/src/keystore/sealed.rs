@@ -39,6 +39,14 @@ impl Default for KdfParams {
 }
 
 impl KdfParams {
+    /// Argon2id's minimum, for keys created with an empty passphrase: such a key is not
+    /// protected at rest anyway (gpg's `%no-protection`), so the KDF need not cost anything.
+    pub const UNPROTECTED: KdfParams = KdfParams {
+        memory_kib: 8,
+        iterations: 1,
+        parallelism: 1,
+    };
+
     /// Refuses costs a damaged or hostile file could use to exhaust the machine.
     fn check(&self) -> Result<(), String> {
         if self.memory_kib > 4 * 1024 * 1024 || self.iterations > 64 || self.parallelism > 16 {

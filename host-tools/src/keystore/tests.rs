@@ -298,3 +298,23 @@ fn open_refuses_a_file() {
         Err(StoreError::NotADirectory(_))
     ));
 }
+
+#[test]
+fn empty_passphrase_means_unprotected_and_a_free_kdf() {
+    let dir = tempfile::tempdir().unwrap();
+    // The default (costly) parameters: an empty passphrase must not pay for them.
+    let store = KeyStore::open(dir.path().join("keys")).unwrap();
+    let key = new_key();
+    store.create("ci", &key, "").unwrap();
+    let text = fs::read_to_string(store.dir.join("ci.key")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["kdf"]["memory-kib"], 8, "{text}");
+    let start = std::time::Instant::now();
+    let unlocked = store.unlock("ci", "").unwrap();
+    assert!(start.elapsed() < std::time::Duration::from_millis(100));
+    assert_eq!(unlocked.public_key().id(), key.public_key().id());
+    assert!(matches!(
+        store.unlock("ci", "guess"),
+        Err(StoreError::WrongPassphrase(_))
+    ));
+}
