@@ -6,6 +6,10 @@ use crate::error::VerifyError;
 use crate::time::Timestamp;
 use crate::typed::{Account, AccountKey, Model};
 
+/// Chains already verified during one [`TrustDb::verify`], by the assertion's bytes: a
+/// chain shares its keys and accounts, and each signature needs checking once.
+type Memo = std::collections::HashMap<Vec<u8>, Vec<String>>;
+
 /// Longest chain of account-keys followed before giving up (loops, abuse).
 pub const MAX_CHAIN: usize = 8;
 
@@ -91,8 +95,9 @@ impl TrustDb {
             }
             Model::from_assertion(a)?;
         }
-        let chain = self.verify_link(a, 0)?;
-        self.check_accounts(a)?;
+        let mut memo = Memo::default();
+        let chain = self.verify_link(a, 0, &mut memo)?;
+        self.check_accounts(a, &mut memo)?;
         Ok(Verified {
             assertion: a.clone(),
             signer: a.authority_id().to_owned(),
@@ -100,10 +105,29 @@ impl TrustDb {
         })
     }
 
-    fn verify_link(&self, a: &Assertion, depth: usize) -> Result<Vec<String>, VerifyError> {
+    fn verify_link(
+        &self,
+        a: &Assertion,
+        depth: usize,
+        memo: &mut Memo,
+    ) -> Result<Vec<String>, VerifyError> {
         if depth > MAX_CHAIN {
             return Err(VerifyError::ChainTooLong(MAX_CHAIN));
         }
+        if let Some(chain) = memo.get(a.encode()) {
+            return Ok(chain.clone());
+        }
+        let chain = self.verify_link_uncached(a, depth, memo)?;
+        memo.insert(a.encode().to_vec(), chain.clone());
+        Ok(chain)
+    }
+
+    fn verify_link_uncached(
+        &self,
+        a: &Assertion,
+        depth: usize,
+        memo: &mut Memo,
+    ) -> Result<Vec<String>, VerifyError> {
         let key_id = a.sign_key_id();
         // Self-signed requests carry their own key in the body.
         let (key, trusted) = if !a.kind().has_authority {
@@ -136,7 +160,7 @@ impl TrustDb {
                     authority: a.authority_id().to_owned(),
                 })?;
             let rest = self
-                .verify_link(key_assertion, depth + 1)
+                .verify_link(key_assertion, depth + 1, memo)
                 .map_err(|e| match e {
                     VerifyError::ChainTooLong(n) => VerifyError::ChainTooLong(n),
                     other => VerifyError::Chain {
@@ -144,7 +168,7 @@ impl TrustDb {
                         source: Box::new(other),
                     },
                 })?;
-            self.check_accounts(key_assertion)?;
+            self.check_accounts(key_assertion, memo)?;
             chain.extend(rest);
         }
         Ok(chain)
@@ -176,7 +200,7 @@ impl TrustDb {
     }
 
     /// Accounts referred to by `a` must be known: the owner of an account-key, a model's brand.
-    fn check_accounts(&self, a: &Assertion) -> Result<(), VerifyError> {
+    fn check_accounts(&self, a: &Assertion, memo: &mut Memo) -> Result<(), VerifyError> {
         let account = match a.type_name() {
             "account-key" => a.header_str("account-id"),
             "model" => a.header_str("brand-id"),
@@ -187,7 +211,7 @@ impl TrustDb {
         };
         let known = self.find("account", &[account]).is_some_and(|acc| {
             Account::from_assertion(acc).is_ok()
-                && (self.is_trusted(acc) || self.verify_link(acc, 1).is_ok())
+                && (self.is_trusted(acc) || self.verify_link(acc, 1, memo).is_ok())
         });
         if known {
             Ok(())
