@@ -248,6 +248,11 @@ esac
 # shellcheck source=board-support/snaps/packages.env
 . "$pins"
 
+# One build at a time per cache: tests and people may run this concurrently, and two runs
+# would remove and write the same files.
+mkdir -p "$out"
+exec 9>"$out/.lock"
+flock 9
 "$root/cross/fetch-kernels.sh" >&2
 for arch in "${arches[@]}"; do
     v="BUSYBOX_${arch^^}_VERSION"
