@@ -22,8 +22,33 @@ fn cache() -> PathBuf {
     }
 }
 
+/// Runs `board-support/snaps/build.sh all` once per test process; it rebuilds only what
+/// changed, so this is cheap when the snaps are current.
+fn build_once() {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("snaps/build.sh");
+        let out = Command::new(&script)
+            .arg("all")
+            // The outer cargo's jobserver and target dir are not for the inner build.
+            .env_remove("CARGO_MAKEFLAGS")
+            .env_remove("MAKEFLAGS")
+            .env_remove("MFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "{} all failed (run cross/setup.sh first):\n{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
 /// The one `<name>_<version>_<arch>.snap` in the cache.
 fn snap(name: &str, arch: Arch) -> PathBuf {
+    build_once();
     let dir = cache().join("snaps");
     let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
         panic!(
