@@ -14,13 +14,22 @@ use crate::disk::{self, BootPartition};
 use crate::modules::{self, Loaded};
 use crate::power::{self, Action};
 use crate::prompt::{Choice, Keys, PROMPT};
-use crate::{console, logger, memory, model, mounts};
+use crate::{console, logger, memory, model, mounts, seed};
 
 /// A problem that stops the boot: what was wrong, and what to do about it.
 #[derive(Debug)]
 struct Fatal {
     what: String,
     todo: String,
+}
+
+impl From<seed::Failure> for Fatal {
+    fn from(failure: seed::Failure) -> Fatal {
+        Fatal {
+            todo: failure.todo().into(),
+            what: failure.to_string(),
+        }
+    }
 }
 
 impl From<model::Failure> for Fatal {
@@ -155,7 +164,8 @@ impl Init {
         Ok(boot)
     }
 
-    /// Reports the seed's model, then verifies it against the initramfs's trusted roots.
+    /// Reports the seed's model, verifies it against the initramfs's trusted roots, then
+    /// checks the seeded snaps against the store's assertions and the model.
     fn report(&mut self, boot: &BootPartition) -> Result<(), Fatal> {
         let seed = std::path::Path::new(mounts::SEED);
         let system = model::find(seed).map_err(|e| Fatal {
@@ -172,9 +182,16 @@ impl Init {
             model::printable(&found.model.brand_id),
             model::printable(&found.model.model)
         );
-        let verified =
-            model::verify(&found, std::path::Path::new(model::TRUSTED_DIR)).map_err(Fatal::from)?;
+        let db = model::trust_db(&found, std::path::Path::new(model::TRUSTED_DIR))
+            .map_err(Fatal::from)?;
+        let verified = model::verify_in(&db, &found).map_err(Fatal::from)?;
         info!("{}", model::verified_line(&verified, &found.model));
+        let uname = rustix::system::uname();
+        let machine = uname.machine().to_string_lossy();
+        match seed::verify(seed, &db, &found.model, &machine).map_err(Fatal::from)? {
+            seed::Outcome::NoSnaps => info!("no snaps seeded"),
+            seed::Outcome::Verified(summary) => info!("{}", summary.line()),
+        }
         Ok(())
     }
 

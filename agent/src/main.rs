@@ -18,6 +18,7 @@ mod modules;
 mod mounts;
 mod power;
 mod prompt;
+mod seed;
 
 fn main() {
     if std::process::id() != 1 {

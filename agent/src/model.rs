@@ -191,8 +191,17 @@ pub fn read(system: &Path) -> Result<SeedModel, Failure> {
 }
 
 /// Verifies `seed` against every `*.assertion` in `trusted_dir` (the roots) plus the seed's
-/// `assertions/model-etc` and `assertions/snaps` (either may be absent).
+/// `assertions/model-etc` and `assertions/snaps` (either may be absent). The agent itself
+/// builds the database once with [`trust_db`] and shares it with the snaps' check.
+#[cfg(test)]
 pub fn verify(seed: &SeedModel, trusted_dir: &Path) -> Result<Verified, Failure> {
+    verify_in(&trust_db(seed, trusted_dir)?, seed)
+}
+
+/// The trust database of a seed: every `*.assertion` in `trusted_dir` as roots, plus the
+/// seed's `assertions/model-etc` and `assertions/snaps` (either may be absent). Built once
+/// and shared by the model's and the snaps' verification.
+pub fn trust_db(seed: &SeedModel, trusted_dir: &Path) -> Result<TrustDb, Failure> {
     let mut db = TrustDb::new();
     let roots = read_roots(trusted_dir)?;
     if roots.is_empty() {
@@ -215,6 +224,11 @@ pub fn verify(seed: &SeedModel, trusted_dir: &Path) -> Result<Verified, Failure>
             db.add(a);
         }
     }
+    Ok(db)
+}
+
+/// Verifies the seed's model in `db` (see [`trust_db`]).
+pub fn verify_in(db: &TrustDb, seed: &SeedModel) -> Result<Verified, Failure> {
     db.verify(&seed.assertion)
         .map_err(|error| Failure::Unverified {
             brand: seed.model.brand_id.clone(),
