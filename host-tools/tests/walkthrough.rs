@@ -107,37 +107,51 @@ impl World {
         w.ok(&["register-key", "default", "--store", w.store()]);
         for arch in ["arm64", "armhf"] {
             for name in BOARD_SNAPS {
-                let snap = board_snap(name, arch);
-                let out = w.ok(&["store", "upload", w.store(), snap.to_str().unwrap()]);
-                let rev = out.split_whitespace().nth(1).unwrap().to_owned();
-                w.ok(&["store", "release", w.store(), name, &rev, "beta"]);
+                w.publish(&board_snap(name, arch), name, "beta");
             }
         }
         // The extra snap: a tiny app, for every architecture.
-        let hello = w.path("hello");
-        fs::create_dir_all(hello.join("meta")).unwrap();
-        fs::create_dir_all(hello.join("bin")).unwrap();
-        fs::write(
-            hello.join("meta/snap.yaml"),
-            "name: hello\nversion: '1.0'\ntype: app\narchitectures: [all]\n",
-        )
-        .unwrap();
-        fs::write(hello.join("bin/hello"), "#!/bin/sh\necho hello\n").unwrap();
-        let packed = w.path("hello.snap");
-        w.ok(&[
-            "pack",
-            hello.to_str().unwrap(),
-            "-o",
-            packed.to_str().unwrap(),
-        ]);
-        let out = w.ok(&["store", "upload", w.store(), packed.to_str().unwrap()]);
-        let rev = out.split_whitespace().nth(1).unwrap().to_owned();
-        w.ok(&["store", "release", w.store(), "hello", &rev, "stable"]);
+        let hello = w.pack(
+            "hello",
+            &[
+                (
+                    "meta/snap.yaml",
+                    "name: hello\nversion: '1.0'\ntype: app\narchitectures: [all]\n",
+                ),
+                ("bin/hello", "#!/bin/sh\necho hello\n"),
+            ],
+        );
+        w.publish(&hello, "hello", "stable");
         w
     }
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// Packs a snap from `files` (path, content) under a new directory `name`.
+    fn pack(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let src = self.path(name);
+        for (rel, content) in files {
+            let p = src.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, content).unwrap();
+        }
+        let packed = self.path(&format!("{name}.snap"));
+        self.ok(&[
+            "pack",
+            src.to_str().unwrap(),
+            "-o",
+            packed.to_str().unwrap(),
+        ]);
+        packed
+    }
+
+    /// Uploads `snap` to the store and releases the new revision of `name` to `channel`.
+    fn publish(&self, snap: &Path, name: &str, channel: &str) {
+        let out = self.ok(&["store", "upload", self.store(), snap.to_str().unwrap()]);
+        let rev = out.split_whitespace().nth(1).unwrap().to_owned();
+        self.ok(&["store", "release", self.store(), name, &rev, channel]);
     }
 
     fn store(&self) -> &str {
@@ -487,20 +501,13 @@ fn refuses_an_architecture_mismatch() {
     ]);
     // core is already the model's base: a second one is refused, not silently dropped.
     assert!(err.contains("core") && err.contains("already"), "{err}");
-    let foreign = w.path("foreign");
-    fs::create_dir_all(foreign.join("meta")).unwrap();
-    fs::write(
-        foreign.join("meta/snap.yaml"),
-        "name: foreign\nversion: '1'\ntype: app\narchitectures: [armhf]\n",
-    )
-    .unwrap();
-    let packed = w.path("foreign.snap");
-    w.ok(&[
-        "pack",
-        foreign.to_str().unwrap(),
-        "-o",
-        packed.to_str().unwrap(),
-    ]);
+    let packed = w.pack(
+        "foreign",
+        &[(
+            "meta/snap.yaml",
+            "name: foreign\nversion: '1'\ntype: app\narchitectures: [armhf]\n",
+        )],
+    );
     let err = w.fails(&[
         "build-image",
         "-c",
@@ -523,25 +530,15 @@ fn refuses_an_architecture_mismatch() {
 #[test]
 fn refuses_a_corrupt_gadget_yaml() {
     let w = world();
-    // A gadget named like the model's, with a broken gadget.yaml, released to edge.
-    let src = w.path("badgadget");
-    fs::create_dir_all(src.join("meta")).unwrap();
-    fs::write(
-        src.join("meta/snap.yaml"),
-        "name: badgadget\nversion: '1'\ntype: gadget\narchitectures: [arm64]\n",
-    )
-    .unwrap();
-    fs::write(src.join("meta/gadget.yaml"), "volumes:\n  pi:\n    schema: mbr\n    structure:\n      - name: system-boot\n        type: 0C\n        filesystem: vfat\n").unwrap();
-    let packed = w.path("badgadget.snap");
-    w.ok(&[
-        "pack",
-        src.to_str().unwrap(),
-        "-o",
-        packed.to_str().unwrap(),
-    ]);
-    let out = w.ok(&["store", "upload", w.store(), packed.to_str().unwrap()]);
-    let rev = out.split_whitespace().nth(1).unwrap().to_owned();
-    w.ok(&["store", "release", w.store(), "badgadget", &rev, "beta"]);
+    // A gadget with a broken gadget.yaml (a structure without a size), released to beta.
+    let bad = w.pack(
+        "badgadget",
+        &[
+            ("meta/snap.yaml", "name: badgadget\nversion: '1'\ntype: gadget\narchitectures: [arm64]\n"),
+            ("meta/gadget.yaml", "volumes:\n  pi:\n    schema: mbr\n    structure:\n      - name: system-boot\n        type: 0C\n        filesystem: vfat\n"),
+        ],
+    );
+    w.publish(&bad, "badgadget", "beta");
     let model = w.model("badgadget", "arm64", "badgadget", "");
     let out_img = w.path("badgadget.img");
     let err = w.fails(&[
