@@ -24,17 +24,37 @@ pub struct Args {
 /// Creates the key, refusing to replace an existing one.
 pub fn run(args: &Args, store: &KeyStore) -> Result<ExitCode> {
     store.check_new_name(&args.name)?;
-    let passphrase = args.passphrase.get_new(&format!("key {:?}", args.name))?;
-    if passphrase.is_empty() {
-        eprintln!("warning: empty passphrase: key {:?} is not protected at rest (like gpg's %no-protection)", args.name);
-    }
     let key = PrivateKey::generate_ed25519(&mut rand_core::OsRng);
+    save_new_key(
+        store,
+        &args.name,
+        &key,
+        args.account.as_deref(),
+        &args.passphrase,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Stores a new key under `name` with a new passphrase (and its account), and prints its id.
+pub fn save_new_key(
+    store: &KeyStore,
+    name: &str,
+    key: &PrivateKey,
+    account: Option<&str>,
+    passphrase: &PassphraseArgs,
+) -> Result<()> {
+    let passphrase = passphrase.get_new(&format!("key {name:?}"))?;
+    if passphrase.is_empty() {
+        eprintln!(
+            "warning: empty passphrase: key {name:?} is not protected at rest (like gpg's %no-protection)"
+        );
+    }
     let stored = store
-        .create(&args.name, &key, &passphrase)
-        .with_context(|| format!("cannot create key {:?}", args.name))?;
-    if let Some(account) = &args.account {
-        store.set_account(&args.name, account)?;
+        .create(name, key, &passphrase)
+        .with_context(|| format!("cannot store key {name:?}"))?;
+    if let Some(account) = account {
+        store.set_account(name, account)?;
     }
     println!("{}", stored.key_id);
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -46,16 +46,12 @@ pub fn run(args: &Args, store: &KeyStore) -> Result<ExitCode> {
             )
         }
     };
-    let passphrase = args.passphrase.get_new(&format!("key {:?}", args.name))?;
-    if passphrase.is_empty() {
-        eprintln!("warning: empty passphrase: key {:?} is not protected at rest (like gpg's %no-protection)", args.name);
-    }
-    let stored = store
-        .create(&args.name, &key, &passphrase)
-        .with_context(|| format!("cannot store key {:?}", args.name))?;
-    if let Some(account) = &args.account {
-        store.set_account(&args.name, account)?;
-    }
-    println!("{}", stored.key_id);
+    super::create_key::save_new_key(
+        store,
+        &args.name,
+        &key,
+        args.account.as_deref(),
+        &args.passphrase,
+    )?;
     Ok(ExitCode::SUCCESS)
 }
