@@ -317,7 +317,15 @@ pub fn verify(seed: &Path, db: &TrustDb, model: &Model, machine: &str) -> Result
     }
     let asserted: Vec<&SnapFile> = files.iter().filter(|f| f.revision.is_some()).collect();
     let paths: Vec<&Path> = asserted.iter().map(|f| f.path.as_path()).collect();
+    let hashing = Instant::now();
     let hashes = hash_all(&paths);
+    let bytes: u64 = hashes.iter().flatten().map(|(_, size)| size).sum();
+    log::debug!(
+        "seed: hashed {} snaps, {bytes} bytes, in {} ms on {} threads",
+        paths.len(),
+        hashing.elapsed().as_millis(),
+        workers(paths.len())
+    );
     for (f, hashed) in asserted.iter().zip(hashes) {
         let (digest, size) = hashed.map_err(|error| Failure::Read {
             path: f.path.clone(),
@@ -508,10 +516,7 @@ pub fn debian_arch(machine: &str) -> Option<&'static str> {
 /// SHA3-384 (unpadded base64url, as snap-revisions write it) and size of each file, in
 /// order; one thread per core, each taking whole files from a shared queue.
 fn hash_all(paths: &[&Path]) -> Vec<io::Result<(String, u64)>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(paths.len())
-        .max(1);
+    let threads = workers(paths.len());
     let next = AtomicUsize::new(0);
     let mut done: Vec<(usize, io::Result<(String, u64)>)> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
@@ -547,6 +552,14 @@ fn hash_all(paths: &[&Path]) -> Vec<io::Result<(String, u64)>> {
         }
     }
     out
+}
+
+/// Hashing threads for `files` files: one per core, no more than there are files.
+fn workers(files: usize) -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files)
+        .max(1)
 }
 
 /// Streams `path` through SHA3-384.
