@@ -15,11 +15,14 @@ pub struct Args {
     /// The snap file to write (default: ./NAME_VERSION_ARCH.snap).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Compression of the squashfs, as `snap pack --compression`.
+    #[arg(long, value_enum, default_value_t)]
+    compression: snap::Compression,
 }
 
 /// Packs the directory reproducibly and prints the file written.
 pub fn run(args: &Args) -> Result<ExitCode> {
-    let out = snap::pack(&args.dir, args.output.as_deref())
+    let out = snap::pack(&args.dir, args.output.as_deref(), args.compression)
         .with_context(|| format!("cannot pack {}", args.dir.display()))?;
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)

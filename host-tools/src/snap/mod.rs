@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use sha3::{Digest, Sha3_384};
 
+pub use squashfs::Compression;
 pub use yaml::ARCHITECTURES;
 
 /// Where snap.yaml lives inside a snap.
@@ -208,7 +209,11 @@ fn source_date_epoch() -> Result<u64, SnapError> {
 /// Packs the snap directory `dir` into `out` (default `./<name>_<version>_<arch>.snap`)
 /// and returns the file written. Same directory, same bytes: every time stamp is
 /// `$SOURCE_DATE_EPOCH` (else 0) and every file is owned by root.
-pub fn pack(dir: &Path, out: Option<&Path>) -> Result<PathBuf, SnapError> {
+pub fn pack(
+    dir: &Path,
+    out: Option<&Path>,
+    compression: Compression,
+) -> Result<PathBuf, SnapError> {
     let info = read_dir_info(dir)?;
     if info.snap_type == "gadget" && !dir.join("meta/gadget.yaml").is_file() {
         return Err(SnapError::MissingGadgetYaml(dir.to_path_buf()));
@@ -236,7 +241,7 @@ pub fn pack(dir: &Path, out: Option<&Path>) -> Result<PathBuf, SnapError> {
         .unwrap_or_default();
     let tmp = out_dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
-    let result = squashfs::make(dir, &tmp, time)
+    let result = squashfs::make(dir, &tmp, time, compression)
         .and_then(|()| fs::rename(&tmp, &out).map_err(io_err("write", &out)));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -294,6 +299,37 @@ mod tests {
     }
 
     #[test]
+    fn lzo_packs_read_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir_all(src.join("meta")).unwrap();
+        fs::write(
+            src.join("meta/snap.yaml"),
+            "name: kern\nversion: '1'\ntype: kernel\n",
+        )
+        .unwrap();
+        fs::write(src.join("kernel.img"), vec![7u8; 100_000]).unwrap();
+        let mut packed = Vec::new();
+        for c in [Compression::Xz, Compression::Lzo] {
+            let out = dir.path().join(format!("{c:?}.snap"));
+            pack(&src, Some(&out), c).unwrap();
+            let sb = std::process::Command::new("unsquashfs")
+                .arg("-s")
+                .arg(&out)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&sb.stdout).to_lowercase();
+            assert!(
+                text.contains(&format!("compression {}", c.as_arg())),
+                "{text}"
+            );
+            assert_eq!(read_file(&out, "kernel.img").unwrap(), vec![7u8; 100_000]);
+            packed.push(fs::read(&out).unwrap());
+        }
+        assert_ne!(packed[0], packed[1]);
+    }
+
+    #[test]
     fn pack_then_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src");
@@ -307,7 +343,7 @@ mod tests {
         fs::write(src.join("meta/gadget.yaml"), "volumes: {}\n").unwrap();
         fs::write(src.join("boot-assets/config.txt"), "enable_uart=1\n").unwrap();
         let out = dir.path().join("pi3.snap");
-        assert_eq!(pack(&src, Some(&out)).unwrap(), out);
+        assert_eq!(pack(&src, Some(&out), Compression::Xz).unwrap(), out);
         let info = read_info(&out).unwrap();
         assert_eq!(
             (info.name.as_str(), info.snap_type.as_str()),
