@@ -14,8 +14,67 @@ use super::{io_err, ImageError};
 /// FAT32 needs at least this many clusters (65525, plus headroom for the FATs themselves).
 const FAT32_MIN_CLUSTERS: u64 = 66_000;
 
-/// Makes a FAT file system of `size` bytes holding the tree under `content` (if any) and
-/// returns its bytes. `vfat` is FAT32 when there is room for FAT32's minimum cluster count
+/// Granularity of [`FatImage::written`]: the unit the image writer copies out.
+pub const CHUNK: usize = 64 << 10;
+
+/// A FAT file system built in memory, and which of its chunks were ever written.
+#[derive(Debug)]
+pub struct FatImage {
+    /// The whole file system; chunks never written are zeros.
+    pub bytes: Vec<u8>,
+    /// One flag per [`CHUNK`] bytes: whether fatfs wrote into it.
+    pub written: Vec<bool>,
+}
+
+impl FatImage {
+    /// The written chunks that hold something other than zeros, with their offsets.
+    pub fn data_chunks(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        self.bytes
+            .chunks(CHUNK)
+            .zip(&self.written)
+            .enumerate()
+            .filter(|(_, (chunk, written))| **written && chunk.iter().any(|b| *b != 0))
+            .map(|(i, (chunk, _))| ((i * CHUNK) as u64, chunk))
+    }
+}
+
+/// A cursor over the in-memory disk that remembers which chunks were written, so the writer
+/// need not scan (and fault in) the untouched, zero pages of a mostly empty partition.
+struct TrackingCursor {
+    inner: Cursor<Vec<u8>>,
+    written: Vec<bool>,
+}
+
+impl Read for TrackingCursor {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl Seek for TrackingCursor {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+impl Write for TrackingCursor {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let start = self.inner.position() as usize;
+        let n = self.inner.write(buf)?;
+        if n > 0 {
+            for flag in &mut self.written[start / CHUNK..=(start + n - 1) / CHUNK] {
+                *flag = true;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Makes a FAT file system of `size` bytes holding the tree under `content` (if any). `vfat` is FAT32 when there is room for FAT32's minimum cluster count
 /// at 512-byte clusters (about 33 MiB), else FAT16; `vfat-32`/`vfat-16` force the type.
 pub fn make_fat(
     structure: &str,
@@ -25,7 +84,7 @@ pub fn make_fat(
     volume_id: u32,
     epoch: u64,
     content: Option<&Path>,
-) -> Result<Vec<u8>, ImageError> {
+) -> Result<FatImage, ImageError> {
     let fat_err = |source: io::Error| ImageError::Fat {
         structure: structure.into(),
         source,
@@ -42,7 +101,10 @@ pub fn make_fat(
         structure: structure.into(),
         problem: "too large for memory".into(),
     })?;
-    let mut disk = Cursor::new(vec![0u8; len]);
+    let mut disk = TrackingCursor {
+        inner: Cursor::new(vec![0u8; len]),
+        written: vec![false; len.div_ceil(CHUNK)],
+    };
     let mut options = FormatVolumeOptions::new().volume_id(volume_id);
     let cluster_for_fat32 = [4096u32, 2048, 1024, 512]
         .into_iter()
@@ -77,7 +139,10 @@ pub fn make_fat(
         }
         fs.unmount().map_err(fat_err)?;
     }
-    Ok(disk.into_inner())
+    Ok(FatImage {
+        bytes: disk.inner.into_inner(),
+        written: disk.written,
+    })
 }
 
 /// Copies `dir` into `into`, in name order so that every build allocates the same clusters.
@@ -398,8 +463,8 @@ mod tests {
     fn small_vfat_is_fat16_and_large_is_fat32() {
         let small = make_fat("t", Filesystem::Vfat, 16 << 20, Some("boot"), 1, 0, None).unwrap();
         let large = make_fat("t", Filesystem::Vfat, 40 << 20, Some("boot"), 1, 0, None).unwrap();
-        let ty = |bytes: Vec<u8>| {
-            FileSystem::new(Cursor::new(bytes), FsOptions::new())
+        let ty = |image: FatImage| {
+            FileSystem::new(Cursor::new(image.bytes), FsOptions::new())
                 .unwrap()
                 .fat_type()
         };

@@ -280,7 +280,7 @@ pub fn write_image(
                 ext4::make_ext4(path, &spec, scratch.path())?;
             } else {
                 let [a, b, c, d, ..] = id("fat-volume-id");
-                let bytes = fat::make_fat(
+                let fat = fat::make_fat(
                     &s.describe(),
                     s.filesystem,
                     s.size,
@@ -289,7 +289,10 @@ pub fn write_image(
                     options.epoch,
                     dir.as_deref(),
                 )?;
-                write_sparse(file, path, s.offset, &bytes)?;
+                for (at, chunk) in fat.data_chunks() {
+                    file.write_all_at(chunk, s.offset + at)
+                        .map_err(io_err("write", path))?;
+                }
             }
         }
         done += s.size;
@@ -361,19 +364,6 @@ fn write_bare(
         file.write_all_at(&data, s.offset + at)
             .map_err(io_err("write", path))?;
         next = at + size.unwrap_or(len);
-    }
-    Ok(())
-}
-
-/// Writes `bytes` at `offset`, skipping all-zero blocks (the file is zeros already), so a
-/// mostly empty file system stays sparse on the host.
-fn write_sparse(file: &File, path: &Path, offset: u64, bytes: &[u8]) -> Result<(), ImageError> {
-    const CHUNK: usize = 64 << 10;
-    for (i, chunk) in bytes.chunks(CHUNK).enumerate() {
-        if chunk.iter().any(|b| *b != 0) {
-            file.write_all_at(chunk, offset + (i * CHUNK) as u64)
-                .map_err(io_err("write", path))?;
-        }
     }
     Ok(())
 }
