@@ -514,9 +514,13 @@ pub fn debian_arch(machine: &str) -> Option<&'static str> {
 }
 
 /// SHA3-384 (unpadded base64url, as snap-revisions write it) and size of each file, in
-/// order; one thread per core, each taking whole files from a shared queue.
+/// order; one thread per core, each taking whole files from a shared queue. The queue
+/// holds the largest files first, so that a big kernel snap does not start last and
+/// leave the other cores idle while it is hashed alone.
 fn hash_all(paths: &[&Path]) -> Vec<io::Result<(String, u64)>> {
     let threads = workers(paths.len());
+    let mut queue: Vec<usize> = (0..paths.len()).collect();
+    queue.sort_by_cached_key(|&i| std::cmp::Reverse(fs::metadata(paths[i]).map_or(0, |m| m.len())));
     let next = AtomicUsize::new(0);
     let mut done: Vec<(usize, io::Result<(String, u64)>)> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
@@ -525,10 +529,10 @@ fn hash_all(paths: &[&Path]) -> Vec<io::Result<(String, u64)>> {
                     let mut mine = Vec::new();
                     let mut buf = vec![0u8; CHUNK];
                     loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(path) = paths.get(i) else {
+                        let Some(&i) = queue.get(next.fetch_add(1, Ordering::Relaxed)) else {
                             return mine;
                         };
+                        let path = paths[i];
                         mine.push((i, hash_file(path, &mut buf)));
                     }
                 })

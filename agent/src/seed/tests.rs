@@ -480,7 +480,8 @@ fn hashes_come_back_in_order() {
     let mut paths = Vec::new();
     for i in 0..9 {
         let p = dir.join(format!("{i}"));
-        fs::write(&p, content("x", i + 1)).unwrap();
+        // Sizes grow with the index, so the queue (largest first) runs backwards.
+        fs::write(&p, content(&"x".repeat(i as usize + 1), i + 1)).unwrap();
         paths.push(p);
     }
     paths.push(dir.join("missing"));
@@ -488,7 +489,7 @@ fn hashes_come_back_in_order() {
     let out = hash_all(&refs);
     assert_eq!(out.len(), 10);
     for (i, r) in out.iter().take(9).enumerate() {
-        let bytes = content("x", i as u64 + 1);
+        let bytes = content(&"x".repeat(i + 1), i as u64 + 1);
         assert_eq!(r.as_ref().unwrap(), &(digest(&bytes), bytes.len() as u64));
     }
     assert!(out[9].is_err());
