@@ -381,7 +381,7 @@ fn pi3_walkthrough_builds_inspects_and_boots() {
     boot_until_model(&image, "raspi3b");
 }
 
-/// Boots `image` with `coreforge boot` until the agent reports the model.
+/// Boots `image` with `coreforge boot` until the agent has verified the model and the seed.
 fn boot_until_model(image: &Path, machine: &str) {
     let w = world();
     let out = w.run(&[
@@ -390,9 +390,12 @@ fn boot_until_model(image: &Path, machine: &str) {
         "--machine",
         machine,
         "--timeout",
-        "150",
+        "240",
         "--expect",
         "model verified: brand=acme model=",
+        // The agent hashes every seeded snap against its snap-revision.
+        "--expect",
+        "seed verified: ",
     ]);
     assert!(out.status.success(), "boot on {machine}:\n{}", show(&out));
 }

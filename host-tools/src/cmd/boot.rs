@@ -45,9 +45,9 @@ pub struct Args {
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
     /// Run without a terminal and succeed as soon as TEXT appears on the serial console
-    /// (default timeout 600 s).
+    /// (default timeout 600 s); repeatable: every TEXT, in the order given.
     #[arg(long, value_name = "TEXT")]
-    expect: Option<String>,
+    expect: Vec<String>,
 }
 
 /// The files and names a boot needs, read from the boot partition.
@@ -130,7 +130,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let overlay = tmp.path().join("disk.qcow2");
     make_overlay(&image, &overlay, disk_size)?;
 
-    let interactive = args.timeout.is_none() && args.expect.is_none();
+    let interactive = args.timeout.is_none() && args.expect.is_empty();
     let extra = files.cmdline_extra.join(" ");
     let inputs = QemuInputs {
         kernel: Some(&kernel_path),
@@ -165,7 +165,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         });
     }
     let timeout = Duration::from_secs(args.timeout.unwrap_or(600));
-    watch(cmd, program, timeout, args.expect.as_deref())
+    watch(cmd, program, timeout, &args.expect)
 }
 
 /// The FAT partition labelled `system-boot` (or snapd's UC20 names), else the first FAT one.
@@ -409,13 +409,13 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Runs QEMU with the console on a pipe, echoing it, until `expect` shows up, QEMU exits,
-/// or time runs out.
+/// Runs QEMU with the console on a pipe, echoing it, until every text of `expect` has shown
+/// up in order, QEMU exits, or time runs out.
 fn watch(
     mut cmd: Command,
     program: &str,
     timeout: Duration,
-    expect: Option<&str>,
+    expect: &[String],
 ) -> Result<ExitCode> {
     let child = cmd
         .stdin(Stdio::null())
@@ -441,6 +441,8 @@ fn watch(
     });
     let start = Instant::now();
     let mut transcript = Vec::new();
+    // How many texts of `expect` were seen, and where in the transcript the last one ended.
+    let (mut found, mut matched_to) = (0, 0);
     let mut out = std::io::stdout();
     loop {
         let left = timeout.saturating_sub(start.elapsed());
@@ -448,22 +450,25 @@ fn watch(
             Ok(chunk) => {
                 let _ = out.write_all(&chunk);
                 let _ = out.flush();
-                // Search only the new bytes and a text's length before them.
-                let from = transcript.len().saturating_sub(expect.map_or(0, str::len));
                 transcript.extend_from_slice(&chunk);
-                if let Some(text) = expect {
-                    if contains(&transcript[from..], text.as_bytes()) {
-                        eprintln!(
-                            "\ncoreforge boot: found {text:?} after {:.1} s",
-                            start.elapsed().as_secs_f64()
-                        );
-                        return Ok(ExitCode::SUCCESS);
-                    }
+                while let Some(text) = expect.get(found) {
+                    let Some(at) = find(&transcript[matched_to..], text.as_bytes()) else {
+                        break;
+                    };
+                    matched_to += at + text.len();
+                    found += 1;
+                    eprintln!(
+                        "\ncoreforge boot: found {text:?} after {:.1} s",
+                        start.elapsed().as_secs_f64()
+                    );
+                }
+                if !expect.is_empty() && found == expect.len() {
+                    return Ok(ExitCode::SUCCESS);
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let status = child.0.wait().context("cannot wait for QEMU")?;
-                if let Some(text) = expect {
+                if let Some(text) = expect.get(found) {
                     bail!(
                         "QEMU exited ({status}) before {text:?} appeared on the serial console; last lines:\n{}",
                         tail(&transcript)
@@ -478,7 +483,9 @@ fn watch(
                 );
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                let waiting = expect.map_or(String::new(), |t| format!(" waiting for {t:?}"));
+                let waiting = expect
+                    .get(found)
+                    .map_or(String::new(), |t| format!(" waiting for {t:?}"));
                 bail!(
                     "timed out after {} s{waiting} on the serial console; last lines:\n{}",
                     timeout.as_secs(),
@@ -489,8 +496,12 @@ fn watch(
     }
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+/// Where `needle` first starts in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The last 30 lines of the console, for error messages.
