@@ -76,4 +76,5 @@ step "coreforge boot pi3-test.img --machine $machine"
 if [ -t 0 ] && [ -t 1 ]; then
     exec "$cf" boot pi3-test.img --machine "$machine"
 fi
-"$cf" boot pi3-test.img --machine "$machine" --timeout 180 --expect "Press r to reboot"
+"$cf" boot pi3-test.img --machine "$machine" --timeout 240 \
+    --expect "model verified: brand=acme model=pi3" --expect "seed verified:"
