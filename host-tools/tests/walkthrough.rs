@@ -211,6 +211,24 @@ impl World {
         model
     }
 
+    /// Runs `build-image` expecting it to refuse: returns its error, checks `out` was not written.
+    fn refused(&self, model: &Path, out: &Path, channel: &str, extra: &[&str]) -> String {
+        let mut args = vec![
+            "build-image",
+            "-c",
+            channel,
+            "--store",
+            self.store(),
+            "-o",
+            out.to_str().unwrap(),
+            model.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let err = self.fails(&args);
+        assert!(!out.exists(), "a refused build left {}", out.display());
+        err
+    }
+
     fn build(&self, model: &Path, out: &Path, extra: &[&str]) -> Output {
         let mut args = vec![
             "build-image",
@@ -400,26 +418,25 @@ fn boot_until_model(image: &Path, machine: &str) {
     assert!(out.status.success(), "boot on {machine}:\n{}", show(&out));
 }
 
-#[test]
-fn armhf_pi_image_boots_on_raspi2b() {
+/// Builds an image for a fresh model and boots it on `machine` until the seed verifies.
+fn build_and_boot(name: &str, arch: &str, gadget: &str, machine: &str) {
     let w = world();
-    let model = w.model("pi3-armhf", "armhf", "pi3", "");
-    let image = w.path("pi3-armhf.img");
+    let model = w.model(name, arch, gadget, "");
+    let image = w.path(&format!("{name}.img"));
     let out = w.build(&model, &image, &[]);
     assert!(out.status.success(), "{}", show(&out));
-    boot_until_model(&image, "raspi2b");
+    boot_until_model(&image, machine);
     fs::remove_file(&image).unwrap();
 }
 
 #[test]
+fn armhf_pi_image_boots_on_raspi2b() {
+    build_and_boot("pi3-armhf", "armhf", "pi3", "raspi2b");
+}
+
+#[test]
 fn virt_image_boots_on_virt() {
-    let w = world();
-    let model = w.model("virt", "arm64", "qemu-virt", "");
-    let image = w.path("virt.img");
-    let out = w.build(&model, &image, &[]);
-    assert!(out.status.success(), "{}", show(&out));
-    boot_until_model(&image, "virt");
-    fs::remove_file(&image).unwrap();
+    build_and_boot("virt", "arm64", "qemu-virt", "virt");
 }
 
 #[test]
@@ -432,56 +449,24 @@ fn refuses_an_unsigned_or_tampered_model_and_writes_nothing() {
     let bad = w.path("tampered-bad.model");
     fs::write(&bad, text).unwrap();
     let out_img = w.path("never.img");
-    let err = w.fails(&[
-        "build-image",
-        "-c",
-        "beta",
-        "--store",
-        w.store(),
-        "-o",
-        out_img.to_str().unwrap(),
-        bad.to_str().unwrap(),
-    ]);
+    let err = w.refused(&bad, &out_img, "beta", &[]);
     assert!(
         err.contains("does not verify") && err.contains("signature"),
         "{err}"
     );
-    assert!(!out_img.exists());
     // The JSON itself is not a signed model.
-    let json = w.path("tampered.json");
-    let err = w.fails(&[
-        "build-image",
-        "-c",
-        "beta",
-        "--store",
-        w.store(),
-        "-o",
-        out_img.to_str().unwrap(),
-        json.to_str().unwrap(),
-    ]);
+    let err = w.refused(&w.path("tampered.json"), &out_img, "beta", &[]);
     assert!(err.contains("cannot decode"), "{err}");
-    assert!(!out_img.exists());
 }
 
 #[test]
 fn refuses_a_kernel_missing_from_the_channel() {
     let w = world();
     let model = w.model("nokernel", "arm64", "pi3", "");
-    let out_img = w.path("nokernel.img");
     // Released to beta only: stable has nothing to fall back to.
-    let err = w.fails(&[
-        "build-image",
-        "-c",
-        "stable",
-        "--store",
-        w.store(),
-        "-o",
-        out_img.to_str().unwrap(),
-        model.to_str().unwrap(),
-    ]);
+    let err = w.refused(&model, &w.path("nokernel.img"), "stable", &[]);
     assert!(err.contains("pi3") || err.contains("pi2-kernel"), "{err}");
     assert!(err.contains("stable"), "{err}");
-    assert!(!out_img.exists());
 }
 
 #[test]
@@ -490,18 +475,12 @@ fn refuses_an_architecture_mismatch() {
     let model = w.model("archmix", "arm64", "pi3", "");
     let out_img = w.path("archmix.img");
     let armhf_core = board_snap("core", "armhf");
-    let err = w.fails(&[
-        "build-image",
-        "-c",
+    let err = w.refused(
+        &model,
+        &out_img,
         "beta",
-        "--store",
-        w.store(),
-        "-o",
-        out_img.to_str().unwrap(),
-        model.to_str().unwrap(),
-        "--extra-snaps",
-        armhf_core.to_str().unwrap(),
-    ]);
+        &["--extra-snaps", armhf_core.to_str().unwrap()],
+    );
     // core is already the model's base: a second one is refused, not silently dropped.
     assert!(err.contains("core") && err.contains("already"), "{err}");
     let packed = w.pack(
@@ -511,23 +490,16 @@ fn refuses_an_architecture_mismatch() {
             "name: foreign\nversion: '1'\ntype: app\narchitectures: [armhf]\n",
         )],
     );
-    let err = w.fails(&[
-        "build-image",
-        "-c",
+    let err = w.refused(
+        &model,
+        &out_img,
         "beta",
-        "--store",
-        w.store(),
-        "-o",
-        out_img.to_str().unwrap(),
-        model.to_str().unwrap(),
-        "--extra-snaps",
-        packed.to_str().unwrap(),
-    ]);
+        &["--extra-snaps", packed.to_str().unwrap()],
+    );
     assert!(
         err.contains("is for armhf") && err.contains("arm64"),
         "{err}"
     );
-    assert!(!out_img.exists());
 }
 
 #[test]
@@ -537,23 +509,28 @@ fn refuses_a_corrupt_gadget_yaml() {
     let bad = w.pack(
         "badgadget",
         &[
-            ("meta/snap.yaml", "name: badgadget\nversion: '1'\ntype: gadget\narchitectures: [arm64]\n"),
-            ("meta/gadget.yaml", "volumes:\n  pi:\n    schema: mbr\n    structure:\n      - name: system-boot\n        type: 0C\n        filesystem: vfat\n"),
+            (
+                "meta/snap.yaml",
+                "name: badgadget\nversion: '1'\ntype: gadget\narchitectures: [arm64]\n",
+            ),
+            (
+                "meta/gadget.yaml",
+                "volumes:\n  pi:\n    schema: mbr\n    structure:\n      - name: system-boot\n        type: 0C\n        filesystem: vfat\n",
+            ),
         ],
     );
     w.publish(&bad, "badgadget", "beta");
     let model = w.model("badgadget", "arm64", "badgadget", "");
-    let out_img = w.path("badgadget.img");
-    let err = w.fails(&[
-        "build-image",
-        "-c",
-        "beta",
-        "--store",
-        w.store(),
-        "-o",
-        out_img.to_str().unwrap(),
-        model.to_str().unwrap(),
-    ]);
+    let err = w.refused(&model, &w.path("badgadget.img"), "beta", &[]);
     assert!(err.contains("gadget.yaml") && err.contains("size"), "{err}");
-    assert!(!out_img.exists());
+}
+
+#[test]
+fn refuses_local_snaps_for_a_model_that_is_not_dangerous() {
+    let w = world();
+    let model = w.model("nolocal", "arm64", "pi3", "");
+    let core = board_snap("core", "arm64");
+    let local = format!("core={}", core.display());
+    let err = w.refused(&model, &w.path("nolocal.img"), "beta", &["--snap", &local]);
+    assert!(err.contains("--snap") && err.contains("dangerous"), "{err}");
 }
