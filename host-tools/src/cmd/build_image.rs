@@ -48,6 +48,48 @@ pub struct Args {
     agent: Option<PathBuf>,
 }
 
+/// Why a snap is in the seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SeedRole {
+    Gadget,
+    Kernel,
+    /// The base, or `core` for a series-16 model without one.
+    Base,
+    Snapd,
+    /// Required by the model.
+    Required,
+    /// Asked for with `--extra-snaps`.
+    Extra,
+}
+
+impl SeedRole {
+    /// The snap types a snap in this role may have.
+    fn allowed_types(self) -> &'static [&'static str] {
+        match self {
+            SeedRole::Gadget => &["gadget"],
+            SeedRole::Kernel => &["kernel"],
+            SeedRole::Base => &["base", "core"],
+            SeedRole::Snapd => &["snapd"],
+            SeedRole::Required | SeedRole::Extra => {
+                &["app", "base", "core", "snapd", "gadget", "kernel"]
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for SeedRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SeedRole::Gadget => "gadget",
+            SeedRole::Kernel => "kernel",
+            SeedRole::Base => "base",
+            SeedRole::Snapd => "snapd",
+            SeedRole::Required => "required",
+            SeedRole::Extra => "extra",
+        })
+    }
+}
+
 /// A snap picked for the seed, with where it came from.
 struct SeedSnap {
     name: String,
@@ -56,7 +98,7 @@ struct SeedSnap {
     /// Store revision and snap-id; `None` for an unasserted local file.
     resolved: Option<ResolvedSnap>,
     /// Why it is seeded (gadget, kernel, base, required, extra).
-    why: &'static str,
+    why: SeedRole,
 }
 
 impl SeedSnap {
@@ -102,11 +144,11 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     )?;
     let gadget = snaps
         .iter()
-        .find(|s| s.why == "gadget")
+        .find(|s| s.why == SeedRole::Gadget)
         .context("no gadget snap resolved")?;
     let kernel = snaps
         .iter()
-        .find(|s| s.why == "kernel")
+        .find(|s| s.why == SeedRole::Kernel)
         .context("no kernel snap resolved")?;
 
     let tmp;
@@ -280,17 +322,6 @@ fn parse_overrides(specs: &[String]) -> Result<BTreeMap<String, PathBuf>> {
     Ok(out)
 }
 
-/// The types a snap in each role may have.
-fn expected_types(why: &str) -> &'static [&'static str] {
-    match why {
-        "gadget" => &["gadget"],
-        "kernel" => &["kernel"],
-        "base" => &["base", "core"],
-        "snapd" => &["snapd"],
-        _ => &["app", "base", "core", "snapd", "gadget", "kernel"],
-    }
-}
-
 fn channel_with_track(channel: &str, track: Option<&str>) -> String {
     match track {
         None => channel.to_owned(),
@@ -323,27 +354,27 @@ fn resolve_snaps(
     overrides: &BTreeMap<String, PathBuf>,
     store: &dyn Store,
 ) -> Result<Vec<SeedSnap>> {
-    let mut wanted: Vec<(String, Option<String>, &'static str)> = Vec::new();
+    let mut wanted: Vec<(String, Option<String>, SeedRole)> = Vec::new();
     if model.snaps.is_empty() {
         if let Some(g) = &model.gadget {
-            wanted.push((g.clone(), model.gadget_track.clone(), "gadget"));
+            wanted.push((g.clone(), model.gadget_track.clone(), SeedRole::Gadget));
         }
         if let Some(k) = &model.kernel {
-            wanted.push((k.clone(), model.kernel_track.clone(), "kernel"));
+            wanted.push((k.clone(), model.kernel_track.clone(), SeedRole::Kernel));
         }
-        wanted.push((model.base_or_core().to_owned(), None, "base"));
+        wanted.push((model.base_or_core().to_owned(), None, SeedRole::Base));
         for r in &model.required_snaps {
-            wanted.push((r.clone(), None, "required"));
+            wanted.push((r.clone(), None, SeedRole::Required));
         }
     } else {
         for s in &model.snaps {
             let why = match s.snap_type.as_str() {
-                "gadget" => "gadget",
-                "kernel" => "kernel",
-                "base" | "core" if Some(&s.name) == model.base.as_ref() => "base",
-                "snapd" => "snapd",
+                "gadget" => SeedRole::Gadget,
+                "kernel" => SeedRole::Kernel,
+                "base" | "core" if Some(&s.name) == model.base.as_ref() => SeedRole::Base,
+                "snapd" => SeedRole::Snapd,
                 _ if s.presence == "optional" => continue,
-                _ => "required",
+                _ => SeedRole::Required,
             };
             wanted.push((s.name.clone(), None, why));
         }
@@ -352,7 +383,7 @@ fn resolve_snaps(
             .iter()
             .any(|s| Some(&s.name) == model.base.as_ref())
         {
-            wanted.push((model.base_or_core().to_owned(), None, "base"));
+            wanted.push((model.base_or_core().to_owned(), None, SeedRole::Base));
         }
     }
     let mut out: Vec<SeedSnap> = Vec::new();
@@ -386,7 +417,7 @@ fn resolve_snaps(
     }
     for spec in extra {
         let snap = if spec.ends_with(".snap") || Path::new(spec).is_file() {
-            local_snap(Path::new(spec), "extra")?
+            local_snap(Path::new(spec), SeedRole::Extra)?
         } else {
             let r = store
                 .resolve(spec, channel, arch)
@@ -396,7 +427,7 @@ fn resolve_snaps(
                 path: r.path.clone(),
                 info: r.info.clone(),
                 resolved: Some(r),
-                why: "extra",
+                why: SeedRole::Extra,
             }
         };
         if let Some(seeded) = out.iter().find(|s| s.name == snap.name) {
@@ -409,7 +440,7 @@ fn resolve_snaps(
         out.push(snap);
     }
     for s in &out {
-        let types = expected_types(s.why);
+        let types = s.why.allowed_types();
         ensure!(
             types.contains(&s.info.snap_type.as_str()),
             "{} snap {:?} has type {:?}, expected {}",
@@ -431,7 +462,7 @@ fn resolve_snaps(
     Ok(out)
 }
 
-fn local_snap(file: &Path, why: &'static str) -> Result<SeedSnap> {
+fn local_snap(file: &Path, why: SeedRole) -> Result<SeedSnap> {
     let info = snap::read_info(file).with_context(|| format!("{why} snap {}", file.display()))?;
     Ok(SeedSnap {
         name: info.name.clone(),
