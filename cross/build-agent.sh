@@ -37,7 +37,8 @@ target_dir="${COREFORGE_CROSS_TARGET_DIR:-$root/target/cross}"
 for target in "${targets[@]}"; do
     /usr/bin/cargo build --quiet --manifest-path "$root/Cargo.toml" -p coreforge-agent \
         --config "$here/cargo-config.toml" --profile agent --target "$target" \
-        --target-dir "$target_dir" -Zbuild-std=std,panic_abort >&2
+        --target-dir "$target_dir" -Zbuild-std=std,panic_abort \
+        -Zbuild-std-features=optimize_for_size >&2
     bin="$target_dir/$target/agent/coreforge-agent"
     case "$target" in
         aarch64-*) want="ARM aarch64" ;;
