@@ -115,7 +115,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let progress = Progress::new();
     progress.step("verifying the model");
     let store = open_store(&args.store)?;
-    let verified = verify_model(&args.model, store.as_ref())?;
+    let roots = store.roots()?;
+    let (verified, brand_chain) = verify_model(&args.model, &roots, store.as_ref())?;
     let model = Model::from_assertion(verified.assertion())?;
     let arch_name = model
         .architecture
@@ -220,12 +221,18 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         staged.insert(s.index, dir);
     }
     let boot_dir = &staged[&boot.index];
-    write_seed(boot_dir, &verified, &snaps, store.as_ref(), epoch)?;
+    write_seed(
+        boot_dir,
+        &verified,
+        &brand_chain,
+        &snaps,
+        store.as_ref(),
+        epoch,
+    )?;
     write_kernel(boot_dir, &kernel_dir)?;
 
     progress.step("building the initramfs");
     let agent = agent_path(args.agent.as_deref(), arch)?;
-    let roots = store.roots()?;
     let roots_dir = work.join("roots");
     fs::create_dir_all(&roots_dir)?;
     let mut root_files = Vec::new();
@@ -278,14 +285,19 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Verifies the model and its chain against the store's roots before anything else.
-fn verify_model(path: &Path, store: &dyn Store) -> Result<Verified> {
+/// Verifies the model and its chain against the store's roots before anything else; also
+/// returns the brand's account assertions from the store (the seed's `model-etc`).
+fn verify_model(
+    path: &Path,
+    roots: &[Assertion],
+    store: &dyn Store,
+) -> Result<(Verified, Vec<Assertion>)> {
     let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let all = Assertion::decode_all(&bytes)
         .with_context(|| format!("cannot decode {}", path.display()))?;
     let mut db = TrustDb::new();
-    for root in store.roots()? {
-        db.add_trusted(root);
+    for root in roots {
+        db.add_trusted(root.clone());
     }
     let model = all
         .iter()
@@ -296,15 +308,17 @@ fn verify_model(path: &Path, store: &dyn Store) -> Result<Verified> {
         db.add(a);
     }
     let brand = model.header_str("brand-id").unwrap_or_default().to_owned();
-    for a in store.account_assertions(&brand)? {
-        db.add(a);
+    let brand_chain = store.account_assertions(&brand)?;
+    for a in &brand_chain {
+        db.add(a.clone());
     }
-    db.verify(&model).with_context(|| {
+    let verified = db.verify(&model).with_context(|| {
         format!(
             "the model {} does not verify against the store's roots",
             path.display()
         )
-    })
+    })?;
+    Ok((verified, brand_chain))
 }
 
 fn allows_local_snaps(model: &Model) -> bool {
@@ -484,6 +498,7 @@ fn is_boot_structure(s: &Structure) -> bool {
 fn write_seed(
     boot: &Path,
     model: &Verified,
+    brand_chain: &[Assertion],
     snaps: &[SeedSnap],
     store: &dyn Store,
     epoch: u64,
@@ -495,10 +510,9 @@ fn write_seed(
     fs::create_dir_all(boot.join("snaps"))?;
     fs::write(system.join("model"), model.assertion().encode())?;
 
-    let brand = model.assertion().header_str("brand-id").unwrap_or_default();
     let mut model_etc = Vec::new();
-    for a in store.account_assertions(brand)? {
-        append(&mut model_etc, &a);
+    for a in brand_chain {
+        append(&mut model_etc, a);
     }
     fs::write(assertions.join("model-etc"), model_etc)?;
 
