@@ -1,6 +1,9 @@
 //! The `coreforge` CLI run as a user runs it: in a temp key directory, with
 //! passphrases from files, against snapd's vectors (read in place).
 
+mod common;
+use common::show;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -116,15 +119,6 @@ impl Env {
         }
         args
     }
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The header block up to and including `sign-key-sha3-384`.

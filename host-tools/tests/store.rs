@@ -2,13 +2,14 @@
 //! `info`, `store init|upload|release|resolve`, `register-key` and `sign --chain`,
 //! checked against the assertions library (trust database) and squashfs-tools.
 
+mod common;
+use common::show;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use base64::Engine;
 use coreforge_assertions::{Assertion, SnapDeclaration, SnapRevision, TrustDb};
-use sha3::{Digest, Sha3_384};
 
 /// A temp dir holding snap sources, snaps, a store and a key directory.
 struct Env {
@@ -149,19 +150,6 @@ impl Env {
     }
 }
 
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn sha3_b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha3_384::digest(bytes))
-}
-
 /// `unsquashfs -lln`: the listing with numeric owners and times.
 fn listing(snap: &Path) -> String {
     let out = Command::new("unsquashfs")
@@ -191,7 +179,7 @@ fn pack_names_the_snap_like_snapd_and_info_reports_it() {
         "name:          hello\nversion:       1.10\ntype:          app\narchitectures: all\n\
          size:          {}\nsha3-384:      {}\n",
         bytes.len(),
-        sha3_b64(&bytes)
+        common::sha3_b64url(&bytes)
     );
     assert_eq!(info, expected);
 
@@ -199,7 +187,7 @@ fn pack_names_the_snap_like_snapd_and_info_reports_it() {
         serde_json::from_str(&env.ok(&["info", "--json", snap.to_str().unwrap()])).unwrap();
     assert_eq!(json["architectures"], serde_json::json!(["all"]));
     assert_eq!(json["size"], bytes.len());
-    assert_eq!(json["sha3-384"], sha3_b64(&bytes));
+    assert_eq!(json["sha3-384"], common::sha3_b64url(&bytes));
 
     // Several architectures: `multi`; -o picks the file.
     env.snap_dir(
@@ -522,7 +510,7 @@ fn uploaded_snaps_verify_through_the_store_root() {
     assert_eq!(decl.snap_id.len(), 32);
     assert!(decl.snap_id.chars().all(|c| c.is_ascii_alphanumeric()));
     assert_eq!(rev.snap_id, decl.snap_id);
-    assert_eq!(rev.snap_sha3_384, sha3_b64(&bytes));
+    assert_eq!(rev.snap_sha3_384, common::sha3_b64url(&bytes));
     assert_eq!(rev.snap_size, bytes.len() as u64);
     assert_eq!(rev.snap_revision, 1);
     assert_eq!(rev.developer_id, "brand");

@@ -7,13 +7,15 @@
 //! Needs the board snaps (`board-support/snaps/build.sh`), the cross-built
 //! agent (`cross/build-agent.sh`), mtools and QEMU (`cross/setup.sh`).
 
+mod common;
+use common::show;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use coreforge_assertions::{Assertion, SnapRevision};
-use sha3::{Digest, Sha3_384};
 
 const BOARD_SNAPS: &[&str] = &["pi3", "qemu-virt", "pi2-kernel", "core"];
 
@@ -25,15 +27,6 @@ struct World {
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(World::create)
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn snaps_cache() -> PathBuf {
@@ -281,11 +274,6 @@ fn mbr(image: &Path) -> Vec<(u8, u64, u64)> {
         .collect()
 }
 
-fn b64url_sha3(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha3_384::digest(bytes))
-}
-
 #[test]
 fn pi3_walkthrough_builds_inspects_and_boots() {
     let w = world();
@@ -373,7 +361,7 @@ fn pi3_walkthrough_builds_inspects_and_boots() {
     assert_eq!(revisions.len(), 4);
     for f in &seeded {
         let bytes = fat_read(&image, boot, &format!("snaps/{f}"));
-        let digest = b64url_sha3(&bytes);
+        let digest = common::sha3_b64url(&bytes);
         let rev = revisions
             .iter()
             .find(|r| r.snap_sha3_384 == digest)
