@@ -20,7 +20,7 @@ mod power;
 mod prompt;
 mod seed;
 // First-boot modules not yet wired into init.rs keep this until they are.
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 mod setup;
 
 fn main() {
