@@ -27,3 +27,14 @@ pub struct Account {
     /// Where the keys came from, for the login details, e.g. `store account alice@example.com`.
     pub source: String,
 }
+
+/// A root-owned file for the OS's writable state, e.g. the network configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OsFile {
+    /// Path relative to the OS's root, e.g. `etc/network/interfaces`.
+    pub path: std::path::PathBuf,
+    /// Whole contents.
+    pub contents: Vec<u8>,
+    /// Permission bits, e.g. `0o644` (`0o600` for secrets).
+    pub mode: u32,
+}
