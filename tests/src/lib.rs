@@ -8,6 +8,7 @@ mod artifacts;
 mod disk;
 mod kernel;
 mod qemu;
+pub mod sso;
 
 pub use artifacts::{agent_binary, initramfs, trivial_init, InitKind};
 pub use disk::{make_boot_disk, DISK_SIZE};
