@@ -8,6 +8,13 @@
 
 use std::net::Ipv4Addr;
 
+// Validating constructors for Network and Wifi (console text and preseed values).
+mod validate;
+pub use validate::{netmask, network_of, valid_interface, NetworkError, WifiError};
+
+mod file;
+pub use file::*;
+
 /// The wired network choice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Network {
