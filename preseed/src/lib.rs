@@ -12,6 +12,8 @@ use std::net::Ipv4Addr;
 mod validate;
 pub use validate::{netmask, network_of, valid_interface, NetworkError, WifiError};
 
+mod file;
+pub use file::*;
 
 /// The wired network choice.
 #[derive(Debug, Clone, PartialEq, Eq)]
