@@ -14,6 +14,8 @@
 //! - `/lib/modules/<name>.ko` — uncompressed modules; `/etc/coreforge/modules.load` lists
 //!   their paths one per line, dependencies first, in the order the agent loads them
 //! - `/etc/coreforge/trusted/<name>.assertion` — the trusted roots
+//! - `/etc/coreforge/sso-url` — the store's login service for identity look-ups (one line)
+//! - `/etc/coreforge/tls-roots.pem` — the roots of trust for the agent's HTTPS (a PEM bundle)
 //! - empty `/proc /sys /run /tmp /mnt` mount points
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -38,6 +40,12 @@ pub const MODULES_LOAD: &str = "/etc/coreforge/modules.load";
 pub const MODULES_DIR: &str = "/lib/modules";
 /// Where the trusted root assertions go.
 pub const TRUSTED_DIR: &str = "/etc/coreforge/trusted";
+/// Where the SSO URL goes: one line, the base of `<sso-url>/api/v2/keys/<e-mail>`.
+pub const SSO_URL: &str = "/etc/coreforge/sso-url";
+/// Where the TLS roots go: PEM certificates the agent trusts for HTTPS.
+pub const TLS_ROOTS: &str = "/etc/coreforge/tls-roots.pem";
+/// The SSO URL of the real service, used when an image does not name another.
+pub const DEFAULT_SSO_URL: &str = "https://login.ubuntu.com";
 
 /// Empty directories every initramfs has (mount points and scratch space).
 const DIRS: [&str; 9] = [
@@ -149,6 +157,17 @@ impl InitramfsBuilder {
             self.archive.file(&path, data, 0o644);
         }
         Ok(self)
+    }
+
+    /// Sets the SSO URL the agent looks store accounts up at (written as [`SSO_URL`]).
+    pub fn sso_url(self, url: &str) -> Self {
+        self.file(SSO_URL, format!("{}\n", url.trim_end()).into_bytes(), 0o644)
+    }
+
+    /// Sets the PEM bundle of TLS roots the agent trusts (written as [`TLS_ROOTS`]); the caller
+    /// has checked that every certificate parses.
+    pub fn tls_roots(self, pem: Vec<u8>) -> Self {
+        self.file(TLS_ROOTS, pem, 0o644)
     }
 
     /// Adds any other file (e.g. a test's configuration).

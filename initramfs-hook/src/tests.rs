@@ -150,3 +150,25 @@ fn write_puts_the_image_in_place() {
     assert_eq!(std::fs::read(&out).unwrap(), image.bytes);
     assert!(!t.path().join("initrd.partial").exists());
 }
+
+#[test]
+fn sso_url_and_tls_roots_are_written_where_the_agent_reads_them() {
+    let pem = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".to_vec();
+    let image = InitramfsBuilder::new(b"\x7fELF".to_vec())
+        .sso_url("https://10.0.2.2:8443\n")
+        .tls_roots(pem.clone())
+        .build(Compression::Zstd)
+        .unwrap();
+    let m = members(&image);
+    let url = find(&m, "etc/coreforge/sso-url");
+    assert_eq!(
+        (url.1, url.5.as_slice()),
+        (0o100644, b"https://10.0.2.2:8443\n".as_slice())
+    );
+    assert_eq!(find(&m, "etc/coreforge/tls-roots.pem").5, pem);
+    assert_eq!(SSO_URL.trim_start_matches('/'), "etc/coreforge/sso-url");
+    assert_eq!(
+        TLS_ROOTS.trim_start_matches('/'),
+        "etc/coreforge/tls-roots.pem"
+    );
+}
