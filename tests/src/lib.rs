@@ -6,14 +6,19 @@
 
 mod artifacts;
 mod disk;
+pub mod image;
 mod kernel;
 mod qemu;
+pub mod serial;
+pub mod ssh;
 pub mod sso;
+mod text;
 
 pub use artifacts::{agent_binary, initramfs, trivial_init, InitKind};
 pub use disk::{make_boot_disk, DISK_SIZE};
 pub use kernel::Kernel;
 pub use qemu::{Boot, Prepared, Qemu};
+pub use text::agent_text;
 
 use std::path::PathBuf;
 

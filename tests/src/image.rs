@@ -1,0 +1,402 @@
+//! Images for the end-to-end tests, built the way a brand builds them (the flow of
+//! `host-tools/tests/walkthrough.rs`): a key, a local store with the board snaps released to
+//! `beta`, a signed model, `coreforge build-image`. Then the boot files QEMU needs, read out
+//! of the image's `system-boot` partition as the firmware would, and copy-on-write disks
+//! over one image so that scenarios share an image but not a device.
+
+use std::ffi::{OsStr, OsString};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use anyhow::{anyhow, bail, ensure, Context};
+use coreforge_boards::{Arch, Board};
+
+/// The board snaps every world publishes (per architecture it is asked for).
+const BOARD_SNAPS: &[&str] = &["pi3", "qemu-virt", "pi2-kernel", "core"];
+
+/// `SOURCE_DATE_EPOCH` for every build: the images are reproducible.
+const EPOCH: &str = "1764028800";
+
+/// A key, a local store with the arm64 board snaps released to beta, and the `coreforge`
+/// binary; one per test process (see [`world`]).
+#[derive(Debug)]
+pub struct World {
+    dir: PathBuf,
+    coreforge: PathBuf,
+}
+
+/// The process's world, made on first use (builds the agent, the board snaps and coreforge).
+pub fn world() -> anyhow::Result<&'static World> {
+    static WORLD: OnceLock<Result<World, String>> = OnceLock::new();
+    WORLD
+        .get_or_init(|| World::create().map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .map_err(|e| anyhow!("setting up the image world: {e}"))
+}
+
+impl World {
+    fn create() -> anyhow::Result<World> {
+        crate::agent_binary(Arch::Arm64)?;
+        run_script("board-support/snaps/build.sh", &["arm64"])?;
+        let coreforge = build_coreforge()?;
+        // One directory per test process; those of processes that have ended are removed.
+        let base = crate::workspace_root().join("target/coreforge-tests");
+        for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("world-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = crate::scratch_dir(&format!("world-{}", std::process::id()))?;
+        let w = World { dir, coreforge };
+        std::fs::write(w.path("pass"), "brand passphrase\n")?;
+        let pass = w.path("pass");
+        let pass = pass.as_os_str();
+        w.ok([
+            os("create-key"),
+            os("--account"),
+            os("acme"),
+            os("--passphrase-file"),
+            pass,
+        ])?;
+        let store = w.path("store");
+        let store = store.as_os_str();
+        w.ok([os("store"), os("init"), store])?;
+        w.ok([os("register-key"), os("default"), os("--store"), store])?;
+        for name in BOARD_SNAPS {
+            let snap = board_snap(name, "arm64")?;
+            let out = w.ok([os("store"), os("upload"), store, snap.as_os_str()])?;
+            let rev = out
+                .split_whitespace()
+                .nth(1)
+                .ok_or_else(|| anyhow!("store upload printed no revision: {out:?}"))?
+                .to_string();
+            w.ok([
+                os("store"),
+                os("release"),
+                store,
+                os(name),
+                os(&rev),
+                os("beta"),
+            ])?;
+        }
+        Ok(w)
+    }
+
+    /// A file in the world's directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The `coreforge` binary the world uses.
+    pub fn coreforge(&self) -> &Path {
+        &self.coreforge
+    }
+
+    /// Runs `coreforge ARGS` with the world's keys; returns its output whatever it is.
+    pub fn run<S: AsRef<OsStr>>(
+        &self,
+        args: impl IntoIterator<Item = S>,
+    ) -> anyhow::Result<Output> {
+        Command::new(&self.coreforge)
+            .args(args)
+            .env("COREFORGE_KEYS", self.path("keys"))
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .env_remove("COREFORGE_PASSPHRASE")
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {}", self.coreforge.display()))
+    }
+
+    /// Like [`World::run`], failing unless it succeeded; returns stdout.
+    pub fn ok<S: AsRef<OsStr>>(&self, args: impl IntoIterator<Item = S>) -> anyhow::Result<String> {
+        let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let out = self.run(&args)?;
+        ensure!(
+            out.status.success(),
+            "coreforge {args:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Signs a model `name` for `gadget` on arm64 (kernel pi2-kernel, base core).
+    pub fn model(&self, name: &str, gadget: &str) -> anyhow::Result<PathBuf> {
+        let json = self.path(&format!("{name}.json"));
+        std::fs::write(
+            &json,
+            format!(
+                r#"{{"type": "model", "series": "16", "brand-id": "acme", "model": "{name}",
+                    "architecture": "arm64", "gadget": "{gadget}", "kernel": "pi2-kernel",
+                    "timestamp": "2026-01-01T00:00:00+00:00"}}"#
+            ),
+        )?;
+        let pass = self.path("pass");
+        let signed = self.ok([
+            os("sign"),
+            os("--update-timestamp"),
+            os("--passphrase-file"),
+            pass.as_os_str(),
+            json.as_os_str(),
+        ])?;
+        let model = self.path(&format!("{name}.model"));
+        std::fs::write(&model, signed)?;
+        Ok(model)
+    }
+
+    /// `build-image -c beta` of `model` into `<name>.img` with `extra` arguments.
+    pub fn build_image(
+        &self,
+        name: &str,
+        model: &Path,
+        extra: &[OsString],
+    ) -> anyhow::Result<PathBuf> {
+        let image = self.path(&format!("{name}.img"));
+        let store = self.path("store");
+        let mut args: Vec<&OsStr> = vec![
+            os("build-image"),
+            os("-c"),
+            os("beta"),
+            os("--store"),
+            store.as_os_str(),
+            os("-o"),
+            image.as_os_str(),
+        ];
+        args.extend(extra.iter().map(OsString::as_os_str));
+        args.push(model.as_os_str());
+        self.ok(args)?;
+        Ok(image)
+    }
+}
+
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+/// Runs a workspace script (its own cache makes repeated runs cheap).
+fn run_script(script: &str, args: &[&str]) -> anyhow::Result<()> {
+    let path = crate::workspace_root().join(script);
+    let out = Command::new(&path)
+        .args(args)
+        // The outer cargo's jobserver and target dir are not for these builds.
+        .env_remove("CARGO_MAKEFLAGS")
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .with_context(|| format!("running {}", path.display()))?;
+    ensure!(
+        out.status.success(),
+        "{script} {args:?} failed (run cross/setup.sh first):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Builds the `coreforge` CLI with the profile the tests run under; returns its path.
+fn build_coreforge() -> anyhow::Result<PathBuf> {
+    // The test binary is <target>/<profile>/deps/<test>: coreforge lands in <target>/<profile>.
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| anyhow!("cannot place {} in a target dir", exe.display()))?;
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(crate::workspace_root())
+        .args(["build", "-q", "-p", "coreforge", "--bin", "coreforge"])
+        .env_remove("CARGO_MAKEFLAGS")
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS");
+    if profile_dir.file_name() == Some(OsStr::new("release")) {
+        cmd.arg("--release");
+    }
+    if let Some(target) = profile_dir.parent() {
+        cmd.env("CARGO_TARGET_DIR", target);
+    }
+    let out = cmd.output().context("running cargo build -p coreforge")?;
+    ensure!(
+        out.status.success(),
+        "cargo build -p coreforge failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bin = profile_dir.join("coreforge");
+    ensure!(bin.is_file(), "cargo built no {}", bin.display());
+    Ok(bin)
+}
+
+/// The built board snap `name` for `arch` in the cache.
+pub fn board_snap(name: &str, arch: &str) -> anyhow::Result<PathBuf> {
+    let dir = crate::cache_dir().join("snaps");
+    std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let f = p.file_name().unwrap_or_default().to_string_lossy();
+            f.starts_with(&format!("{name}_")) && f.ends_with(&format!("_{arch}.snap"))
+        })
+        .ok_or_else(|| {
+            anyhow!(
+                "board snap {name} for {arch} is missing in {}: run board-support/snaps/build.sh",
+                dir.display()
+            )
+        })
+}
+
+/// What QEMU needs to boot an image as the board's firmware would: kernel, initramfs,
+/// device tree and command line words, read out of its `system-boot` partition.
+#[derive(Debug, Clone)]
+pub struct BootFiles {
+    /// The image (never written: devices write to an overlay).
+    pub image: PathBuf,
+    /// The board the image is booted as.
+    pub board: &'static Board,
+    /// The kernel, uncompressed when the machine needs it.
+    pub kernel: PathBuf,
+    /// The initramfs with the agent.
+    pub initrd: PathBuf,
+    /// The device tree for machines that need one.
+    pub dtb: Option<PathBuf>,
+    /// `cmdline.txt` without its `console=` words (the board's consoles stand).
+    pub cmdline: String,
+}
+
+impl BootFiles {
+    /// Reads the boot files of `image` for `board` into `dir` (with mtools).
+    pub fn read(image: &Path, board: &'static Board, dir: &Path) -> anyhow::Result<BootFiles> {
+        std::fs::create_dir_all(dir)?;
+        let offset = boot_partition_offset(image)?;
+        let kernel_bytes = fat_read(image, offset, "kernel.img")?;
+        let kernel_bytes =
+            if board.qemu.uncompressed_kernel && kernel_bytes.starts_with(&[0x1f, 0x8b]) {
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(&kernel_bytes[..])
+                    .read_to_end(&mut out)
+                    .context("gunzipping kernel.img")?;
+                out
+            } else {
+                kernel_bytes
+            };
+        let kernel = dir.join("kernel");
+        std::fs::write(&kernel, kernel_bytes)?;
+        let initrd = dir.join("initrd.img");
+        std::fs::write(&initrd, fat_read(image, offset, "initrd.img")?)?;
+        let dtb = match board.qemu.dtb {
+            Some(rel) => {
+                let base = rel.rsplit('/').next().unwrap_or(rel);
+                let path = dir.join(base);
+                std::fs::write(&path, fat_read(image, offset, base)?)?;
+                Some(path)
+            }
+            None => None,
+        };
+        let cmdline = String::from_utf8_lossy(&fat_read(image, offset, "cmdline.txt")?)
+            .split_whitespace()
+            .filter(|w| !w.starts_with("console="))
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(BootFiles {
+            image: image.to_path_buf(),
+            board,
+            kernel,
+            initrd,
+            dtb,
+            cmdline,
+        })
+    }
+
+    /// A fresh copy-on-write disk over the image at `path` (qcow2; the size QEMU's machine
+    /// accepts). Each device gets its own, and keeps it across power cycles.
+    pub fn new_disk(&self, path: &Path) -> anyhow::Result<()> {
+        let _ = std::fs::remove_file(path);
+        let len = std::fs::metadata(&self.image)?.len();
+        let size = if self.board.qemu.disk_size_power_of_two {
+            len.next_power_of_two()
+        } else {
+            len
+        };
+        let out = Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+            .arg(&self.image)
+            .arg(path)
+            .arg(size.to_string())
+            .output()
+            .context("running qemu-img: run cross/setup.sh")?;
+        ensure!(
+            out.status.success(),
+            "qemu-img create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    }
+}
+
+/// The byte offset of the first FAT partition in an MBR image.
+pub fn boot_partition_offset(image: &Path) -> anyhow::Result<u64> {
+    let mut head = [0u8; 512];
+    std::fs::File::open(image)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .with_context(|| format!("reading the MBR of {}", image.display()))?;
+    ensure!(
+        head[510..] == [0x55, 0xAA],
+        "{} has no MBR",
+        image.display()
+    );
+    (0..4)
+        .map(|i| &head[446 + 16 * i..446 + 16 * (i + 1)])
+        .find(|e| matches!(e[4], 0x0B | 0x0C | 0x0E))
+        .map(|e| u64::from(u32::from_le_bytes([e[8], e[9], e[10], e[11]])) * 512)
+        .ok_or_else(|| anyhow!("{} has no FAT partition", image.display()))
+}
+
+/// A file of the FAT partition at `offset`, or an error naming it.
+pub fn fat_read(image: &Path, offset: u64, path: &str) -> anyhow::Result<Vec<u8>> {
+    let out = Command::new("mcopy")
+        .arg("-i")
+        .arg(format!("{}@@{offset}", image.display()))
+        .args(["-n", &format!("::{path}"), "-"])
+        .output()
+        .context("running mcopy: run cross/setup.sh (mtools)")?;
+    if !out.status.success() {
+        bail!(
+            "reading {path} from {}: {}",
+            image.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.stdout)
+}
+
+/// Whether the FAT partition at `offset` has `path` (mtools' `mdir`).
+pub fn fat_has(image: &Path, offset: u64, path: &str) -> anyhow::Result<bool> {
+    let out = Command::new("mdir")
+        .arg("-i")
+        .arg(format!("{}@@{offset}", image.display()))
+        .args(["-b", &format!("::{path}")])
+        .output()
+        .context("running mdir: run cross/setup.sh (mtools)")?;
+    Ok(out.status.success())
+}
+
+/// Converts a qcow2 disk to a raw image (for inspecting the device's partitions).
+pub fn raw_copy(qcow2: &Path, raw: &Path) -> anyhow::Result<()> {
+    let out = Command::new("qemu-img")
+        .args(["convert", "-O", "raw"])
+        .arg(qcow2)
+        .arg(raw)
+        .output()
+        .context("running qemu-img")?;
+    ensure!(
+        out.status.success(),
+        "qemu-img convert failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}

@@ -1,0 +1,546 @@
+//! A device under QEMU as a person at its serial console sees it: power it on from its own
+//! disk, wait for text (`expect`, with every boot's whole log in the error), type, cut the
+//! power (`kill -9` of QEMU) and power it on again from the same disk. Optional user
+//! networking with the guest's SSH port forwarded to the host, a framebuffer
+//! (`virtio-gpu-pci`) and the QEMU monitor for screen dumps.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+
+use crate::image::BootFiles;
+
+/// How a device is wired up.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceOptions {
+    /// User networking (virt only): the guest's port 22 on this host port.
+    pub ssh_port: Option<u16>,
+    /// A `virtio-gpu-pci` display with `console=tty1` appended (virt only).
+    pub framebuffer: bool,
+    /// More kernel command line words.
+    pub extra_cmdline: String,
+}
+
+/// A free TCP port on the host's loopback (for a forward).
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    /// Everything the console printed this boot (`\r` removed, invalid UTF-8 replaced).
+    text: String,
+    closed: bool,
+}
+
+type SharedLog = Arc<(Mutex<Log>, Condvar)>;
+
+/// One emulated device with its own disk; QEMU is killed when it is dropped.
+#[derive(Debug)]
+pub struct Device {
+    name: String,
+    dir: PathBuf,
+    files: BootFiles,
+    options: DeviceOptions,
+    disk: PathBuf,
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    log: SharedLog,
+    /// Where the next `expect` starts looking in this boot's log.
+    cursor: usize,
+    /// The logs of earlier boots, for failure messages.
+    history: String,
+    boots: usize,
+    started: Instant,
+}
+
+impl Device {
+    /// A device named `name` (its scratch folder) with a fresh disk over `files`' image.
+    pub fn new(name: &str, files: &BootFiles, options: DeviceOptions) -> anyhow::Result<Device> {
+        let dir = crate::scratch_dir(name)?;
+        let disk = dir.join("disk.qcow2");
+        files.new_disk(&disk)?;
+        Ok(Device {
+            name: name.to_string(),
+            dir,
+            files: files.clone(),
+            options,
+            disk,
+            child: None,
+            stdin: None,
+            log: Arc::default(),
+            cursor: 0,
+            history: String::new(),
+            boots: 0,
+            started: Instant::now(),
+        })
+    }
+
+    /// The device's copy-on-write disk (qcow2).
+    pub fn disk(&self) -> &Path {
+        &self.disk
+    }
+
+    /// The device's scratch folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn monitor_path(&self) -> PathBuf {
+        self.dir.join("monitor.sock")
+    }
+
+    /// The QEMU program and arguments for this device.
+    pub fn command_line(&self) -> (&'static str, Vec<OsString>) {
+        let board = self.files.board;
+        let mut cmdline = self.files.cmdline.clone();
+        for extra in [self.options.extra_cmdline.as_str()] {
+            if !extra.is_empty() {
+                cmdline.push(' ');
+                cmdline.push_str(extra);
+            }
+        }
+        if self.options.framebuffer {
+            // Last console= is /dev/console; the agent opens every one named.
+            cmdline.push_str(" console=tty1");
+        }
+        let serial = (0..=board.qemu.console_port)
+            .map(|p| {
+                if p == board.qemu.console_port {
+                    "stdio"
+                } else {
+                    "null"
+                }
+                .to_string()
+            })
+            .collect();
+        let inputs = coreforge_boards::QemuInputs {
+            kernel: Some(&self.files.kernel),
+            dtb: self.files.dtb.as_deref(),
+            initrd: Some(&self.files.initrd),
+            disk: Some(&self.disk),
+            extra_cmdline: Some(&cmdline),
+            serial,
+            // A guest reboot ends QEMU; `power_on` starts the next boot.
+            no_reboot: true,
+        };
+        let monitor = format!("unix:{},server=on,wait=off", self.monitor_path().display());
+        let mut args = Vec::new();
+        let mut it = board.qemu_args(&inputs).into_iter();
+        while let Some(a) = it.next() {
+            match a.to_str() {
+                Some("-monitor") => {
+                    it.next();
+                    args.extend(["-monitor".into(), OsString::from(&monitor)]);
+                }
+                Some("-nic") if self.options.ssh_port.is_some() => {
+                    it.next();
+                }
+                Some("-drive") => {
+                    let spec = it.next().unwrap_or_default();
+                    let spec = spec
+                        .to_string_lossy()
+                        .replacen(",format=raw,", ",format=qcow2,", 1);
+                    args.extend(["-drive".into(), spec.into()]);
+                }
+                _ => args.push(a),
+            }
+        }
+        if let Some(port) = self.options.ssh_port {
+            args.extend([
+                "-netdev".into(),
+                format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22").into(),
+                "-device".into(),
+                "virtio-net-device,netdev=n0".into(),
+            ]);
+        }
+        if self.options.framebuffer {
+            args.extend(["-device".into(), "virtio-gpu-pci".into()]);
+        }
+        (board.arch.qemu_system(), args)
+    }
+
+    /// Starts QEMU from the device's disk (the first boot, or the next one after a power
+    /// cut or an exit); `expect` looks from the start of this boot's output.
+    pub fn power_on(&mut self) -> anyhow::Result<()> {
+        self.power_cut();
+        let (program, args) = self.command_line();
+        let _ = std::fs::remove_file(self.monitor_path());
+        let mut child = Command::new(program)
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {program}: run cross/setup.sh to install QEMU"))?;
+        let old = std::mem::take(&mut *lock(&self.log));
+        if self.boots > 0 {
+            self.history
+                .push_str(&format!("----- boot {} -----\n{}\n", self.boots, old.text));
+        }
+        self.boots += 1;
+        self.log = Arc::default();
+        self.cursor = 0;
+        self.started = Instant::now();
+        let mut header = format!("$ {program}");
+        for a in &args {
+            header.push(' ');
+            header.push_str(&a.to_string_lossy());
+        }
+        lock(&self.log).text.push_str(&(header + "\n"));
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
+        spawn_reader(stdout, self.log.clone(), "");
+        spawn_reader(stderr, self.log.clone(), "qemu stderr: ");
+        self.stdin = child.stdin.take();
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Cuts the power: SIGKILL to QEMU, nothing flushed that the guest did not flush.
+    pub fn power_cut(&mut self) {
+        self.stdin = None;
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Time since this boot's QEMU started.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// This boot's console output so far.
+    pub fn transcript(&self) -> String {
+        lock(&self.log).text.clone()
+    }
+
+    /// This boot's console output after the last `expect` match.
+    pub fn unread(&self) -> String {
+        lock(&self.log)
+            .text
+            .get(self.cursor..)
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// An error with what went wrong and the log of every boot so far.
+    pub fn failure(&self, what: &str) -> anyhow::Error {
+        anyhow!(
+            "{}: {what}\n----- serial log of {} (boot {} last) -----\n{}----- boot {} -----\n{}\n----- end of serial log -----",
+            self.name,
+            self.name,
+            self.boots,
+            self.history,
+            self.boots,
+            self.transcript()
+        )
+    }
+
+    /// Waits for `text` after the previous match; returns the whole line it is on (up to
+    /// its end, when the end arrives in time) and moves past it.
+    pub fn expect(&mut self, text: &str, timeout: Duration) -> anyhow::Result<String> {
+        self.expect_any(&[text], timeout).map(|(_, line)| line)
+    }
+
+    /// Waits for the first of `texts` to appear after the previous match; returns which one
+    /// and its line.
+    pub fn expect_any(
+        &mut self,
+        texts: &[&str],
+        timeout: Duration,
+    ) -> anyhow::Result<(usize, String)> {
+        let deadline = Instant::now() + timeout;
+        let (mutex, cond) = &*self.log;
+        let mut log = mutex.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let rest = log.text.get(self.cursor..).unwrap_or("");
+            let found = texts
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| rest.find(t).map(|at| (at, i)))
+                .min();
+            if let Some((at, which)) = found {
+                let start = self.cursor + at;
+                let line_start = log.text[..start].rfind('\n').map_or(0, |n| n + 1);
+                // Give the rest of the line a moment to arrive.
+                let line_deadline = Instant::now() + Duration::from_secs(2);
+                while !log.text[start..].contains('\n') && Instant::now() < line_deadline {
+                    log = cond
+                        .wait_timeout(log, Duration::from_millis(100))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                let line_end = log.text[start..]
+                    .find('\n')
+                    .map_or(log.text.len(), |n| start + n);
+                let line = log.text[line_start..line_end].to_string();
+                self.cursor = start + texts[which].len();
+                return Ok((which, line));
+            }
+            let now = Instant::now();
+            if log.closed || now >= deadline {
+                drop(log);
+                let why = if now >= deadline {
+                    format!("timed out after {timeout:?}")
+                } else {
+                    "QEMU exited".to_string()
+                };
+                return Err(self.failure(&format!("waiting for {texts:?}: {why}")));
+            }
+            log = cond
+                .wait_timeout(log, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Fails if `text` shows up within `period` after the previous match.
+    pub fn expect_absent(&mut self, text: &str, period: Duration) -> anyhow::Result<()> {
+        match self.expect(text, period) {
+            Ok(line) => Err(self.failure(&format!("{text:?} appeared: {line:?}"))),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Types `bytes` on the serial console.
+    pub fn send(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| anyhow!("{}: the device is off", self.name))?;
+        stdin
+            .write_all(bytes)
+            .and_then(|_| stdin.flush())
+            .context("typing on the serial console")
+    }
+
+    /// Types `line` and Enter (a carriage return, as a terminal sends).
+    pub fn send_line(&mut self, line: &str) -> anyhow::Result<()> {
+        let mut bytes = line.as_bytes().to_vec();
+        bytes.push(b'\r');
+        self.send(&bytes)
+    }
+
+    /// Types `bytes` again every `every` until `reply` appears after the previous match.
+    /// For prompts whose input is dropped until the prompt is really listening (stray bytes
+    /// must not answer it), which under emulation can lag its printed text.
+    pub fn send_until(
+        &mut self,
+        bytes: &[u8],
+        reply: &str,
+        every: Duration,
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        let mut attempts = 0;
+        loop {
+            self.send(bytes)?;
+            attempts += 1;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.expect(reply, every.min(left)) {
+                Ok(line) => return Ok(line),
+                Err(e) if Instant::now() >= deadline || self.has_exited() => {
+                    return Err(e.context(format!("typed {bytes:?} {attempts} times")));
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// True once QEMU has exited by itself (guest power-off or reboot).
+    pub fn has_exited(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(Some(_))),
+            None => true,
+        }
+    }
+
+    /// Waits until QEMU has exited by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !self.has_exited() {
+            if Instant::now() >= deadline {
+                bail!(self.failure(&format!("QEMU did not exit within {timeout:?}")));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
+    /// Runs a QEMU monitor (HMP) command; returns its answer.
+    pub fn monitor(&self, command: &str) -> anyhow::Result<String> {
+        let mut sock = UnixStream::connect(self.monitor_path())
+            .with_context(|| format!("connecting to the monitor of {}", self.name))?;
+        sock.set_read_timeout(Some(Duration::from_secs(30)))?;
+        read_until_prompt(&mut sock)?;
+        sock.write_all(format!("{command}\n").as_bytes())?;
+        let answer = read_until_prompt(&mut sock)?;
+        Ok(answer)
+    }
+
+    /// Saves the display to `path` (PPM) through the monitor's `screendump`.
+    pub fn screendump(&self, path: &Path) -> anyhow::Result<()> {
+        let _ = std::fs::remove_file(path);
+        let answer = self.monitor(&format!("screendump {}", path.display()))?;
+        // QEMU writes the file before it answers; allow a slow disk a moment anyway.
+        for _ in 0..50 {
+            if path.metadata().map(|m| m.len() > 0).unwrap_or(false) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!(
+            "screendump wrote no {}: monitor said {answer:?}",
+            path.display()
+        )
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        self.power_cut();
+    }
+}
+
+/// Reads monitor output up to its `(qemu) ` prompt.
+fn read_until_prompt(sock: &mut UnixStream) -> anyhow::Result<String> {
+    let mut reader = BufReader::new(sock);
+    let mut out = Vec::new();
+    loop {
+        let buf = reader.fill_buf().context("reading the QEMU monitor")?;
+        if buf.is_empty() {
+            bail!("the QEMU monitor closed: {}", String::from_utf8_lossy(&out));
+        }
+        let n = buf.len();
+        out.extend_from_slice(buf);
+        reader.consume(n);
+        if out.ends_with(b"(qemu) ") {
+            return Ok(String::from_utf8_lossy(&out).into_owned());
+        }
+    }
+}
+
+fn lock(log: &SharedLog) -> std::sync::MutexGuard<'_, Log> {
+    log.0.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Copies a QEMU output stream into the log; `prefix` marks QEMU's own stderr.
+fn spawn_reader(mut from: impl Read + Send + 'static, log: SharedLog, prefix: &'static str) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = from.read(&mut buf).unwrap_or(0);
+            let (mutex, cond) = &*log;
+            let mut l = mutex.lock().unwrap_or_else(|e| e.into_inner());
+            if n == 0 {
+                // The console is stdout: once it ends, nothing more will match.
+                l.closed |= prefix.is_empty();
+                cond.notify_all();
+                return;
+            }
+            let chunk = String::from_utf8_lossy(&buf[..n]).replace('\r', "");
+            if prefix.is_empty() {
+                l.text.push_str(&chunk);
+            } else {
+                for line in chunk.lines() {
+                    l.text.push_str(&format!("{prefix}{line}\n"));
+                }
+            }
+            cond.notify_all();
+        }
+    });
+}
+
+/// Checks a binary PPM (P6) screen dump: returns (width, height, distinct colours) and fails
+/// when it is not a PPM or every pixel has the same colour (a blank screen).
+pub fn check_ppm(bytes: &[u8]) -> anyhow::Result<(usize, usize, usize)> {
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while fields.len() < 4 {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if bytes.get(i) == Some(&b'#') {
+            while i < bytes.len() && bytes[i] != b'\n' {
+                i += 1;
+            }
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if start == i {
+            bail!("truncated PPM header");
+        }
+        fields.push(String::from_utf8_lossy(&bytes[start..i]).into_owned());
+    }
+    if fields[0] != "P6" || fields[3] != "255" {
+        bail!("not an 8-bit P6 PPM: {fields:?}");
+    }
+    let width: usize = fields[1].parse().context("PPM width")?;
+    let height: usize = fields[2].parse().context("PPM height")?;
+    let pixels = bytes.get(i + 1..).unwrap_or(&[]);
+    if pixels.len() < width * height * 3 || width * height == 0 {
+        bail!(
+            "PPM of {width}x{height} has only {} bytes of pixels",
+            pixels.len()
+        );
+    }
+    let mut colours = std::collections::BTreeSet::new();
+    for px in pixels[..width * height * 3].chunks(3) {
+        colours.insert((px[0], px[1], px[2]));
+        if colours.len() > 16 {
+            break;
+        }
+    }
+    if colours.len() < 2 {
+        bail!("the {width}x{height} screen is blank (one colour: {colours:?})");
+    }
+    Ok((width, height, colours.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ppm(w: usize, h: usize, f: impl Fn(usize) -> [u8; 3]) -> Vec<u8> {
+        let mut out = format!("P6\n# test\n{w} {h}\n255\n").into_bytes();
+        for i in 0..w * h {
+            out.extend_from_slice(&f(i));
+        }
+        out
+    }
+
+    #[test]
+    fn a_blank_screen_is_refused_and_text_is_accepted() {
+        let blank = ppm(4, 3, |_| [0, 0, 0]);
+        assert!(check_ppm(&blank).unwrap_err().to_string().contains("blank"));
+        let text = ppm(4, 3, |i| if i == 5 { [170, 170, 170] } else { [0, 0, 0] });
+        assert_eq!(check_ppm(&text).unwrap(), (4, 3, 2));
+    }
+
+    #[test]
+    fn a_short_or_foreign_file_is_not_a_screen() {
+        let mut short = ppm(4, 3, |i| [i as u8, 0, 0]);
+        short.truncate(short.len() - 1);
+        assert!(check_ppm(&short).is_err());
+        assert!(check_ppm(b"P3\n1 1\n255\n0 0 0\n").is_err());
+        assert!(check_ppm(b"P6\n").is_err());
+    }
+
+    #[test]
+    fn free_ports_are_bindable() {
+        let port = free_port().unwrap();
+        std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    }
+}
