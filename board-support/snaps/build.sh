@@ -5,12 +5,14 @@
 #   pi2-kernel (kernel)  Debian's kernel (cross/kernels.env): kernel.img, dtbs/, the boards' boot modules
 #   pi3        (gadget)  meta/gadget.yaml, config.txt, cmdline.txt, Debian's raspi-firmware
 #   qemu-virt  (gadget)  meta/gadget.yaml, cmdline.txt
-#   core       (os)      Debian's busybox-static with its applet links, /sbin/init, a small /etc
+#   core       (os)      Debian's busybox-static with its applet links, /sbin/init, a small /etc,
+#                        Debian's dropbear server with its libraries and the dynamic loader
 #
 #   board-support/snaps/build.sh [arm64|armhf|all]   build (default: all); a snap is rebuilt only
 #                                                   when one of its inputs changed
-#   board-support/snaps/build.sh --update            pin the suite's current raspi-firmware and
-#                                                   busybox-static in packages.env, then build all
+#   board-support/snaps/build.sh --update            pin the suite's current raspi-firmware,
+#                                                   busybox-static and dropbear's packages in
+#                                                   packages.env, then build all
 #
 # Reproducible: the same inputs give the same bytes (owners root, every time SOURCE_DATE_EPOCH,
 # default 0). Needs no root and no foreign dpkg architecture (cross/debs.sh); needs qemu-user to
@@ -185,7 +187,69 @@ populate_core() {
         [ -e "$dir/$applet" ] || [ -L "$dir/$applet" ] || ln -s "$target" "$dir/$applet"
     done <<<"$applets"
     [ -L "$dir/sbin/init" ] || { say "busybox ${!v} ($arch) has no init applet"; return 1; }
-    render "$here/core/meta/snap.yaml.in" "$dir/meta/snap.yaml" VERSION="$version" ARCH="$arch"
+    # busybox ifup runs run-parts on these and fails when one is missing; the overlay keeps
+    # them when writable adds its own etc/network/interfaces.
+    mkdir -p "$dir"/etc/network/if-{pre-up,up,down,post-down}.d "$dir/etc/dropbear"
+    ln -s ../run "$dir/var/run" # ifup's state, udhcpc's and dropbear's pid files
+    add_dropbear "$dir" "$arch"
+    render "$here/core/meta/snap.yaml.in" "$dir/meta/snap.yaml" VERSION="$version" ARCH="$arch" \
+        DROPBEAR="$(pin DROPBEAR_BIN "$arch" VERSION)"
+}
+
+# The Debian packages the core snap's dropbear comes from: the server and every library in
+# its NEEDED closure (with the dynamic loader, in libc6). Pinned in packages.env as
+# <PKG>_<ARCH>_VERSION/_SHA256, the package name upper-cased with '-' as '_'.
+DROPBEAR_DEBS=(dropbear-bin libc6 libcrypt1 libtomcrypt1 libtommath1 libgmp10 zlib1g)
+
+# The pin variable of package $1 (upper-cased already) for arch $2, field $3 (VERSION/SHA256).
+pin() {
+    local var="${1}_${2^^}_${3}"
+    [ -n "${!var:-}" ] || { say "no $var in $pins; $update_hint"; return 1; }
+    echo "${!var}"
+}
+
+# The Debian multiarch triplet and the dynamic loader's name (the ELF's PT_INTERP, in /lib).
+triplet() { case "$1" in arm64) echo aarch64-linux-gnu ;; armhf) echo arm-linux-gnueabihf ;; esac; }
+loader() { case "$1" in arm64) echo ld-linux-aarch64.so.1 ;; armhf) echo ld-linux-armhf.so.3 ;; esac; }
+
+# The NEEDED entries of ELF file $1.
+needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; }
+
+# Adds Debian's dropbear server (dropbear, dropbearkey) to the snap tree $1 for arch $2 with
+# exactly the shared libraries it loads, closed over NEEDED, and the dynamic loader; each
+# package's copyright goes to usr/share/doc/<pkg>/. Unpacked, never installed.
+add_dropbear() {
+    local dir="$1" arch="$2" pkg var src t lib found queue=() seen=" " libdirs=()
+    t="$(triplet "$arch")"
+    for pkg in "${DROPBEAR_DEBS[@]}"; do
+        var="${pkg^^}"
+        var="${var//-/_}"
+        src="$(unpacked "$pkg" "$arch" "$(pin "$var" "$arch" VERSION)" "$(pin "$var" "$arch" SHA256)")"
+        install -D -m 0644 "$src/usr/share/doc/$pkg/copyright" "$dir/usr/share/doc/$pkg/copyright"
+        [ "$pkg" = dropbear-bin ] && {
+            install -m 0755 "$src/usr/sbin/dropbear" "$dir/usr/sbin/dropbear"
+            install -m 0755 "$src/usr/bin/dropbearkey" "$dir/usr/bin/dropbearkey"
+        }
+        for lib in "$src/lib/$t" "$src/usr/lib/$t"; do [ -d "$lib" ] && libdirs+=("$lib"); done
+    done
+    mkdir -p "$dir/lib/$t"
+    queue=("$dir/usr/sbin/dropbear" "$dir/usr/bin/dropbearkey")
+    while [ "${#queue[@]}" -gt 0 ]; do
+        for lib in $(needed "${queue[0]}"); do
+            case "$seen" in *" $lib "*) continue ;; esac
+            seen+="$lib "
+            found="$(find "${libdirs[@]}" -maxdepth 1 -name "$lib" | head -1)"
+            [ -n "$found" ] || { say "dropbear ($arch) needs $lib, which none of ${DROPBEAR_DEBS[*]} ships"; return 1; }
+            cp -L "$found" "$dir/lib/$t/$lib"
+            queue+=("$dir/lib/$t/$lib")
+        done
+        queue=("${queue[@]:1}")
+    done
+    lib="$(loader "$arch")"
+    found="$(find "${libdirs[@]}" -maxdepth 1 -name "$lib" | head -1)"
+    [ -n "$found" ] || { say "libc6 ($arch) has no $lib"; return 1; }
+    cp -L "$found" "$dir/lib/$t/$lib"
+    ln -s "$t/$lib" "$dir/lib/$lib"
 }
 
 # Builds snap $1 (version $3) for arch $2 unless the cached one has the same inputs; prints its path.
@@ -206,6 +270,7 @@ build() {
     "populate_${name//-/_}" "$dir" "$arch" "$version"
     normalize_modes "$dir"
     [ -d "$dir/tmp" ] && chmod 1777 "$dir/tmp"
+    [ -f "$dir/etc/shadow" ] && chmod 0600 "$dir/etc/shadow"
     rm -f "$stamp" "$out/${name}_"*"_${arch}.snap"
     pack "$dir" "$file"
     echo "$key" >"$stamp"
@@ -216,25 +281,29 @@ build() {
 # Rewrites packages.env with the suite's current versions and SHA-256 sums.
 update_pins() {
     debs_apt apt-get update >&2
-    local fw a64 ahf
+    local fw pkg var arch v
     fw="$(debs_field raspi-firmware Version)"
-    a64="$(debs_field busybox-static:arm64 Version)"
-    ahf="$(debs_field busybox-static:armhf Version)"
-    if [ -z "$fw" ] || [ -z "$a64" ] || [ -z "$ahf" ]; then
-        say "cannot find raspi-firmware and busybox-static for arm64 and armhf in $DEBS_MIRROR $DEBS_SUITE"
-        return 1
-    fi
-    cat >"$pins" <<PINS
-# Debian packages in the board snaps (suite and mirror: cross/kernels.env's); written by
-# board-support/snaps/build.sh --update. The kernel itself is pinned in cross/kernels.env.
-RASPI_FIRMWARE_VERSION=$fw
-RASPI_FIRMWARE_SHA256=$(debs_field "raspi-firmware=$fw" SHA256)
-BUSYBOX_ARM64_VERSION=$a64
-BUSYBOX_ARM64_SHA256=$(debs_field "busybox-static:arm64=$a64" SHA256)
-BUSYBOX_ARMHF_VERSION=$ahf
-BUSYBOX_ARMHF_SHA256=$(debs_field "busybox-static:armhf=$ahf" SHA256)
-PINS
-    say "pinned raspi-firmware $fw, busybox-static $a64 (arm64) $ahf (armhf) in $pins"
+    [ -n "$fw" ] || { say "no raspi-firmware in $DEBS_MIRROR $DEBS_SUITE"; return 1; }
+    {
+        echo "# Debian packages in the board snaps (suite and mirror: cross/kernels.env's); written by"
+        echo "# board-support/snaps/build.sh --update. The kernel itself is pinned in cross/kernels.env."
+        echo "RASPI_FIRMWARE_VERSION=$fw"
+        echo "RASPI_FIRMWARE_SHA256=$(debs_field "raspi-firmware=$fw" SHA256)"
+        # busybox-static keeps its historical BUSYBOX_ prefix.
+        for pkg in busybox-static "${DROPBEAR_DEBS[@]}"; do
+            var="${pkg^^}"
+            var="${var//-/_}"
+            [ "$pkg" = busybox-static ] && var=BUSYBOX
+            for arch in arm64 armhf; do
+                v="$(debs_field "$pkg:$arch" Version)"
+                [ -n "$v" ] || { say "no $pkg for $arch in $DEBS_MIRROR $DEBS_SUITE"; return 1; }
+                echo "${var}_${arch^^}_VERSION=$v"
+                echo "${var}_${arch^^}_SHA256=$(debs_field "$pkg:$arch=$v" SHA256)"
+            done
+        done
+    } >"$pins.new"
+    mv "$pins.new" "$pins"
+    say "pinned raspi-firmware $fw, busybox-static and dropbear's packages in $pins"
 }
 
 case "${1:-all}" in

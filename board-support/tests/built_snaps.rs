@@ -328,3 +328,155 @@ fn core_snap_boots_busybox_init() {
         );
     }
 }
+
+/// The snap unpacked into a fresh temporary folder (removed when dropped).
+struct Unpacked(PathBuf);
+
+impl Unpacked {
+    fn new(snap: &Path, tag: &str) -> Unpacked {
+        let dir = std::env::temp_dir().join(format!(
+            "cf-boards-{tag}-{}-{}",
+            std::process::id(),
+            snap.file_name().unwrap().to_string_lossy()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = Command::new("unsquashfs")
+            .args(["-q", "-n", "-d"])
+            .arg(&dir)
+            .arg(snap)
+            .output()
+            .expect("unsquashfs runs (squashfs-tools)");
+        assert!(
+            out.status.success(),
+            "{}: cannot unpack: {}",
+            snap.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Unpacked(dir)
+    }
+}
+
+impl Drop for Unpacked {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the snap's own `program` (a path inside the snap) under qemu-user, with the snap's
+/// root as the prefix for the dynamic loader and the libraries.
+fn run_foreign(root: &Path, arch: Arch, program: &str, args: &[&str]) -> std::process::Output {
+    let qemu = match arch {
+        Arch::Arm64 => "qemu-aarch64",
+        Arch::Armhf => "qemu-arm",
+    };
+    Command::new(qemu)
+        .arg("-L")
+        .arg(root)
+        .arg(root.join(program))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{qemu}: {e} (install qemu-user: cross/setup.sh)"))
+}
+
+#[test]
+fn core_snap_has_dropbear_with_its_libraries_and_loader() {
+    for arch in Arch::ALL {
+        let file = snap("core", arch);
+        let list = listing(&file);
+        let (triplet, loader) = match arch {
+            Arch::Arm64 => ("aarch64-linux-gnu", "ld-linux-aarch64.so.1"),
+            Arch::Armhf => ("arm-linux-gnueabihf", "ld-linux-armhf.so.3"),
+        };
+        // The loader where the ELF's PT_INTERP points, and the libraries dropbear loads.
+        let link = format!("lib/{loader} -> {triplet}/{loader}");
+        assert!(list.contains(&link), "{}: no {link}", file.display());
+        let libs = under(&list, &format!("lib/{triplet}"));
+        for lib in [
+            "libc.so.6",
+            "libcrypt.so.1",
+            "libtomcrypt.so.1",
+            "libz.so.1",
+            loader,
+        ] {
+            assert!(
+                libs.contains(lib),
+                "{} lacks lib/{triplet}/{lib}: {libs:?}",
+                file.display()
+            );
+        }
+        let root = Unpacked::new(&file, "dropbear");
+        // Everything dropbear loads comes from the snap: -V runs only if the closure is whole.
+        let out = run_foreign(&root.0, arch, "usr/sbin/dropbear", &["-V"]);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && text.contains("Dropbear v2022"),
+            "{}: dropbear -V under qemu-user: {text}",
+            file.display()
+        );
+        // The agent writes an ed25519 host key in dropbear's format; dropbearkey reads it back.
+        let key = root.0.join("host_key");
+        let key_arg = key.to_str().unwrap();
+        let out = run_foreign(
+            &root.0,
+            arch,
+            "usr/bin/dropbearkey",
+            &["-t", "ed25519", "-f", key_arg],
+        );
+        assert!(
+            out.status.success(),
+            "dropbearkey -t ed25519 ({arch}): {out:?}"
+        );
+        let out = run_foreign(&root.0, arch, "usr/bin/dropbearkey", &["-y", "-f", key_arg]);
+        let public = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && public.lines().any(|l| l.starts_with("ssh-ed25519 AAAA")),
+            "dropbearkey -y ({arch}): {public}"
+        );
+    }
+}
+
+#[test]
+fn core_snap_rcs_brings_up_the_network_and_dropbear() {
+    for arch in Arch::ALL {
+        let file = snap("core", arch);
+        let list = listing(&file);
+        for inner in ["etc/init.d/rcS", "etc/udhcpc/default.script", "etc/inittab"] {
+            assert!(
+                cat(&file, inner) == source(&format!("core/{inner}")),
+                "{}: {inner} differs from the source tree (stale); {BUILD}",
+                file.display()
+            );
+        }
+        let rcs = String::from_utf8(cat(&file, "etc/init.d/rcS")).unwrap();
+        assert!(rcs.contains("ifup -a"), "rcS does not run ifup -a");
+        assert!(
+            rcs.contains("key=/etc/dropbear/dropbear_ed25519_host_key")
+                && rcs.contains(r#"dropbear -r "$key" -s"#),
+            "rcS does not start dropbear with the agent's host key and no passwords"
+        );
+        // busybox's udhcpc runs its built-in script path; ifup runs run-parts on these.
+        let busybox = cat(&file, "bin/busybox");
+        let needle = b"/etc/udhcpc/default.script";
+        assert!(
+            busybox.windows(needle.len()).any(|w| w == needle),
+            "busybox's udhcpc looks elsewhere for its script"
+        );
+        for d in ["if-pre-up.d", "if-up.d", "if-down.d", "if-post-down.d"] {
+            assert!(
+                list.contains(&format!("etc/network/{d}")),
+                "{}: no etc/network/{d}",
+                file.display()
+            );
+        }
+        for applet in ["sbin/ifup", "sbin/udhcpc", "sbin/ifconfig", "sbin/route"] {
+            assert!(
+                list.iter().any(|p| p.starts_with(&format!("{applet} -> "))),
+                "{}: no {applet}",
+                file.display()
+            );
+        }
+        // dropbear refuses accounts whose shell is not listed here.
+        let shells = String::from_utf8(cat(&file, "etc/shells")).unwrap();
+        assert!(shells.lines().any(|l| l == "/bin/sh"), "{shells}");
+    }
+}
