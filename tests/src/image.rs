@@ -400,3 +400,77 @@ pub fn raw_copy(qcow2: &Path, raw: &Path) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A read-only look at a device's `writable` partition (the second MBR partition) through
+/// e2fsprogs' `debugfs`, without mounting: what a power cut left on the disk.
+#[derive(Debug)]
+pub struct Writable {
+    /// `raw-image?offset=N`, as e2fsprogs opens a file system inside an image.
+    spec: String,
+}
+
+impl Writable {
+    /// Copies the device's qcow2 `disk` to a raw image at `raw` and opens its partition 2.
+    pub fn open(disk: &Path, raw: &Path) -> anyhow::Result<Writable> {
+        raw_copy(disk, raw)?;
+        let mut head = [0u8; 512];
+        std::fs::File::open(raw)?.read_exact(&mut head)?;
+        let e = &head[446 + 16..446 + 32];
+        ensure!(
+            e[4] == 0x83,
+            "partition 2 of {} is not Linux: {:#x}",
+            raw.display(),
+            e[4]
+        );
+        let offset = u64::from(u32::from_le_bytes([e[8], e[9], e[10], e[11]])) * 512;
+        Ok(Writable {
+            spec: format!("{}?offset={offset}", raw.display()),
+        })
+    }
+
+    fn debugfs(&self, request: &str) -> anyhow::Result<Output> {
+        Command::new("debugfs")
+            .args(["-R", request, &self.spec])
+            .output()
+            .context("running debugfs: run cross/setup.sh (e2fsprogs)")
+    }
+
+    /// Whether `path` (absolute in the file system) exists.
+    pub fn exists(&self, path: &str) -> anyhow::Result<bool> {
+        let out = self.debugfs(&format!("stat {path}"))?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("not found") || err.contains("File not found") {
+            return Ok(false);
+        }
+        ensure!(
+            String::from_utf8_lossy(&out.stdout).contains("Inode:"),
+            "debugfs stat {path} on {}: {err}",
+            self.spec
+        );
+        Ok(true)
+    }
+
+    /// The contents of the file `path`, or `None` when it does not exist.
+    pub fn read(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        if !self.exists(path)? {
+            return Ok(None);
+        }
+        Ok(Some(self.debugfs(&format!("cat {path}"))?.stdout))
+    }
+
+    /// The names in the directory `path` (without `.` and `..`), or `None` when it is absent.
+    pub fn list(&self, path: &str) -> anyhow::Result<Option<Vec<String>>> {
+        if !self.exists(path)? {
+            return Ok(None);
+        }
+        let out = self.debugfs(&format!("ls -p {path}"))?;
+        // `ls -p` prints /inode/mode/uid/gid/name/size/ per entry.
+        Ok(Some(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.split('/').nth(5).map(str::to_string))
+                .filter(|n| !n.is_empty() && n != "." && n != "..")
+                .collect(),
+        ))
+    }
+}
