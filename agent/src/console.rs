@@ -8,8 +8,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
+use std::time::{Duration, Instant};
 
-use rustix::event::{poll, PollFd, PollFlags};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fs::OFlags;
 use rustix::termios::{
     tcdrain, tcflush, tcgetattr, tcsetattr, ControlModes, InputModes, LocalModes, OptionalActions,
@@ -235,6 +236,96 @@ pub fn write_all(text: &str) {
     }
     for console in consoles {
         let _ = (&console.file).write_all(text.as_bytes());
+    }
+}
+
+impl Console {
+    /// Writes `text` to this console alone, in one `write`; an error means it hung up or failed.
+    pub fn write_text(&self, text: &str) -> io::Result<()> {
+        (&self.file).write_all(text.as_bytes())
+    }
+
+    /// Drops input typed on this console so far.
+    pub fn discard_input(&self) {
+        let _ = tcflush(&self.file, QueueSelector::IFlush);
+    }
+
+    /// A console over an already open terminal (tests use a host pty).
+    #[cfg(test)]
+    pub fn from_file(path: &str, file: File) -> Console {
+        Console {
+            path: path.into(),
+            file,
+        }
+    }
+}
+
+/// What [`wait_input`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// Console `.0` sent `.1` bytes, now at the start of the buffer.
+    Read(usize, usize),
+    /// Console `.0` hung up (cable, pty closed), reached end of file or failed.
+    Gone(usize),
+    /// Nothing arrived in time.
+    Timeout,
+}
+
+/// Waits up to `timeout` (forever with `None`) for input on the consoles whose indices are in
+/// `from`, then reads what the first ready one sent into `buf`.
+pub fn wait_input(
+    consoles: &[Arc<Console>],
+    from: &[usize],
+    timeout: Option<Duration>,
+    buf: &mut [u8],
+) -> Input {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let from: Vec<usize> = from
+        .iter()
+        .copied()
+        .filter(|&i| i < consoles.len())
+        .collect();
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if from.is_empty() {
+            // Nothing to wait on: only the clock can end the wait.
+            match left {
+                Some(left) => {
+                    std::thread::sleep(left);
+                    return Input::Timeout;
+                }
+                None => std::thread::sleep(Duration::from_secs(3600)),
+            }
+            continue;
+        }
+        let timespec = left.and_then(|l| Timespec::try_from(l).ok());
+        let mut fds: Vec<PollFd<'_>> = from
+            .iter()
+            .map(|&i| PollFd::new(&consoles[i].file, PollFlags::IN))
+            .collect();
+        match poll(&mut fds, timespec.as_ref()) {
+            Ok(0) if deadline.is_some_and(|d| Instant::now() >= d) => return Input::Timeout,
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+        let ready = from
+            .iter()
+            .zip(&fds)
+            .find(|(_, fd)| !fd.revents().is_empty());
+        let Some((&i, fd)) = ready else {
+            continue;
+        };
+        // Data that arrived before a hang-up is still read; the hang-up shows as EOF or EIO.
+        if !fd.revents().contains(PollFlags::IN) {
+            return Input::Gone(i);
+        }
+        drop(fds);
+        match (&consoles[i].file).read(buf) {
+            Ok(0) => return Input::Gone(i),
+            Ok(n) => return Input::Read(i, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Input::Gone(i),
+        }
     }
 }
 

@@ -21,6 +21,8 @@ mod prompt;
 mod seed;
 // First-boot modules not yet wired into init.rs keep this until they are.
 #[allow(dead_code, unused_imports)]
+mod consoleconf;
+#[allow(dead_code, unused_imports)]
 mod setup;
 
 fn main() {
