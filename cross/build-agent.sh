@@ -33,6 +33,12 @@ export RUSTC=/usr/bin/rustc
 export RUSTC_BOOTSTRAP=1
 unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS RUSTC_WRAPPER
 target_dir="${COREFORGE_CROSS_TARGET_DIR:-$root/target/cross}"
+# ring (rustls' crypto provider) compiles C and assembly with the `cc` crate: name the Debian
+# cross compilers for each target explicitly rather than rely on cc's guess of the prefix.
+export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
+export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+export CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc
+export AR_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-ar
 
 for target in "${targets[@]}"; do
     /usr/bin/cargo build --quiet --manifest-path "$root/Cargo.toml" -p coreforge-agent \

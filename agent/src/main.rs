@@ -24,6 +24,8 @@ mod seed;
 mod consoleconf;
 #[allow(dead_code, unused_imports)]
 mod setup;
+#[allow(dead_code, unused_imports)]
+mod identity;
 
 fn main() {
     if std::process::id() != 1 {
