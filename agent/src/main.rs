@@ -25,6 +25,8 @@ mod consoleconf;
 #[allow(dead_code, unused_imports)]
 mod setup;
 #[allow(dead_code, unused_imports)]
+mod state;
+#[allow(dead_code, unused_imports)]
 mod identity;
 
 fn main() {
