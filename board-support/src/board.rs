@@ -105,7 +105,7 @@ const VIRT_CONSOLES: &[Console] = &[Console {
 // After the block drivers, every board needs the same file systems: the boot FAT partition
 // with its code page and I/O charsets (Debian's default iocharset is ascii: vfat refuses to
 // mount without nls_ascii), ext4 (with the crc32c it asks for only by alias) for `writable`,
-// squashfs for snaps, overlay for the root file system.
+// squashfs for snaps on loop devices, overlay for the root file system.
 
 /// The Pi's boot modules: both SD host drivers (QEMU and board revisions differ in which
 /// one the card hangs off), the watchdog (how a Pi reboots and powers off), file systems.
@@ -120,12 +120,15 @@ const PI_MODULES: &[&str] = &[
     "crc32c_generic",
     "ext4",
     "squashfs",
+    "loop",
     "overlay",
 ];
-/// virt's boot modules: the virtio-mmio transport and its block device, file systems.
+/// virt's boot modules: the virtio-mmio transport, its block and network devices, file
+/// systems.
 const VIRT_MODULES: &[&str] = &[
     "virtio_mmio",
     "virtio_blk",
+    "virtio_net",
     "vfat",
     "nls_cp437",
     "nls_ascii",
@@ -133,6 +136,7 @@ const VIRT_MODULES: &[&str] = &[
     "crc32c_generic",
     "ext4",
     "squashfs",
+    "loop",
     "overlay",
 ];
 
