@@ -4,7 +4,7 @@
 use coreforge_preseed::Preseed;
 
 use super::lines::Lines;
-use super::screens::{describe, describe_account, list};
+use super::screens::{checking, describe, describe_account, list};
 use super::term::Terminal;
 use super::{login_details, text, Backend, Login};
 use crate::setup::{Network, Setup};
@@ -44,7 +44,7 @@ fn apply<T: Terminal, B: Backend>(
             wifi.ssid, wifi.interface
         ));
     }
-    lines.broadcast(&format!("Checking {} ...\n", preseed.identity));
+    lines.broadcast(&format!("Checking {} ...\n", checking(&preseed.identity)));
     let account = backend.identity(&preseed.identity)?;
     lines.broadcast(&format!("Found: {}\n", describe_account(&account)));
     lines.broadcast("Writing the configuration ...\n");

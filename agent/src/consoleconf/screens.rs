@@ -251,7 +251,7 @@ impl<T: Terminal, B: Backend> Screens<'_, '_, T, B> {
                     }
                 }
             };
-            self.say(&format!("Checking {identity} ...\n"))?;
+            self.say(&format!("Checking {} ...\n", checking(&identity)))?;
             match self.backend.identity(&identity) {
                 Ok(account) => {
                     self.say(&format!("Found: {}\n", describe_account(&account)))?;
@@ -406,6 +406,18 @@ pub(super) fn list(addresses: &[String]) -> String {
         "no address".into()
     } else {
         addresses.join(", ")
+    }
+}
+
+/// What a look-up is about, as the person typed it (`alice@example.com`, `gh:alice`).
+pub(super) fn checking(identity: &Identity) -> String {
+    match identity {
+        Identity::Store(email) => email.clone(),
+        Identity::GitHub(user) => format!("gh:{user}"),
+        Identity::Launchpad(user) => format!("lp:{user}"),
+        Identity::Keys { username, ssh_keys } => {
+            format!("{} key(s) for {username}", ssh_keys.len())
+        }
     }
 }
 

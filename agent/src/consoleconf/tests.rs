@@ -150,6 +150,8 @@ fn dhcp_and_email() {
         "The network is up: 10.0.2.15/24",
         text::IDENTITY_PROMPT,
         "alice@example.com\n",
+        "Checking alice@example.com ...\n",
+        "Found: alice, 1 SSH key(s) from store account alice@example.com\n",
         "Account: alice, 1 SSH key(s) from store account alice@example.com",
         text::CONFIRM_PROMPT,
         text::DONE,
@@ -237,6 +239,7 @@ fn pasted_rsa_key_and_a_user_name() {
     assert_eq!(fake.commits[0].account.keys, vec![key]);
     assert_eq!(login.addresses, Vec::<String>::new());
     assert!(out.contains("\"Bob\" cannot be a user name"));
+    assert!(out.contains("Checking 1 key(s) for bob ...\n"));
     assert!(out.contains("\nssh bob@ADDRESS"));
 }
 
@@ -529,7 +532,7 @@ fn preseed_applies_with_no_person() {
     assert_eq!(fake.commits.len(), 1);
     for out in &script.out {
         assert!(out.contains(text::PRESEED_START));
-        assert!(out.contains("Checking GitHub user alice ..."));
+        assert!(out.contains("Checking gh:alice ..."));
         assert!(out.contains("\nssh alice@10.0.2.15\n"));
     }
 }
