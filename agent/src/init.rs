@@ -14,7 +14,7 @@ use crate::disk::{self, BootPartition};
 use crate::modules::{self, Loaded};
 use crate::power::{self, Action};
 use crate::prompt::{Choice, Keys, PROMPT};
-use crate::{console, logger, memory, model, mounts, seed};
+use crate::{console, handover, logger, memory, model, mounts, seed};
 
 /// A problem that stops the boot: what was wrong, and what to do about it.
 #[derive(Debug)]
@@ -66,7 +66,11 @@ impl Init {
         self.open_consoles();
         self.load_modules();
         loop {
-            if let Err(fatal) = self.find_disk().and_then(|boot| self.report(&boot)) {
+            if let Err(fatal) = self
+                .find_disk()
+                .and_then(|boot| self.report(&boot))
+                .and_then(|()| self.hand_over())
+            {
                 error!("{} — {}", fatal.what, fatal.todo);
             }
             self.report_memory();
@@ -193,6 +197,23 @@ impl Init {
             seed::Outcome::Verified(summary) => info!("{}", summary.line()),
         }
         Ok(())
+    }
+
+    /// Grows and mounts `writable`; when the device is configured, mounts the model's base
+    /// snap under it and switches root into the OS (returning only if that fails).
+    fn hand_over(&mut self) -> Result<(), Fatal> {
+        let seed = std::path::Path::new(mounts::SEED);
+        let Ok(Some(system)) = model::find(seed) else {
+            return Ok(()); // no model: report() said so already
+        };
+        let found = model::read(&system).map_err(Fatal::from)?;
+        match handover::run(seed, found.model.base_or_core()) {
+            Ok(handover::NotYet::NotConfigured) => Ok(()),
+            Err(failure) => Err(Fatal {
+                todo: failure.todo().into(),
+                what: failure.to_string(),
+            }),
+        }
     }
 
     fn report_memory(&mut self) {

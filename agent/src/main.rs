@@ -10,6 +10,7 @@ mod cmdline;
 mod console;
 mod disk;
 mod fat;
+mod handover;
 mod init;
 mod logger;
 mod memory;
