@@ -14,6 +14,7 @@ PACKAGES=(
     gnupg snapd openssh-client                  # snapd/gpg interop tests, ssh keys
     xz-utils zstd file                          # (de)compression, ELF checks
     kmod                                        # depmod/modprobe: the initramfs-tools hook and its test
+    iproute2 dnsmasq-base                       # agent net tests: namespaces + veth, a real DHCP server
     dropbear-bin                                # dropbearkey: checks the agent's SSH host key files
 )
 # Packages taken from bookworm-backports (QEMU 10: raspi3b/raspi2b and virt as the tests use them).

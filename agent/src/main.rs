@@ -25,6 +25,8 @@ mod seed;
 mod consoleconf;
 #[allow(dead_code, unused_imports)]
 mod setup;
+#[allow(dead_code)]
+mod net;
 #[allow(dead_code, unused_imports)]
 mod state;
 #[allow(dead_code, unused_imports)]

@@ -1,0 +1,245 @@
+//! The OS's network configuration files: busybox ifupdown's `/etc/network/interfaces`,
+//! `/etc/resolv.conf` for static name servers and wpa_supplicant's configuration for Wi-Fi.
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use crate::setup::{Network, OsFile, Wifi, WifiSecret};
+
+/// Where the OS's init (`ifup -a`) reads the interfaces.
+pub const INTERFACES: &str = "etc/network/interfaces";
+/// The resolver's name servers.
+pub const RESOLV_CONF: &str = "etc/resolv.conf";
+/// The Wi-Fi network for wpa_supplicant (holds the secret: 0600).
+pub const WPA_SUPPLICANT: &str = "etc/wpa_supplicant/wpa_supplicant.conf";
+
+/// The files the commit writes for the OS to bring up `network` and `wifi` by itself.
+pub fn os_files(network: &Network, wifi: Option<&Wifi>) -> Vec<OsFile> {
+    let mut files = vec![file(INTERFACES, interfaces(network, wifi), 0o644)];
+    if let Network::Static { dns, .. } = network {
+        if !dns.is_empty() {
+            files.push(file(RESOLV_CONF, resolv_conf(dns), 0o644));
+        }
+    }
+    if let Some(wifi) = wifi {
+        files.push(file(WPA_SUPPLICANT, wpa_supplicant(wifi), 0o600));
+    }
+    files
+}
+
+fn file(path: &str, contents: String, mode: u32) -> OsFile {
+    OsFile {
+        path: PathBuf::from(path),
+        contents: contents.into_bytes(),
+        mode,
+    }
+}
+
+/// `/etc/network/interfaces` in busybox ifupdown syntax.
+fn interfaces(network: &Network, wifi: Option<&Wifi>) -> String {
+    let mut text = String::from(
+        "# Written by coreforge console-conf on first boot.\n\nauto lo\niface lo inet loopback\n",
+    );
+    match network {
+        Network::Dhcp { interface } => {
+            let _ = write!(text, "\nauto {interface}\niface {interface} inet dhcp\n");
+        }
+        Network::Static {
+            interface,
+            address,
+            prefix,
+            gateway,
+            ..
+        } => {
+            let _ = write!(
+                text,
+                "\nauto {interface}\niface {interface} inet static\n    address {address}\n    netmask {}\n",
+                coreforge_preseed::netmask(*prefix)
+            );
+            if let Some(gateway) = gateway {
+                let _ = writeln!(text, "    gateway {gateway}");
+            }
+        }
+        Network::None => {}
+    }
+    if let Some(wifi) = wifi {
+        // The same interface cannot be both; the wired choice above wins.
+        if network.interface() != Some(wifi.interface.as_str()) {
+            let interface = &wifi.interface;
+            let _ = write!(
+                text,
+                "\nauto {interface}\niface {interface} inet dhcp\n    pre-up wpa_supplicant -B -i {interface} -c /{WPA_SUPPLICANT}\n    post-down killall -q wpa_supplicant\n"
+            );
+        }
+    }
+    text
+}
+
+/// A resolv.conf naming `servers`.
+pub fn resolv_conf(servers: &[Ipv4Addr]) -> String {
+    let mut text = String::from("# Written by coreforge.\n");
+    for server in servers {
+        let _ = writeln!(text, "nameserver {server}");
+    }
+    text
+}
+
+/// wpa_supplicant's configuration for one WPA2-Personal network.
+fn wpa_supplicant(wifi: &Wifi) -> String {
+    let psk = match &wifi.secret {
+        // wpa_supplicant takes everything between the first and the last quote, so a
+        // passphrase of printable ASCII (validated) needs no escaping.
+        WifiSecret::Passphrase(passphrase) => format!("\"{passphrase}\""),
+        WifiSecret::Psk(bytes) => hex(bytes),
+    };
+    format!(
+        "# Written by coreforge console-conf on first boot.\nctrl_interface=/run/wpa_supplicant\nupdate_config=0\n\nnetwork={{\n    ssid={}\n    scan_ssid=1\n    key_mgmt=WPA-PSK\n    psk={psk}\n}}\n",
+        ssid(&wifi.ssid)
+    )
+}
+
+/// A quoted SSID when it is plain printable text, otherwise hex (wpa_supplicant reads both).
+fn ssid(ssid: &str) -> String {
+    if ssid
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"')
+    {
+        format!("\"{ssid}\"")
+    } else {
+        hex(ssid.as_bytes())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn text(files: &[OsFile], path: &str) -> String {
+        let f = files.iter().find(|f| f.path == Path::new(path)).unwrap();
+        String::from_utf8(f.contents.clone()).unwrap()
+    }
+
+    fn paths(files: &[OsFile]) -> Vec<(String, u32)> {
+        files
+            .iter()
+            .map(|f| (f.path.display().to_string(), f.mode))
+            .collect()
+    }
+
+    #[test]
+    fn dhcp() {
+        let files = os_files(&Network::dhcp("eth0").unwrap(), None);
+        assert_eq!(paths(&files), [(INTERFACES.to_owned(), 0o644)]);
+        let body = text(&files, INTERFACES);
+        assert!(body.contains("auto lo\niface lo inet loopback\n"), "{body}");
+        assert!(
+            body.ends_with("\nauto eth0\niface eth0 inet dhcp\n"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn static_with_gateway_and_dns() {
+        let net = Network::parse_static(
+            "eth1",
+            "192.168.1.10/20",
+            "192.168.1.1",
+            "192.168.1.1 9.9.9.9",
+        )
+        .unwrap();
+        let files = os_files(&net, None);
+        assert_eq!(
+            paths(&files),
+            [
+                (INTERFACES.to_owned(), 0o644),
+                (RESOLV_CONF.to_owned(), 0o644)
+            ]
+        );
+        assert!(text(&files, INTERFACES).ends_with(
+            "\nauto eth1\niface eth1 inet static\n    address 192.168.1.10\n    netmask 255.255.240.0\n    gateway 192.168.1.1\n"
+        ));
+        assert_eq!(
+            text(&files, RESOLV_CONF),
+            "# Written by coreforge.\nnameserver 192.168.1.1\nnameserver 9.9.9.9\n"
+        );
+    }
+
+    #[test]
+    fn static_without_gateway_or_dns() {
+        let net = Network::parse_static("eth0", "10.1.2.3/8", "", "").unwrap();
+        let files = os_files(&net, None);
+        assert_eq!(files.len(), 1, "no resolv.conf without name servers");
+        let body = text(&files, INTERFACES);
+        assert!(body.ends_with("    netmask 255.0.0.0\n"), "{body}");
+        assert!(!body.contains("gateway"));
+    }
+
+    #[test]
+    fn none_is_loopback_only() {
+        let files = os_files(&Network::None, None);
+        let body = text(&files, INTERFACES);
+        assert!(
+            body.ends_with("auto lo\niface lo inet loopback\n"),
+            "{body}"
+        );
+        assert_eq!(body.matches("auto ").count(), 1);
+    }
+
+    #[test]
+    fn wifi_passphrase() {
+        let wifi = Wifi::new("wlan0", "home net", "pa\"ss #word").unwrap();
+        let files = os_files(&Network::None, Some(&wifi));
+        assert_eq!(
+            paths(&files),
+            [
+                (INTERFACES.to_owned(), 0o644),
+                (WPA_SUPPLICANT.to_owned(), 0o600)
+            ]
+        );
+        let conf = text(&files, WPA_SUPPLICANT);
+        assert!(conf.contains("\n    ssid=\"home net\"\n"), "{conf}");
+        assert!(conf.contains("\n    psk=\"pa\"ss #word\"\n"), "{conf}");
+        assert!(conf.contains("key_mgmt=WPA-PSK"));
+        let body = text(&files, INTERFACES);
+        assert!(body.contains("\nauto wlan0\niface wlan0 inet dhcp\n    pre-up wpa_supplicant -B -i wlan0 -c /etc/wpa_supplicant/wpa_supplicant.conf\n"), "{body}");
+    }
+
+    #[test]
+    fn wifi_psk_and_odd_ssid() {
+        let hex_psk = "00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff";
+        let wifi = Wifi::new("wlan0", "café\"", hex_psk).unwrap();
+        let files = os_files(&Network::dhcp("eth0").unwrap(), Some(&wifi));
+        let conf = text(&files, WPA_SUPPLICANT);
+        assert!(
+            conf.contains(&format!("\n    psk={}\n", hex_psk.to_lowercase())),
+            "{conf}"
+        );
+        assert!(conf.contains("\n    ssid=636166c3a922\n"), "{conf}");
+        let body = text(&files, INTERFACES);
+        assert!(
+            body.contains("iface eth0 inet dhcp") && body.contains("iface wlan0 inet dhcp"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn wifi_on_the_wired_interface_is_not_doubled() {
+        let wifi = Wifi::new("eth0", "home", "12345678").unwrap();
+        let body = text(
+            &os_files(&Network::dhcp("eth0").unwrap(), Some(&wifi)),
+            INTERFACES,
+        );
+        assert_eq!(body.matches("iface eth0").count(), 1, "{body}");
+    }
+}
