@@ -6,6 +6,7 @@
 
 mod artifacts;
 mod disk;
+pub mod flows;
 pub mod image;
 mod kernel;
 mod qemu;

@@ -25,6 +25,8 @@ pub struct DeviceOptions {
     pub framebuffer: bool,
     /// More kernel command line words.
     pub extra_cmdline: String,
+    /// More QEMU arguments (e.g. `-smp 2`).
+    pub extra_qemu: Vec<String>,
 }
 
 /// A free TCP port on the host's loopback (for a forward).
@@ -164,6 +166,7 @@ impl Device {
         if self.options.framebuffer {
             args.extend(["-device".into(), "virtio-gpu-pci".into()]);
         }
+        args.extend(self.options.extra_qemu.iter().map(OsString::from));
         (board.arch.qemu_system(), args)
     }
 

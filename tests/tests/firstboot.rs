@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, ensure, Result};
 use coreforge_boards::{Arch, Board};
 use coreforge_tests::agent_text;
+use coreforge_tests::flows::{
+    choose_network, os_shell, paste_key_and_commit, press_enter, t, BOOT, STEP,
+};
 use coreforge_tests::image::{boot_partition_offset, fat_has, world, BootFiles, Writable};
 use coreforge_tests::serial::{check_ppm, free_port, Device, DeviceOptions};
 use coreforge_tests::ssh::{host_fingerprints, ssh_run, SshKey};
@@ -31,18 +34,8 @@ const UNKNOWN_EMAIL: &str = "nobody@example.com";
 /// The user made from a pasted key on the Pi.
 const PASTED_USER: &str = "pat";
 
-/// From power on to "Press Enter": kernel, modules, seed verification under emulation,
-/// with two QEMUs sharing two cores.
-const BOOT: Duration = Duration::from_secs(300);
-/// A screen's next line after an answer (network up by DHCP, an HTTPS look-up, a commit).
-const STEP: Duration = Duration::from_secs(120);
 /// From a configured device's power on to a working SSH login.
 const LOGIN: Duration = Duration::from_secs(300);
-
-/// One console-conf text, read from the agent.
-fn t(name: &str) -> String {
-    agent_text(name).unwrap_or_else(|e| panic!("{e:#}"))
-}
 
 /// What every scenario shares: the SSO server (its port is in the images), the test's key.
 struct Shared {
@@ -134,35 +127,10 @@ fn pi_image() -> Result<BootFiles> {
     })
 }
 
-/// Powers on and answers the first screens: Enter, then the wired DHCP entry of the network
-/// menu when `dhcp` (else `s`, no network); stops at the identity prompt.
+/// Takes the session and answers the network screen (wired DHCP, or none).
 fn start_session(dev: &mut Device, dhcp: bool) -> Result<()> {
-    dev.expect(&t("PRESS_ENTER"), BOOT)?;
-    // Enter is dropped until the prompt really listens: type it until the session starts.
-    dev.send_until(b"\r", &t("WELCOME"), Duration::from_secs(5), STEP)?;
-    dev.expect(&t("NETWORK_HEADING"), STEP)?;
-    let menu_line = if dhcp {
-        dev.expect("wired, DHCP", STEP)?
-    } else {
-        String::new()
-    };
-    dev.expect(&t("NETWORK_PROMPT"), STEP)?;
-    if dhcp {
-        // "  1) eth0: wired, DHCP"
-        let number = menu_line
-            .trim()
-            .split(')')
-            .next()
-            .filter(|n| n.chars().all(|c| c.is_ascii_digit()))
-            .ok_or_else(|| dev.failure(&format!("no menu number in {menu_line:?}")))?
-            .to_string();
-        dev.send_line(&number)?;
-        dev.expect("The network is up: ", STEP)?;
-    } else {
-        dev.send_line("s")?;
-    }
-    dev.expect(&t("IDENTITY_PROMPT"), STEP)?;
-    Ok(())
+    press_enter(dev)?;
+    choose_network(dev, dhcp)
 }
 
 /// Types the store account's e-mail (after an unknown one, which must be refused) and
@@ -234,8 +202,7 @@ fn check_login(dev: &Device, port: u16, user: &str) -> Result<()> {
 /// Powers the OS off from the console's root shell (busybox init's `askfirst`) and waits
 /// for QEMU to end; a device that does not power off is cut (after a sync) and reported.
 fn power_off(dev: &mut Device) -> Result<()> {
-    dev.send_line("")?;
-    std::thread::sleep(Duration::from_secs(1));
+    os_shell(dev, STEP)?;
     dev.send_line("sync; poweroff")?;
     if dev.wait_exit(Duration::from_secs(90)).is_err() {
         eprintln!("the OS did not power off from its console within 90 s; cutting the power");
@@ -398,13 +365,8 @@ fn raspi3b_serial_setup_with_a_pasted_key() -> Result<()> {
     let mut dev = Device::new("firstboot-raspi3b", &files, DeviceOptions::default())?;
     dev.power_on()?;
     start_session(&mut dev, false)?;
-    dev.send_line(&s.key.public)?;
-    dev.expect(&t("USERNAME_PROMPT"), STEP)?;
-    dev.send_line(PASTED_USER)?;
-    dev.expect(&format!("Found: {PASTED_USER}, 1 SSH key(s)"), STEP)?;
-    dev.expect(&t("CONFIRM_PROMPT"), STEP)?;
-    dev.send_line("y")?;
-    dev.expect(&t("DONE"), STEP)?;
+    paste_key_and_commit(&mut dev, &s.key.public, PASTED_USER)?;
+    dev.expect(&format!("Account {PASTED_USER} was created"), STEP)?;
     dev.expect(&t("FINGERPRINTS"), STEP)?;
     std::thread::sleep(Duration::from_secs(2));
     dev.power_cut();
