@@ -535,6 +535,50 @@ mod tests {
     }
 
     #[test]
+    fn wait_input_reads_times_out_and_sees_a_hang_up() {
+        let (mut controller, device) = pty();
+        configure(&device, Kind::Uart, None).unwrap();
+        let (_other, quiet) = pty();
+        let consoles = vec![
+            Arc::new(Console::from_file("quiet", quiet)),
+            Arc::new(Console::from_file("pty", device)),
+        ];
+        let mut buf = [0u8; 16];
+        let short = Some(Duration::from_millis(50));
+        let start = Instant::now();
+        assert_eq!(
+            wait_input(&consoles, &[0, 1], short, &mut buf),
+            Input::Timeout
+        );
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        controller.write_all(b"hi").unwrap();
+        assert_eq!(
+            wait_input(&consoles, &[0, 1, 7], None, &mut buf),
+            Input::Read(1, 2)
+        );
+        assert_eq!(&buf[..2], b"hi");
+        // a console left out of `from` is not read
+        controller.write_all(b"x").unwrap();
+        assert_eq!(wait_input(&consoles, &[0], short, &mut buf), Input::Timeout);
+        assert_eq!(
+            wait_input(&consoles, &[1], short, &mut buf),
+            Input::Read(1, 1)
+        );
+        consoles[1].write_text("out\n").unwrap();
+        let mut out = [0u8; 5];
+        controller.read_exact(&mut out).unwrap();
+        assert_eq!(&out, b"out\r\n");
+        drop(controller);
+        assert_eq!(
+            wait_input(&consoles, &[0, 1], None, &mut buf),
+            Input::Gone(1)
+        );
+        assert!(consoles[1].write_text("gone\n").is_err());
+        // nothing to wait on: only the clock ends the wait
+        assert_eq!(wait_input(&consoles, &[], short, &mut buf), Input::Timeout);
+    }
+
+    #[test]
     fn kinds() {
         assert_eq!(kind("tty1"), Kind::VirtualTerminal);
         assert_eq!(kind("tty"), Kind::VirtualTerminal);

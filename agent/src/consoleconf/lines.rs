@@ -148,11 +148,12 @@ impl<'t, T: Terminal> Lines<'t, T> {
         self.editors[owner].begin(prompt, secret);
         let mut deadline = Instant::now() + idle;
         loop {
+            // The echo of what arrived together goes out in one write (a paste is one burst).
+            let mut echo = String::new();
             while let Some(b) = self.pending[owner].pop_front() {
-                let mut echo = String::new();
                 let outcome = self.editors[owner].feed(b, &mut echo);
-                if !echo.is_empty() {
-                    self.say(&echo)?;
+                if outcome.is_some() && !echo.is_empty() {
+                    self.say(&std::mem::take(&mut echo))?;
                 }
                 match outcome {
                     None => {}
@@ -160,6 +161,9 @@ impl<'t, T: Terminal> Lines<'t, T> {
                     Some(Outcome::Cancel) => return Ok(Answer::Back),
                     Some(Outcome::TooLong) => self.say(prompt)?,
                 }
+            }
+            if !echo.is_empty() {
+                self.say(&echo)?;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {

@@ -93,6 +93,8 @@ pub struct Script {
     pub out: Vec<String>,
     /// Consoles whose writes fail.
     pub broken: Vec<usize>,
+    /// Every write in order: (console, text).
+    pub log: Vec<(usize, String)>,
 }
 
 #[cfg(test)]
@@ -104,6 +106,7 @@ impl Script {
             events: events.into(),
             out: vec![String::new(); names.len()],
             broken: Vec::new(),
+            log: Vec::new(),
         }
     }
 }
@@ -123,6 +126,7 @@ impl Terminal for Script {
             return Err(());
         }
         self.out[console].push_str(text);
+        self.log.push((console, text.to_string()));
         Ok(())
     }
 

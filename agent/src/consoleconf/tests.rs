@@ -244,6 +244,17 @@ fn pasted_rsa_key_and_a_user_name() {
 }
 
 #[test]
+fn a_pasted_key_is_echoed_in_one_write() {
+    let key = format!("ssh-rsa AAAAB3NzaC1yc2E{} bob@laptop", "B".repeat(720));
+    let mut fake = Fake::wired();
+    let events = vec![typed(0, "\rs\r"), typed(0, &format!("{key}\r"))];
+    let mut script = Script::new(&["ttyS0"], events);
+    assert_eq!(run(&mut script, &mut fake, Options::default()), None);
+    assert!(script.log.iter().any(|(_, w)| w == &format!("{key}\n")));
+    assert_eq!(script.out[0].matches(text::USERNAME_PROMPT).count(), 1);
+}
+
+#[test]
 fn line_editing_over_a_serial_line() {
     let mut fake = Fake::wired();
     let (login, out) = one(
