@@ -106,7 +106,7 @@ pub fn run<T: Terminal, B: Backend>(
 /// The login details screen.
 pub fn login_details(login: &Login) -> String {
     let mut s = format!(
-        "\n{}\nAccount {} was created; its SSH keys came from {}.\nLog in with:\n",
+        "\n{}\nAccount {} was created.\nIts SSH keys came from {}.\nLog in with:\n",
         text::DONE,
         login.user,
         login.source

@@ -322,7 +322,7 @@ fn network_screen(interfaces: &[Interface], items: &[Item]) -> String {
     }
     for i in interfaces {
         s.push_str(&format!(
-            "  {:<15} {:<8} {:<10} {}\n",
+            "  {:<15} {:<9} {:<10} {}\n",
             i.name,
             if i.wireless { "wireless" } else { "wired" },
             if i.carrier { "connected" } else { "no link" },
