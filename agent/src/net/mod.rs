@@ -118,8 +118,11 @@ fn interfaces_in(sys: &Path, addresses: &[(String, Ipv4Addr, u8)]) -> io::Result
             continue;
         };
         let dir = entry.path();
-        if name == "lo" || read_trimmed(&dir.join("type")).as_deref() == Some("772") {
-            continue; // loopback (ARPHRD_LOOPBACK), whatever its name
+        // Only Ethernet-type links (wired and 802.11 alike): not loopback, nor the tunnels
+        // (sit0, tunl0) some kernels create by themselves.
+        let ether = matches!(read_trimmed(&dir.join("type")).as_deref(), None | Some("1"));
+        if name == "lo" || !ether {
+            continue;
         }
         let kind = if dir.join("wireless").exists() || dir.join("phy80211").exists() {
             Kind::Wireless

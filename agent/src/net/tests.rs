@@ -62,6 +62,11 @@ fn interfaces_from_sysfs() {
         &["phy80211"],
     );
     add(
+        "sit0",
+        &[("address", "00:00:00:00\n"), ("type", "776\n")],
+        &[],
+    );
+    add(
         "usb0",
         &[("address", "02:00:00:00:00:01\n"), ("type", "1\n")],
         &[],
