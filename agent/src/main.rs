@@ -10,6 +10,8 @@ mod cmdline;
 mod console;
 mod disk;
 mod fat;
+#[allow(dead_code)]
+mod firstboot;
 mod handover;
 mod init;
 mod logger;
@@ -24,13 +26,13 @@ mod seed;
 #[allow(dead_code, unused_imports)]
 mod consoleconf;
 #[allow(dead_code, unused_imports)]
-mod setup;
+mod identity;
 #[allow(dead_code)]
 mod net;
 #[allow(dead_code, unused_imports)]
-mod state;
+mod setup;
 #[allow(dead_code, unused_imports)]
-mod identity;
+mod state;
 
 fn main() {
     if std::process::id() != 1 {
