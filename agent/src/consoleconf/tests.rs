@@ -707,6 +707,28 @@ mod pty {
     }
 
     #[test]
+    fn slow_typing_is_not_idle() {
+        let (mut person, consoles) = pty();
+        let idle = Duration::from_millis(1000);
+        let agent = agent(consoles, Options { idle });
+        person.wait_for(1, text::PRESS_ENTER);
+        person.types("\r1\r");
+        person.wait_for(1, text::IDENTITY_PROMPT);
+        // 2.4 s on one answer, a key every 0.2 s: never idle for 1 s
+        let start = Instant::now();
+        for c in "gh:slowtypist".chars() {
+            thread::sleep(Duration::from_millis(200));
+            person.types(&c.to_string());
+        }
+        assert!(start.elapsed() > idle * 2);
+        person.types("\ry\r");
+        person.wait_for(1, "ssh slowtypist@");
+        let (login, _) = agent.join().unwrap();
+        assert_eq!(login.unwrap().user, "slowtypist");
+        assert!(!person.seen.contains(text::TIMED_OUT));
+    }
+
+    #[test]
     fn real_idle_timeout_on_a_pty() {
         let (mut person, consoles) = pty();
         let idle = Duration::from_millis(300);
