@@ -13,8 +13,11 @@ use coreforge_boards::{Arch, Board};
 use coreforge_initramfs::{Compression, InitramfsBuilder};
 
 use crate::image::{self, Filesystem, Role, Structure};
+
+mod firstboot;
 use crate::snap::{self, SnapInfo};
 use crate::store::{open_store, ResolvedSnap, Store};
+use firstboot::FirstBoot;
 
 /// Arguments of `build-image`.
 #[derive(clap::Args, Debug)]
@@ -46,6 +49,8 @@ pub struct Args {
     /// cross build, see cross/build-agent.sh, or $COREFORGE_AGENT_DIR/<target>/agent/coreforge-agent).
     #[arg(long, value_name = "FILE")]
     agent: Option<PathBuf>,
+    #[command(flatten)]
+    firstboot: firstboot::FirstBootArgs,
 }
 
 /// Why a snap is in the seed.
@@ -113,6 +118,8 @@ impl SeedSnap {
 /// Builds the image; writes nothing at `--output` unless everything succeeded.
 pub fn run(args: &Args) -> Result<ExitCode> {
     let progress = Progress::new();
+    // First: the small inputs a person typed, so their mistakes show before minutes of work.
+    let firstboot = FirstBoot::load(&args.firstboot)?;
     progress.step("verifying the model");
     let store = open_store(&args.store)?;
     let roots = store.roots()?;
@@ -230,6 +237,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         epoch,
     )?;
     write_kernel(boot_dir, &kernel_dir)?;
+    firstboot.write_boot(boot_dir)?;
 
     progress.step("building the initramfs");
     let agent = agent_path(args.agent.as_deref(), arch)?;
@@ -242,7 +250,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         root_files.push(p);
     }
     let modules_root = single_subdir(&kernel_dir.join("modules"))?;
-    let initramfs = InitramfsBuilder::from_agent_file(&agent)?
+    let initramfs = firstboot
+        .add_to(InitramfsBuilder::from_agent_file(&agent)?)
         .mtime(u32::try_from(epoch).unwrap_or(u32::MAX))
         .modules(&modules_root, board.modules)?
         .trusted(&root_files)?

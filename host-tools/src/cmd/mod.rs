@@ -87,3 +87,14 @@ impl Cli {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency checks (unique names and groups, valid `requires`) run only
+    /// when a command is built: build every subcommand here, not in front of a user.
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,6 +1,8 @@
 //! Helpers shared by the CLI's integration tests (each test file uses some of them).
 #![allow(dead_code)]
 
+pub mod world;
+
 use std::process::Output;
 
 use base64::Engine;
