@@ -123,12 +123,21 @@ const PI_MODULES: &[&str] = &[
     "loop",
     "overlay",
 ];
-/// virt's boot modules: the virtio-mmio transport, its block and network devices, file
-/// systems.
+/// virt's boot modules: the virtio-mmio transport, its block and network devices, the
+/// virtio-gpu framebuffer on PCI (for `tty1` when QEMU adds `virtio-gpu-pci`; without the
+/// device they load and wait), file systems.
 const VIRT_MODULES: &[&str] = &[
     "virtio_mmio",
     "virtio_blk",
     "virtio_net",
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "virtio_pci",
+    "drm",
+    "drm_kms_helper",
+    "drm_shmem_helper",
+    "virtio_dma_buf",
+    "virtio-gpu",
     "vfat",
     "nls_cp437",
     "nls_ascii",
@@ -272,7 +281,7 @@ impl Board {
 }
 
 /// `base` followed by `console=` entries; the last console becomes `/dev/console`.
-fn cmdline_with(base: &str, consoles: &[Console]) -> String {
+pub(crate) fn cmdline_with(base: &str, consoles: &[Console]) -> String {
     let mut line = String::from(base);
     for console in consoles {
         if !line.is_empty() {

@@ -16,4 +16,4 @@ mod qemu;
 
 pub use arch::Arch;
 pub use board::{Board, BoardError, Console, ConsoleKind};
-pub use qemu::{DiskBus, QemuInputs, QemuMachine};
+pub use qemu::{DiskBus, QemuError, QemuExtras, QemuInputs, QemuMachine};

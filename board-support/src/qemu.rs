@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use crate::{Board, Console};
+use crate::{Board, Console, ConsoleKind};
 
 /// How the boot disk is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,10 +59,94 @@ pub struct QemuInputs<'a> {
     pub no_reboot: bool,
 }
 
+/// Devices and controls added to a QEMU run beyond the board itself (see
+/// [`Board::qemu_args_with`]); the default adds none.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QemuExtras<'a> {
+    /// A network card on QEMU's user network, with this host port on 127.0.0.1 forwarded to
+    /// the guest's SSH port 22 (the guest gets 10.0.2.15 by DHCP; the host is 10.0.2.2).
+    pub ssh_port: Option<u16>,
+    /// A framebuffer the kernel drives, with `console=tty1` on the kernel command line
+    /// (before the serial console, which stays `/dev/console`).
+    pub display: bool,
+    /// A QEMU monitor on this unix socket, e.g. to take a `screendump`.
+    pub monitor: Option<&'a Path>,
+}
+
+/// Why QEMU cannot give a board what was asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QemuError {
+    /// The machine emulates no display the board's kernel can drive.
+    #[error("QEMU's {machine} emulates no display the Debian kernel can drive; use the virt machine (virtio-gpu-pci) for a framebuffer (a real Pi 3 gets one from its firmware)")]
+    NoDisplay {
+        /// The QEMU machine.
+        machine: &'static str,
+    },
+    /// The machine has no network card QEMU can add.
+    #[error(
+        "QEMU's {machine} has no network card coreforge knows how to add; use the virt machine"
+    )]
+    NoNetwork {
+        /// The QEMU machine.
+        machine: &'static str,
+    },
+}
+
+/// The framebuffer console QEMU's display gives the kernel.
+const FRAMEBUFFER: Console = Console {
+    device: "tty1",
+    kind: ConsoleKind::Framebuffer,
+    baud: None,
+};
+
+impl QemuMachine {
+    /// The `-device` that gives this machine a network card on a `-netdev` called `n0`:
+    /// virtio over MMIO on virt (module virtio_net); on the raspi machines a USB network
+    /// adapter on the SoC's DWC2 controller (modules dwc2, cdc_ether).
+    pub fn nic_device(&self) -> Option<&'static str> {
+        match self.machine {
+            "virt" => Some("virtio-net-device,netdev=n0"),
+            "raspi3b" | "raspi2b" => Some("usb-net,netdev=n0"),
+            _ => None,
+        }
+    }
+
+    /// The `-device` that gives this machine a framebuffer the Debian kernel drives
+    /// (virtio-gpu on PCI: modules virtio_pci, virtio-gpu and the DRM helpers).
+    pub fn display_device(&self) -> Option<&'static str> {
+        match self.machine {
+            "virt" => Some("virtio-gpu-pci"),
+            _ => None,
+        }
+    }
+}
+
 impl Board {
     /// The full QEMU command line (without the program name; see [`crate::Arch::qemu_system`]).
     /// No display, no monitor and no NIC; serial ports as [`QemuInputs::serial`] says.
     pub fn qemu_args(&self, inputs: &QemuInputs<'_>) -> Vec<OsString> {
+        self.build_qemu_args(inputs, &QemuExtras::default())
+    }
+
+    /// [`Board::qemu_args`] plus `extras` (network with an SSH port forward, framebuffer,
+    /// monitor socket); refused when the machine cannot have them.
+    pub fn qemu_args_with(
+        &self,
+        inputs: &QemuInputs<'_>,
+        extras: &QemuExtras<'_>,
+    ) -> Result<Vec<OsString>, QemuError> {
+        let machine = self.qemu.machine;
+        if extras.display && self.qemu.display_device().is_none() {
+            return Err(QemuError::NoDisplay { machine });
+        }
+        if extras.ssh_port.is_some() && self.qemu.nic_device().is_none() {
+            return Err(QemuError::NoNetwork { machine });
+        }
+        Ok(self.build_qemu_args(inputs, extras))
+    }
+
+    fn build_qemu_args(&self, inputs: &QemuInputs<'_>, extras: &QemuExtras<'_>) -> Vec<OsString> {
         let q = &self.qemu;
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |a: &str, b: OsString| {
@@ -76,9 +160,25 @@ impl Board {
         if let Some(mib) = q.memory_mib {
             push("-m", format!("{mib}M").into());
         }
+        // Headless even with a framebuffer: tests look at it through the monitor's screendump.
         push("-display", "none".into());
-        push("-monitor", "none".into());
-        push("-nic", "none".into());
+        match extras.monitor {
+            Some(socket) => push("-monitor", monitor_spec(socket)),
+            None => push("-monitor", "none".into()),
+        }
+        match (extras.ssh_port, q.nic_device()) {
+            (Some(port), Some(nic)) => {
+                push(
+                    "-netdev",
+                    format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22").into(),
+                );
+                push("-device", nic.into());
+            }
+            _ => push("-nic", "none".into()),
+        }
+        if let Some(gpu) = q.display_device().filter(|_| extras.display) {
+            push("-device", gpu.into());
+        }
         if let Some(kernel) = inputs.kernel {
             push("-kernel", kernel.into());
         }
@@ -88,7 +188,15 @@ impl Board {
         if let Some(initrd) = inputs.initrd {
             push("-initrd", initrd.into());
         }
-        let mut cmdline = self.qemu_cmdline();
+        let mut cmdline = if extras.display && q.display_device().is_some() {
+            // tty1 first: the last console= is /dev/console, and that stays the serial port.
+            let consoles: Vec<Console> = std::iter::once(FRAMEBUFFER)
+                .chain(q.consoles.iter().copied())
+                .collect();
+            crate::board::cmdline_with(self.base_cmdline, &consoles)
+        } else {
+            self.qemu_cmdline()
+        };
         if let Some(extra) = inputs.extra_cmdline.filter(|e| !e.is_empty()) {
             cmdline.push(' ');
             cmdline.push_str(extra);
@@ -120,6 +228,14 @@ impl Board {
         }
         args
     }
+}
+
+/// `-monitor` value for a unix socket QEMU listens on without waiting for a client.
+fn monitor_spec(socket: &Path) -> OsString {
+    let mut spec = OsString::from("unix:");
+    spec.push(socket.as_os_str().to_string_lossy().replace(',', ",,"));
+    spec.push(",server=on,wait=off");
+    spec
 }
 
 /// `-drive` value for a raw image; commas in the path are doubled as QEMU's option syntax wants.
@@ -218,6 +334,81 @@ mod tests {
             format!("{} coreforge.then=poweroff", board.qemu_cmdline())
         );
         assert_eq!(values(&args, "-M"), ["raspi2b"]);
+    }
+
+    #[test]
+    fn virt_extras_add_a_forwarded_nic_a_framebuffer_and_a_monitor() {
+        let board = Board::by_name("qemu-virt", Arch::Arm64).unwrap();
+        let extras = QemuExtras {
+            ssh_port: Some(2222),
+            display: true,
+            monitor: Some(Path::new("/t/mon,1.sock")),
+        };
+        let args: Vec<String> = board
+            .qemu_args_with(&inputs(Path::new("/d/disk.img")), &extras)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        assert!(values(&args, "-nic").is_empty(), "{args:?}");
+        assert_eq!(
+            values(&args, "-netdev"),
+            ["user,id=n0,hostfwd=tcp:127.0.0.1:2222-:22"]
+        );
+        assert_eq!(
+            values(&args, "-device"),
+            [
+                "virtio-net-device,netdev=n0",
+                "virtio-gpu-pci",
+                "virtio-blk-device,drive=boot"
+            ]
+        );
+        assert_eq!(
+            values(&args, "-monitor"),
+            ["unix:/t/mon,,1.sock,server=on,wait=off"]
+        );
+        assert_eq!(values(&args, "-display"), ["none"]);
+        // tty1 before the serial console: the serial port stays /dev/console.
+        assert_eq!(
+            values(&args, "-append"),
+            ["panic=-1 console=tty1 console=ttyAMA0,115200 coreforge.then=poweroff"]
+        );
+    }
+
+    #[test]
+    fn no_extras_are_the_plain_command_line() {
+        for board in Board::all() {
+            let i = inputs(Path::new("/d/disk.img"));
+            let with = board.qemu_args_with(&i, &QemuExtras::default()).unwrap();
+            assert_eq!(with, board.qemu_args(&i), "{}", board.id());
+        }
+    }
+
+    #[test]
+    fn raspi_networks_over_usb_and_has_no_display() {
+        for arch in Arch::ALL {
+            let board = Board::by_name("pi3", arch).unwrap();
+            let i = inputs(Path::new("/d/sd.img"));
+            let net = QemuExtras {
+                ssh_port: Some(2200),
+                ..QemuExtras::default()
+            };
+            let args = board.qemu_args_with(&i, &net).unwrap();
+            let args: Vec<String> = args.into_iter().map(|a| a.into_string().unwrap()).collect();
+            assert_eq!(values(&args, "-device"), ["usb-net,netdev=n0"]);
+            let display = QemuExtras {
+                display: true,
+                ..QemuExtras::default()
+            };
+            let err = board.qemu_args_with(&i, &display).unwrap_err();
+            assert_eq!(
+                err,
+                QemuError::NoDisplay {
+                    machine: board.qemu.machine
+                }
+            );
+            assert!(err.to_string().contains("virt"), "{err}");
+        }
     }
 
     #[test]

@@ -2,6 +2,12 @@
 //! kernel, device tree and initramfs come out of the image's `system-boot` FAT partition
 //! (named by its `config.txt`), the image is the disk (behind a throwaway qcow2 overlay, so
 //! it is never modified), and the serial console is on the terminal.
+//!
+//! Tests drive it as a person would: run `coreforge boot IMAGE --expect TEXT...` with stdin
+//! and stdout piped; stdout carries the serial console as it arrives, and every byte written
+//! to stdin is typed on the serial console (raw: `\r` is Enter, `\x7f` DEL, `\x03` Ctrl-C).
+//! `--ssh-port PORT` forwards 127.0.0.1:PORT to the guest's port 22; `--display` gives virt a
+//! framebuffer (tty1) and `--screendump FILE` saves it through QEMU's monitor.
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -11,7 +17,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use coreforge_boards::{Arch, Board, QemuInputs};
+use coreforge_boards::{Arch, Board, QemuExtras, QemuInputs};
 
 use crate::image::{read_partitions, FatReader};
 
@@ -48,6 +54,20 @@ pub struct Args {
     /// (default timeout 600 s); repeatable: every TEXT, in the order given.
     #[arg(long, value_name = "TEXT")]
     expect: Vec<String>,
+    /// Forward 127.0.0.1:PORT on this host to the guest's SSH port 22 (QEMU user networking:
+    /// the guest gets 10.0.2.15 by DHCP and reaches this host as 10.0.2.2).
+    #[arg(long, value_name = "PORT")]
+    ssh_port: Option<u16>,
+    /// Give the machine a framebuffer and a console on it (tty1); virt only (virtio-gpu-pci).
+    #[arg(long)]
+    display: bool,
+    /// Save the framebuffer as a PPM image in FILE (implies --display): when the last --expect
+    /// text appears, or when --screendump-after TEXT does.
+    #[arg(long, value_name = "FILE")]
+    screendump: Option<PathBuf>,
+    /// Take the --screendump when TEXT appears on the serial console (then go on watching).
+    #[arg(long, value_name = "TEXT", requires = "screendump")]
+    screendump_after: Option<String>,
 }
 
 /// The files and names a boot needs, read from the boot partition.
@@ -131,6 +151,26 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     make_overlay(&image, &overlay, disk_size)?;
 
     let interactive = args.timeout.is_none() && args.expect.is_empty();
+    let screendump = match &args.screendump {
+        None => None,
+        Some(_) if args.expect.is_empty() && args.screendump_after.is_none() => {
+            bail!("--screendump needs --expect or --screendump-after: it is taken when that text appears")
+        }
+        Some(file) => Some(Screendump {
+            file: absolute(file)?,
+            after: args
+                .screendump_after
+                .clone()
+                .or_else(|| args.expect.last().cloned())
+                .unwrap_or_default(),
+            monitor: tmp.path().join("monitor.sock"),
+        }),
+    };
+    let extras = QemuExtras {
+        ssh_port: args.ssh_port,
+        display: args.display || screendump.is_some(),
+        monitor: screendump.as_ref().map(|s| s.monitor.as_path()),
+    };
     let extra = files.cmdline_extra.join(" ");
     let inputs = QemuInputs {
         kernel: Some(&kernel_path),
@@ -142,14 +182,20 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         serial: serial_ports(board, if interactive { "mon:stdio" } else { "stdio" }),
         no_reboot: !interactive,
     };
-    let qemu_args = qcow2_disk(board.qemu_args(&inputs));
+    let qemu_args = qcow2_disk(
+        board
+            .qemu_args_with(&inputs, &extras)
+            .with_context(|| format!("cannot boot {} as asked", board.id()))?,
+    );
     let program = arch.qemu_system();
     eprintln!(
-        "coreforge boot: {} as {} ({}), kernel {kernel_name}, disk {} bytes{}",
+        "coreforge boot: {} as {} ({}), kernel {kernel_name}, disk {} bytes{}{}",
         image.display(),
         board.id(),
         board.qemu.machine,
         disk_size,
+        args.ssh_port
+            .map_or(String::new(), |p| format!(", ssh on 127.0.0.1:{p}")),
         if interactive { "; Ctrl-A X quits" } else { "" }
     );
     let mut cmd = Command::new(program);
@@ -165,7 +211,22 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         });
     }
     let timeout = Duration::from_secs(args.timeout.unwrap_or(600));
-    watch(cmd, program, timeout, &args.expect)
+    watch(cmd, program, timeout, &args.expect, screendump.as_ref())
+}
+
+/// A screendump to take through QEMU's monitor when a text appears on the serial console.
+struct Screendump {
+    /// Where QEMU writes the PPM (absolute: QEMU resolves it, not us).
+    file: PathBuf,
+    /// The serial console text that triggers it.
+    after: String,
+    /// The monitor's unix socket.
+    monitor: PathBuf,
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    let dir = std::env::current_dir().context("cannot read the current directory")?;
+    Ok(dir.join(path))
 }
 
 /// The FAT partition labelled `system-boot` (or snapd's UC20 names), else the first FAT one.
@@ -409,16 +470,18 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Runs QEMU with the console on a pipe, echoing it, until every text of `expect` has shown
-/// up in order, QEMU exits, or time runs out.
+/// Runs QEMU with the console on pipes, echoing it and forwarding our stdin to it, until every
+/// text of `expect` has shown up in order, QEMU exits, or time runs out; takes `screendump`
+/// when its text shows up.
 fn watch(
     mut cmd: Command,
     program: &str,
     timeout: Duration,
     expect: &[String],
+    mut screendump: Option<&Screendump>,
 ) -> Result<ExitCode> {
     let child = cmd
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| {
@@ -430,6 +493,19 @@ fn watch(
         .stdout
         .take()
         .context("QEMU's console pipe is missing")?;
+    if let Some(mut to_guest) = child.0.stdin.take() {
+        // Typing on the serial console: a test writes to our stdin. The thread ends at EOF
+        // (a closed or null stdin) or when QEMU is gone.
+        std::thread::spawn(move || {
+            let mut from_user = std::io::stdin().lock();
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = from_user.read(&mut buf) {
+                if n == 0 || to_guest.write_all(&buf[..n]).is_err() || to_guest.flush().is_err() {
+                    break;
+                }
+            }
+        });
+    }
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
@@ -451,6 +527,17 @@ fn watch(
                 let _ = out.write_all(&chunk);
                 let _ = out.flush();
                 transcript.extend_from_slice(&chunk);
+                if let Some(shot) =
+                    screendump.filter(|s| find(&transcript, s.after.as_bytes()).is_some())
+                {
+                    take_screendump(shot)?;
+                    eprintln!(
+                        "\ncoreforge boot: screendump {} after {:.1} s",
+                        shot.file.display(),
+                        start.elapsed().as_secs_f64()
+                    );
+                    screendump = None;
+                }
                 while let Some(text) = expect.get(found) {
                     let Some(at) = find(&transcript[matched_to..], text.as_bytes()) else {
                         break;
@@ -494,6 +581,52 @@ fn watch(
             }
         }
     }
+}
+
+/// How long the framebuffer console may lag behind the serial one (fbcon draws, then
+/// virtio-gpu flushes the dirty area on its own schedule).
+const SCREEN_SETTLE: Duration = Duration::from_millis(1500);
+
+/// Asks QEMU's monitor for a `screendump` (PPM) and waits until it is written.
+fn take_screendump(shot: &Screendump) -> Result<()> {
+    use std::os::unix::net::UnixStream;
+    std::thread::sleep(SCREEN_SETTLE);
+    let _ = std::fs::remove_file(&shot.file);
+    let mut monitor = UnixStream::connect(&shot.monitor)
+        .with_context(|| format!("cannot reach QEMU's monitor at {}", shot.monitor.display()))?;
+    monitor.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let prompt = b"(qemu) ";
+    read_until(&mut monitor, prompt).context("QEMU's monitor did not greet")?;
+    // The monitor reads a line; a path with a space or quote would need its quoting rules.
+    let path = shot.file.to_string_lossy();
+    if path.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
+        bail!("--screendump {path:?}: use a path without spaces or quotes");
+    }
+    monitor.write_all(format!("screendump {path}\n").as_bytes())?;
+    let reply = read_until(&mut monitor, prompt).context("QEMU's monitor did not answer")?;
+    let reply = String::from_utf8_lossy(&reply);
+    let written = std::fs::metadata(&shot.file).map(|m| m.len()).unwrap_or(0);
+    if written == 0 {
+        bail!(
+            "QEMU wrote no screendump at {path}; the monitor said: {}",
+            reply.trim()
+        );
+    }
+    Ok(())
+}
+
+/// Reads from `r` until `end` has been read; returns everything read.
+fn read_until(r: &mut impl Read, end: &[u8]) -> Result<Vec<u8>> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    while !seen.ends_with(end) {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            bail!("the connection closed");
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    Ok(seen)
 }
 
 /// Where `needle` first starts in `haystack`.
