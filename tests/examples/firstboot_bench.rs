@@ -58,17 +58,32 @@ fn main() -> Result<()> {
         trivial.as_secs_f64()
     );
     let mut hashing_rows = Vec::new();
+    let mut agent_single = (Duration::ZERO, 0);
     for smp in [1, 2] {
         let mut press = Vec::new();
         let mut verified = Vec::new();
+        let mut agent = Vec::new();
+        let mut bytes = 0;
         for rep in 0..reps {
             let run = device_run(&files, &key, smp, rep, rep == 0)?;
             press.push(run.press_enter);
             verified.push(run.seed_verified);
+            agent.push(run.agent);
+            bytes = run.bytes;
             if let Some(row) = run.hashing {
                 hashing_rows.push((smp, row));
             }
         }
+        let a = median(&mut agent);
+        if smp == 1 {
+            agent_single = (a, bytes);
+        }
+        println!(
+            "| -smp {smp}: the agent's seed hashing, {:.1} MB (median of {reps}) | {:.2} s ({:.1} MB/s) |",
+            bytes as f64 / MB,
+            a.as_secs_f64(),
+            bytes as f64 / MB / a.as_secs_f64()
+        );
         println!(
             "| -smp {smp}: QEMU start → \"seed verified\" (median of {reps}) | {:.2} s |",
             median(&mut verified).as_secs_f64()
@@ -101,7 +116,72 @@ fn main() -> Result<()> {
             h.sha3sum_cold.as_secs_f64() / h.agent.as_secs_f64(),
         );
     }
+    let (user_time, user_bytes) = qemu_user_sha3sum(&files)?;
+    println!();
+    println!(
+        "| cross-check, not the same run: busybox sha3sum -a 384 under qemu-aarch64 -cpu cortex-a53 (user mode) on the host | {:.1} MB in {:.2} s ({:.1} MB/s); the agent at -smp 1: {:.1} MB/s, {:.2}x |",
+        user_bytes as f64 / MB,
+        user_time.as_secs_f64(),
+        user_bytes as f64 / MB / user_time.as_secs_f64(),
+        agent_single.1 as f64 / MB / agent_single.0.as_secs_f64(),
+        (agent_single.1 as f64 / agent_single.0.as_secs_f64())
+            / (user_bytes as f64 / user_time.as_secs_f64()),
+    );
     Ok(())
+}
+
+/// Busybox's `sha3sum -a 384` over the seeded snap files (the same bytes the store holds),
+/// under QEMU's user-mode emulation of the same CPU model, timed on the host; returns the
+/// time and the bytes.
+fn qemu_user_sha3sum(files: &BootFiles) -> Result<(Duration, u64)> {
+    let offset = coreforge_tests::image::boot_partition_offset(&files.image)?;
+    let dir = world()?.path("bench-seed");
+    std::fs::create_dir_all(&dir)?;
+    let listing = std::process::Command::new("mdir")
+        .arg("-i")
+        .arg(format!("{}@@{offset}", files.image.display()))
+        .args(["-b", "::snaps"])
+        .output()?;
+    let mut paths = Vec::new();
+    for name in String::from_utf8_lossy(&listing.stdout).lines() {
+        let name = name
+            .trim()
+            .trim_start_matches("::/snaps/")
+            .trim_start_matches("::snaps/");
+        if !name.ends_with(".snap") {
+            continue;
+        }
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            coreforge_tests::image::fat_read(&files.image, offset, &format!("snaps/{name}"))?,
+        )?;
+        paths.push(path);
+    }
+    if paths.is_empty() {
+        bail!("no snaps listed in {}", files.image.display());
+    }
+    let bytes = paths
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()))
+        .sum::<std::io::Result<u64>>()?;
+    let busybox = coreforge_tests::cache_dir().join("snaps/build/core-arm64/bin/busybox");
+    let started = Instant::now();
+    let out = std::process::Command::new("qemu-aarch64")
+        .args(["-cpu", "cortex-a53"])
+        .arg(&busybox)
+        .args(["sha3sum", "-a", "384"])
+        .args(&paths)
+        .output()
+        .context("running qemu-aarch64 (qemu-user)")?;
+    let elapsed = started.elapsed();
+    if !out.status.success() {
+        bail!(
+            "busybox sha3sum under qemu-user failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok((elapsed, bytes))
 }
 
 /// A virt image whose seed is about 100 MB: the board snaps plus [`BULK_SNAPS`] snaps of
@@ -176,6 +256,9 @@ fn trivial_first_line(board: &'static Board, rep: usize) -> Result<Duration> {
 
 /// One boot's measurements.
 struct Run {
+    /// The agent's hashing time, from its debug line.
+    agent: Duration,
+    bytes: u64,
     seed_verified: Duration,
     press_enter: Duration,
     hashing: Option<Hashing>,
@@ -214,6 +297,8 @@ fn device_run(
     let press_enter = dev.uptime();
     if !hash_in_os {
         return Ok(Run {
+            agent,
+            bytes,
             seed_verified,
             press_enter,
             hashing: None,
@@ -239,6 +324,8 @@ fn device_run(
         "sync; echo 3 > /proc/sys/vm/drop_caches; MARK; for f in *.snap; do sha3sum -a 384 $f > /dev/null & done; wait; MARK",
     )?;
     Ok(Run {
+        agent,
+        bytes,
         seed_verified,
         press_enter,
         hashing: Some(Hashing {
