@@ -401,20 +401,25 @@ pub fn raw_copy(qcow2: &Path, raw: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A read-only look at a device's `writable` partition (the second MBR partition) through
-/// e2fsprogs' `debugfs`, without mounting: what a power cut left on the disk.
+/// A look at a device's `writable` partition (the second MBR partition) through e2fsprogs'
+/// `debugfs`, without mounting: what a power cut left on the disk, as the next boot's
+/// kernel sees it (the journal replayed first, on a copy).
 #[derive(Debug)]
 pub struct Writable {
-    /// `raw-image?offset=N`, as e2fsprogs opens a file system inside an image.
-    spec: String,
+    /// The copy of the partition.
+    part: PathBuf,
 }
 
 impl Writable {
-    /// Copies the device's qcow2 `disk` to a raw image at `raw` and opens its partition 2.
-    pub fn open(disk: &Path, raw: &Path) -> anyhow::Result<Writable> {
-        raw_copy(disk, raw)?;
+    /// Copies partition 2 of the device's qcow2 `disk` to `scratch` (through a raw image
+    /// beside it), replays its journal and opens it.
+    pub fn open(disk: &Path, scratch: &Path) -> anyhow::Result<Writable> {
+        use std::io::{Seek, SeekFrom};
+        let raw = scratch.with_extension("raw");
+        raw_copy(disk, &raw)?;
+        let mut file = std::fs::File::open(&raw)?;
         let mut head = [0u8; 512];
-        std::fs::File::open(raw)?.read_exact(&mut head)?;
+        file.read_exact(&mut head)?;
         let e = &head[446 + 16..446 + 32];
         ensure!(
             e[4] == 0x83,
@@ -422,15 +427,36 @@ impl Writable {
             raw.display(),
             e[4]
         );
-        let offset = u64::from(u32::from_le_bytes([e[8], e[9], e[10], e[11]])) * 512;
-        Ok(Writable {
-            spec: format!("{}?offset={offset}", raw.display()),
-        })
+        let lba = |b: &[u8]| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])) * 512;
+        let (offset, size) = (lba(&e[8..12]), lba(&e[12..16]));
+        file.seek(SeekFrom::Start(offset))?;
+        let part = scratch.with_extension("ext4");
+        let mut out = std::fs::File::create(&part)?;
+        std::io::copy(&mut file.take(size), &mut out)?;
+        drop(out);
+        let _ = std::fs::remove_file(&raw);
+        // A power cut leaves committed transactions in the journal: replay them, as the
+        // kernel does when it mounts, and nothing else.
+        let fsck = Command::new("e2fsck")
+            .args(["-E", "journal_only", "-y"])
+            .arg(&part)
+            .output()
+            .context("running e2fsck: run cross/setup.sh (e2fsprogs)")?;
+        // 0: clean, 1: errors corrected (the replay); anything else is a broken file system.
+        ensure!(
+            matches!(fsck.status.code(), Some(0 | 1)),
+            "e2fsck -E journal_only on writable ({}): {}{}",
+            fsck.status,
+            String::from_utf8_lossy(&fsck.stdout),
+            String::from_utf8_lossy(&fsck.stderr)
+        );
+        Ok(Writable { part })
     }
 
     fn debugfs(&self, request: &str) -> anyhow::Result<Output> {
         Command::new("debugfs")
-            .args(["-R", request, &self.spec])
+            .args(["-R", request])
+            .arg(&self.part)
             .output()
             .context("running debugfs: run cross/setup.sh (e2fsprogs)")
     }
@@ -445,7 +471,7 @@ impl Writable {
         ensure!(
             String::from_utf8_lossy(&out.stdout).contains("Inode:"),
             "debugfs stat {path} on {}: {err}",
-            self.spec
+            self.part.display()
         );
         Ok(true)
     }
@@ -472,5 +498,79 @@ impl Writable {
                 .filter(|n| !n.is_empty() && n != "." && n != "..")
                 .collect(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A raw disk with an MBR whose partition 2 is an ext4 made by `mke2fs -d` from `tree`.
+    fn disk_with_writable(dir: &Path, tree: &Path) -> PathBuf {
+        let part = dir.join("p2.ext4");
+        let _ = std::fs::remove_file(&part);
+        let out = Command::new("mke2fs")
+            .args(["-q", "-t", "ext4", "-L", "writable", "-d"])
+            .arg(tree)
+            .arg(&part)
+            .arg("8M")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut disk = vec![0u8; 1 << 20];
+        let bytes = std::fs::read(&part).unwrap();
+        let entry = |i: usize, kind: u8, start: u32, len: u32, disk: &mut Vec<u8>| {
+            let e = &mut disk[446 + 16 * i..446 + 16 * (i + 1)];
+            e[4] = kind;
+            e[8..12].copy_from_slice(&start.to_le_bytes());
+            e[12..16].copy_from_slice(&len.to_le_bytes());
+        };
+        entry(0, 0x0C, 1, 100, &mut disk);
+        entry(1, 0x83, 2048, (bytes.len() / 512) as u32, &mut disk);
+        disk[510] = 0x55;
+        disk[511] = 0xAA;
+        disk.extend_from_slice(&bytes);
+        let raw = dir.join("disk.img");
+        std::fs::write(&raw, disk).unwrap();
+        raw
+    }
+
+    #[test]
+    fn writable_is_read_from_partition_two_of_a_qcow2_disk() {
+        let dir = crate::scratch_dir("writable-unit").unwrap();
+        let tree = dir.join("tree");
+        let _ = std::fs::remove_dir_all(&tree);
+        std::fs::create_dir_all(tree.join("system-data/etc")).unwrap();
+        std::fs::write(
+            tree.join("system-data/etc/passwd"),
+            "alice:x:1000:1000::/home/alice:/bin/sh\n",
+        )
+        .unwrap();
+        let raw = disk_with_writable(&dir, &tree);
+        let qcow2 = dir.join("disk.qcow2");
+        let out = Command::new("qemu-img")
+            .args(["convert", "-O", "qcow2"])
+            .arg(&raw)
+            .arg(&qcow2)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+
+        let w = Writable::open(&qcow2, &dir.join("writable")).unwrap();
+        assert!(w.exists("/system-data").unwrap());
+        assert!(!w.exists("/system-data.new").unwrap());
+        assert_eq!(
+            w.read("/system-data/etc/passwd").unwrap().unwrap(),
+            b"alice:x:1000:1000::/home/alice:/bin/sh\n"
+        );
+        assert_eq!(w.read("/system-data/etc/shadow").unwrap(), None);
+        let mut root = w.list("/").unwrap().unwrap();
+        root.sort();
+        assert_eq!(root, ["lost+found", "system-data"]);
+        assert_eq!(w.list("/nope").unwrap(), None);
     }
 }

@@ -370,7 +370,7 @@ fn raspi3b_serial_setup_with_a_pasted_key() -> Result<()> {
     dev.expect(&t("FINGERPRINTS"), STEP)?;
     std::thread::sleep(Duration::from_secs(2));
     dev.power_cut();
-    let w = Writable::open(dev.disk(), &dev.dir().join("disk.raw"))?;
+    let w = Writable::open(dev.disk(), &dev.dir().join("writable"))?;
     let keys = w
         .read(&format!(
             "/system-data/home/{PASTED_USER}/.ssh/authorized_keys"
@@ -392,8 +392,7 @@ fn raspi3b_serial_setup_with_a_pasted_key() -> Result<()> {
 /// What a power cut left on `writable`: `Some(true)` configured (a complete account),
 /// `Some(false)` unconfigured, an error for anything half.
 fn disk_state(dev: &Device, user: &str, key: &str) -> Result<bool> {
-    let raw = dev.dir().join("disk.raw");
-    let w = Writable::open(dev.disk(), &raw)?;
+    let w = Writable::open(dev.disk(), &dev.dir().join("writable"))?;
     let configured = w.exists("/system-data")?;
     let result = if configured {
         let passwd = w.read("/system-data/etc/passwd")?.unwrap_or_default();
@@ -415,7 +414,6 @@ fn disk_state(dev: &Device, user: &str, key: &str) -> Result<bool> {
     } else {
         false
     };
-    let _ = std::fs::remove_file(&raw);
     Ok(result)
 }
 
