@@ -87,17 +87,9 @@ fn step(what: impl Into<String>) -> impl FnOnce(io::Error) -> Failure {
     move |error| Failure::Step { what, error }
 }
 
-/// Why the OS was not entered although nothing failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NotYet {
-    /// `writable` holds no `system-data/`: the device is not configured yet.
-    NotConfigured,
-}
-
-/// Grows and mounts `writable`, then, when the device is configured, mounts the base snap
-/// `<seed>/snaps/<base>_*.snap` and the overlay and execs the OS's init (never returning).
-/// Returns `Ok` when the device is not configured yet, with `writable` mounted at [`DATA`].
-pub fn run(seed: &Path, base: &str) -> Result<NotYet, Failure> {
+/// Finds `writable`, grows it to fill the disk (a failure to grow is only a warning) and
+/// mounts it read-write at [`DATA`].
+pub fn prepare_data() -> Result<(), Failure> {
     let names = disk::partitions(Path::new("/sys/class/block"));
     let part = find_writable(Path::new("/sys/class/block"), Path::new("/dev"), &names).ok_or_else(
         || Failure::NoWritable {
@@ -126,26 +118,15 @@ pub fn run(seed: &Path, base: &str) -> Result<NotYet, Failure> {
             part.device.display()
         );
     }
-    if !Path::new(DATA).join(SYSTEM_DATA).is_dir() {
-        info!("{LABEL} has no {SYSTEM_DATA}/: the device is not configured yet");
-        return Ok(NotYet::NotConfigured);
-    }
-    let snap = base_snap(&Path::new(seed).join("snaps"), base)?;
-    let error = match enter(&snap) {
-        Ok(never) => match never {},
-        Err(e) => e,
-    };
-    // Leave nothing half mounted for the retry (the loop device detaches itself).
-    for dir in [ROOT, BASE] {
-        let _ = unmount(dir, UnmountFlags::DETACH);
-    }
-    Err(error)
+    Ok(())
 }
 
-/// Mounts the base snap and the overlay, then switches root; returns only on failure.
-fn enter(snap: &Path) -> Result<std::convert::Infallible, Failure> {
+/// Mounts the base snap `<seed>/snaps/<base>_*.snap` read-only at [`BASE`], on a loop device.
+pub fn mount_base(seed: &Path, base: &str) -> Result<(), Failure> {
+    let _ = unmount(BASE, UnmountFlags::DETACH);
+    let snap = base_snap(&seed.join("snaps"), base)?;
     let device =
-        loop_attach(snap).map_err(step(format!("attach {} to a loop device", snap.display())))?;
+        loop_attach(&snap).map_err(step(format!("attach {} to a loop device", snap.display())))?;
     fs::create_dir_all(BASE).map_err(step(format!("create {BASE}")))?;
     mount(device.as_path(), BASE, "squashfs", MountFlags::RDONLY, None).map_err(|e| {
         Failure::Step {
@@ -154,6 +135,30 @@ fn enter(snap: &Path) -> Result<std::convert::Infallible, Failure> {
         }
     })?;
     info!("base snap {} mounted at {BASE}", snap.display());
+    Ok(())
+}
+
+/// Mounts the overlay of `writable`'s `system-data/` over the base snap and switches root
+/// into the OS's init; returns only on failure, with nothing left mounted but [`DATA`] and
+/// [`BASE`] (see [`release`]).
+pub fn enter() -> Result<std::convert::Infallible, Failure> {
+    let error = match try_enter() {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = unmount(ROOT, UnmountFlags::DETACH);
+    Err(error)
+}
+
+/// Unmounts what [`prepare_data`] and [`mount_base`] mounted, for a retry from scratch (the
+/// loop device detaches itself).
+pub fn release() {
+    for dir in [ROOT, BASE, DATA] {
+        let _ = unmount(dir, UnmountFlags::DETACH);
+    }
+}
+
+fn try_enter() -> Result<std::convert::Infallible, Failure> {
     let work = Path::new(DATA).join(WORK);
     fs::create_dir_all(&work).map_err(step(format!("create {}", work.display())))?;
     fs::create_dir_all(ROOT).map_err(step(format!("create {ROOT}")))?;
@@ -170,7 +175,7 @@ fn enter(snap: &Path) -> Result<std::convert::Infallible, Failure> {
     })?;
     if !Path::new(ROOT).join(INIT.trim_start_matches('/')).exists() {
         return Err(Failure::Step {
-            what: format!("find {INIT} in the base snap {}", snap.display()),
+            what: format!("find {INIT} in the base snap mounted at {BASE}"),
             error: io::ErrorKind::NotFound.into(),
         });
     }

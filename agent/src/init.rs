@@ -6,14 +6,17 @@
 use std::fs;
 use std::io;
 use std::panic::PanicHookInfo;
+use std::path::Path;
 
 use log::{debug, error, info, warn};
 
 use crate::cmdline::{Cmdline, Then};
 use crate::disk::{self, BootPartition};
+use crate::firstboot::{self, Configured};
 use crate::modules::{self, Loaded};
 use crate::power::{self, Action};
 use crate::prompt::{Choice, Keys, PROMPT};
+use crate::state::{self, State};
 use crate::{console, handover, logger, memory, model, mounts, seed};
 
 /// A problem that stops the boot: what was wrong, and what to do about it.
@@ -25,6 +28,24 @@ struct Fatal {
 
 impl From<seed::Failure> for Fatal {
     fn from(failure: seed::Failure) -> Fatal {
+        Fatal {
+            todo: failure.todo().into(),
+            what: failure.to_string(),
+        }
+    }
+}
+
+impl From<handover::Failure> for Fatal {
+    fn from(failure: handover::Failure) -> Fatal {
+        Fatal {
+            todo: failure.todo().into(),
+            what: failure.to_string(),
+        }
+    }
+}
+
+impl From<firstboot::Failure> for Fatal {
+    fn from(failure: firstboot::Failure) -> Fatal {
         Fatal {
             todo: failure.todo().into(),
             what: failure.to_string(),
@@ -199,21 +220,18 @@ impl Init {
         Ok(())
     }
 
-    /// Grows and mounts `writable`; when the device is configured, mounts the model's base
-    /// snap under it and switches root into the OS (returning only if that fails).
+    /// Grows and mounts `writable` and mounts the model's base snap; runs console-conf (or
+    /// applies the preseed file) unless the device is configured; then switches root into the
+    /// OS (returning only if something failed, with everything unmounted for a retry).
     fn hand_over(&mut self) -> Result<(), Fatal> {
-        let seed = std::path::Path::new(mounts::SEED);
+        let seed = Path::new(mounts::SEED);
         let Ok(Some(system)) = model::find(seed) else {
             return Ok(()); // no model: report() said so already
         };
         let found = model::read(&system).map_err(Fatal::from)?;
-        match handover::run(seed, found.model.base_or_core()) {
-            Ok(handover::NotYet::NotConfigured) => Ok(()),
-            Err(failure) => Err(Fatal {
-                todo: failure.todo().into(),
-                what: failure.to_string(),
-            }),
-        }
+        let result = configure_and_enter(seed, found.model.base_or_core());
+        handover::release();
+        result
     }
 
     fn report_memory(&mut self) {
@@ -240,6 +258,33 @@ impl Init {
             }
         }
     }
+}
+
+/// The steps of [`Init::hand_over`] that leave mounts behind when they fail.
+fn configure_and_enter(seed: &Path, base: &str) -> Result<(), Fatal> {
+    handover::prepare_data().map_err(Fatal::from)?;
+    handover::mount_base(seed, base).map_err(Fatal::from)?;
+    let data = Path::new(handover::DATA);
+    match state::state(data) {
+        Ok(State::Configured(record)) => info!(
+            "configured already: account {} (keys from {})",
+            record.user, record.source
+        ),
+        Ok(State::Unconfigured) => {
+            match firstboot::configure(seed, data, Path::new(handover::BASE))? {
+                Configured::Interactively(login) | Configured::Preseeded(login) => {
+                    info!("configured: account {}", login.user)
+                }
+            }
+        }
+        Err(e) => {
+            return Err(Fatal {
+                what: format!("cannot read the device's state on {}: {e}", handover::DATA),
+                todo: "check the writable partition, then press Enter".into(),
+            })
+        }
+    }
+    match handover::enter().map_err(Fatal::from)? {}
 }
 
 /// Waits for a key on any console; Enter counts only if `retry` is offered.
