@@ -33,6 +33,8 @@ mod net;
 mod setup;
 #[allow(dead_code, unused_imports)]
 mod state;
+#[allow(dead_code)]
+mod status;
 
 fn main() {
     if std::process::id() != 1 {
