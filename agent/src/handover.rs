@@ -125,7 +125,8 @@ pub fn prepare_data() -> Result<(), Failure> {
 pub fn mount_base(seed: &Path, base: &str) -> Result<(), Failure> {
     let _ = unmount(BASE, UnmountFlags::DETACH);
     let snap = base_snap(&seed.join("snaps"), base)?;
-    let device =
+    // Held open until the mount holds the device: its last close would detach it.
+    let (device, _open) =
         loop_attach(&snap).map_err(step(format!("attach {} to a loop device", snap.display())))?;
     fs::create_dir_all(BASE).map_err(step(format!("create {BASE}")))?;
     mount(device.as_path(), BASE, "squashfs", MountFlags::RDONLY, None).map_err(|e| {
@@ -551,9 +552,10 @@ const LOOP_CTL_GET_FREE: u32 = 0x4C82;
 const LO_FLAGS_READ_ONLY: u32 = 1;
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
 
-/// Attaches `file` read-only to a free loop device (detached again when unmounted);
-/// returns the device node.
-fn loop_attach(file: &Path) -> io::Result<PathBuf> {
+/// Attaches `file` read-only to a free loop device; returns the device node and the open
+/// device. The device detaches itself at its last close (autoclear): keep it open until it
+/// is mounted; unmounting then detaches it.
+fn loop_attach(file: &Path) -> io::Result<(PathBuf, File)> {
     let backing = File::open(file)?;
     let control = OpenOptions::new()
         .read(true)
@@ -602,7 +604,7 @@ fn loop_attach(file: &Path) -> io::Result<PathBuf> {
         )
     };
     if r == 0 {
-        return Ok(device);
+        return Ok((device, dev));
     }
     let e = io::Error::last_os_error();
     if e.raw_os_error() != Some(libc::EINVAL) && e.raw_os_error() != Some(libc::ENOTTY) {
@@ -629,7 +631,7 @@ fn loop_attach(file: &Path) -> io::Result<PathBuf> {
             io::Error::last_os_error()
         );
     }
-    Ok(device)
+    Ok((device, dev))
 }
 
 // ---- switch_root ----
