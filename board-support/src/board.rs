@@ -62,7 +62,38 @@ pub struct Board {
     pub modules: &'static [&'static str],
     /// How QEMU emulates the board.
     pub qemu: QemuMachine,
+    /// The light the agent blinks to show first-boot progress on a device with no screen.
+    pub status_led: Option<StatusLed>,
 }
+
+/// A light the agent drives to show what it is doing (see agent/src/status.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusLed {
+    /// A LED class device, `/sys/class/leds/NAME`; its driver must be in the board's modules.
+    Led(&'static str),
+    /// A GPIO line on the character device `/dev/CHIP`.
+    Gpio {
+        /// Device name under /dev, e.g. `gpiochip0`.
+        chip: &'static str,
+        /// Line offset on that chip.
+        line: u32,
+    },
+}
+
+impl StatusLed {
+    /// The initramfs's `/etc/coreforge/status-led` line: `led:NAME` or `gpio:CHIP:LINE`.
+    pub fn config_line(&self) -> String {
+        match self {
+            StatusLed::Led(name) => format!("led:{name}"),
+            StatusLed::Gpio { chip, line } => format!("gpio:{chip}:{line}"),
+        }
+    }
+}
+
+/// The Pi 3's green activity LED. Debian's device tree (`/leds/led-act`, label `ACT`) drives
+/// it through the firmware's GPIO expander (`raspberrypi,firmware-gpio` line 2, built into
+/// Debian's kernel) with the `gpio-leds` driver: module `leds_gpio`, in [`PI_MODULES`].
+const PI3_ACT_LED: Option<StatusLed> = Some(StatusLed::Led("ACT"));
 
 /// A real Pi 3's consoles: the HDMI framebuffer and the mini UART on GPIO 14/15 (the
 /// PL011 drives Bluetooth there, and its device tree hands it to the Bluetooth driver, so
@@ -122,6 +153,8 @@ const PI_MODULES: &[&str] = &[
     "squashfs",
     "loop",
     "overlay",
+    // The ACT LED (PI3_ACT_LED): gpio-leds on the firmware GPIO expander.
+    "leds_gpio",
 ];
 /// virt's boot modules: the virtio-mmio transport, its block and network devices, the
 /// virtio-gpu framebuffer on PCI (for `tty1` when QEMU adds `virtio-gpu-pci`; without the
@@ -158,6 +191,7 @@ const BOARDS: &[Board] = &[
         base_cmdline: "panic=-1",
         dtb: Some("broadcom/bcm2837-rpi-3-b.dtb"),
         modules: PI_MODULES,
+        status_led: PI3_ACT_LED,
         qemu: QemuMachine {
             machine: "raspi3b",
             consoles: PI3_CONSOLES,
@@ -178,6 +212,7 @@ const BOARDS: &[Board] = &[
         base_cmdline: "panic=-1",
         dtb: Some("bcm2837-rpi-3-b.dtb"),
         modules: PI_MODULES,
+        status_led: PI3_ACT_LED,
         // The armhf kernel does not boot on QEMU's raspi3b: emulate the Pi 2, same SoC family.
         qemu: QemuMachine {
             machine: "raspi2b",
@@ -198,6 +233,7 @@ const BOARDS: &[Board] = &[
         base_cmdline: "panic=-1",
         dtb: None,
         modules: VIRT_MODULES,
+        status_led: None,
         qemu: QemuMachine {
             machine: "virt",
             consoles: VIRT_CONSOLES,
@@ -217,6 +253,7 @@ const BOARDS: &[Board] = &[
         base_cmdline: "panic=-1",
         dtb: None,
         modules: VIRT_MODULES,
+        status_led: None,
         qemu: QemuMachine {
             machine: "virt",
             consoles: VIRT_CONSOLES,
@@ -385,6 +422,27 @@ mod tests {
             assert!(!virt.modules.contains(&"bcm2835_wdt"));
             assert_eq!(virt.boot_partition_device(), "/dev/vda1");
         }
+    }
+
+    #[test]
+    fn pi_boards_blink_the_act_led_and_load_its_driver() {
+        for arch in Arch::ALL {
+            let pi = Board::by_name("pi3", arch).unwrap();
+            assert_eq!(pi.status_led, Some(StatusLed::Led("ACT")));
+            assert!(pi.modules.contains(&"leds_gpio"), "{}", pi.id());
+            let virt = Board::by_name("qemu-virt", arch).unwrap();
+            assert_eq!(virt.status_led, None);
+        }
+    }
+
+    #[test]
+    fn status_led_config_lines() {
+        assert_eq!(StatusLed::Led("ACT").config_line(), "led:ACT");
+        let gpio = StatusLed::Gpio {
+            chip: "gpiochip0",
+            line: 17,
+        };
+        assert_eq!(gpio.config_line(), "gpio:gpiochip0:17");
     }
 
     #[test]

@@ -15,5 +15,5 @@ mod board;
 mod qemu;
 
 pub use arch::Arch;
-pub use board::{Board, BoardError, Console, ConsoleKind};
+pub use board::{Board, BoardError, Console, ConsoleKind, StatusLed};
 pub use qemu::{DiskBus, QemuError, QemuExtras, QemuInputs, QemuMachine};
