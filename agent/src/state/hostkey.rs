@@ -201,13 +201,13 @@ mod tests {
     }
 
     /// The real dropbear tools read our files and agree on the key. Needs `dropbearkey`
-    /// (Debian's dropbear-bin, installed by cross/setup.sh); skipped with a note without it.
+    /// (Debian's dropbear-bin, installed by cross/setup.sh).
     #[test]
     fn dropbearkey_reads_our_file() {
-        if Command::new("dropbearkey").arg("-h").output().is_err() {
-            eprintln!("dropbearkey not installed (cross/setup.sh installs dropbear-bin): skipped");
-            return;
-        }
+        assert!(
+            Command::new("dropbearkey").arg("-h").output().is_ok(),
+            "dropbearkey is missing: run cross/setup.sh (it installs dropbear-bin)"
+        );
         let key = HostKey::generate().unwrap();
         let path = std::env::temp_dir().join(format!("cf-agent-hostkey-{}", std::process::id()));
         std::fs::write(&path, key.to_dropbear()).unwrap();
