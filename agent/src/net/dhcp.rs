@@ -9,8 +9,7 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
-use dhcproto::{Decodable, Decoder, Encodable};
+use smoltcp::wire::{DhcpMessageType as Kind, DhcpPacket, DhcpRepr, EthernetAddress};
 
 /// First wait for a reply; doubled after each unanswered message.
 const FIRST_WAIT: Duration = Duration::from_secs(1);
@@ -88,12 +87,27 @@ enum Reply {
     Nak,
 }
 
-/// A checked reply to us.
-#[derive(Debug)]
+/// A server's reply, decoded and checked to be for this exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Answer {
     kind: Reply,
-    message: Message,
+    /// `yiaddr`: the address offered or granted.
+    address: Ipv4Addr,
+    /// The server identifier option, or `siaddr` without one.
+    server: Ipv4Addr,
+    mask: Option<Ipv4Addr>,
+    routers: Vec<Ipv4Addr>,
+    dns: Vec<Ipv4Addr>,
+    lease_secs: Option<u32>,
+    /// A NAK's explanation (option 56), made printable.
+    message: String,
 }
+
+/// DHCP option codes read beyond what smoltcp's `DhcpRepr` keeps.
+const OPT_ROUTER: u8 = 3;
+const OPT_MESSAGE: u8 = 56;
+/// Options asked for: subnet mask, router, name servers, lease time.
+const PARAMETERS: [u8; 4] = [1, 3, 6, 51];
 
 impl Client {
     /// Runs the exchange until a lease is granted or `timeout` has passed.
@@ -109,7 +123,7 @@ impl Client {
         let mut buf = vec![0u8; MAX_MESSAGE];
         'discover: while transport.elapsed() < timeout {
             // Selecting: DISCOVER until an OFFER comes.
-            transport.send(&self.encode(MessageType::Discover, None)?)?;
+            transport.send(&self.encode(Kind::Discover, None)?)?;
             let Some(offer) =
                 self.await_reply(transport, &mut buf, wait, timeout, None, &[Reply::Offer])?
             else {
@@ -117,15 +131,14 @@ impl Client {
                 continue;
             };
             offers += 1;
-            let offered = offer.message.yiaddr();
-            let server = server_of(&offer.message);
+            let server = offer.server;
             // Requesting: ask for the offered address from that server.
             let mut request_wait = FIRST_WAIT;
             for _ in 0..REQUEST_TRIES {
                 if transport.elapsed() >= timeout {
                     break 'discover;
                 }
-                transport.send(&self.encode(MessageType::Request, Some((offered, server)))?)?;
+                transport.send(&self.encode(Kind::Request, Some((offer.address, server)))?)?;
                 let answer = self.await_reply(
                     transport,
                     &mut buf,
@@ -135,15 +148,13 @@ impl Client {
                     &[Reply::Ack, Reply::Nak],
                 )?;
                 match answer {
-                    Some(Answer {
-                        kind: Reply::Ack,
-                        message,
-                    }) => return Ok(lease_of(&message, server)),
-                    Some(Answer { message, .. }) => {
+                    Some(ack) if ack.kind == Reply::Ack => return Ok(lease_of(&ack, server)),
+                    Some(nak) => {
                         naks += 1;
-                        last_nak = match message.opts().get(OptionCode::Message) {
-                            Some(DhcpOption::Message(text)) => format!(": {}", printable(text)),
-                            _ => String::new(),
+                        last_nak = if nak.message.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", nak.message)
                         };
                         // RFC 2131 4.4.4: after a NAK, start again with DISCOVER; pause
                         // first so a server that refuses at once is not flooded.
@@ -194,27 +205,26 @@ impl Client {
 
     /// Decodes a datagram and keeps it only if it is a usable reply to this exchange.
     fn check(&self, bytes: &[u8], server: Option<Ipv4Addr>) -> Option<Answer> {
-        let message = Message::decode(&mut Decoder::new(bytes)).ok()?;
-        if message.opcode() != Opcode::BootReply
-            || message.xid() != self.xid
-            || message.chaddr() != self.mac.as_slice()
-        {
+        let packet = DhcpPacket::new_checked(bytes).ok()?;
+        // The parser refuses a message type that does not match the op code, so a request
+        // (ours, looped back, or another client's) never reads as a reply.
+        let repr = DhcpRepr::parse(&packet).ok()?;
+        if repr.transaction_id != self.xid || repr.client_hardware_address.as_bytes() != self.mac {
             return None;
         }
-        let kind = match message.opts().msg_type()? {
-            MessageType::Offer => Reply::Offer,
-            MessageType::Ack => Reply::Ack,
-            MessageType::Nak => Reply::Nak,
+        let kind = match repr.message_type {
+            Kind::Offer => Reply::Offer,
+            Kind::Ack => Reply::Ack,
+            Kind::Nak => Reply::Nak,
             _ => return None,
         };
-        if let Some(chosen) = server {
+        if let (Some(chosen), Some(id)) = (server, repr.server_identifier) {
             // Only the server we asked may answer the REQUEST (a NAK without an id is taken).
-            match message.opts().get(OptionCode::ServerIdentifier) {
-                Some(DhcpOption::ServerIdentifier(id)) if *id != chosen => return None,
-                _ => {}
+            if id != chosen {
+                return None;
             }
         }
-        let address = message.yiaddr();
+        let address = repr.your_ip;
         if kind != Reply::Nak
             && (address.is_unspecified()
                 || address.is_broadcast()
@@ -223,83 +233,92 @@ impl Client {
         {
             return None;
         }
-        Some(Answer { kind, message })
+        let mut routers = Vec::new();
+        let mut message = String::new();
+        for option in packet.options() {
+            match option.kind {
+                // smoltcp keeps a router only when there is exactly one; take the list.
+                OPT_ROUTER => routers.extend(
+                    option
+                        .data
+                        .chunks_exact(4)
+                        .map(|c| Ipv4Addr::new(c[0], c[1], c[2], c[3])),
+                ),
+                OPT_MESSAGE => message = printable(&String::from_utf8_lossy(option.data)),
+                _ => {}
+            }
+        }
+        Some(Answer {
+            kind,
+            address,
+            server: repr.server_identifier.unwrap_or(repr.server_ip),
+            mask: repr.subnet_mask,
+            routers,
+            dns: repr
+                .dns_servers
+                .map(|list| list.iter().copied().collect())
+                .unwrap_or_default(),
+            lease_secs: repr.lease_duration,
+            message,
+        })
     }
 
     /// A DISCOVER, or a REQUEST for `(address, server)`.
     fn encode(
         &self,
-        kind: MessageType,
+        kind: Kind,
         request: Option<(Ipv4Addr, Ipv4Addr)>,
     ) -> Result<Vec<u8>, DhcpError> {
-        let mut message = Message::default();
-        message
-            .set_opcode(Opcode::BootRequest)
-            .set_xid(self.xid)
-            .set_chaddr(&self.mac)
+        let mac = EthernetAddress(self.mac);
+        let repr = DhcpRepr {
+            message_type: kind,
+            transaction_id: self.xid,
+            secs: 0,
+            client_hardware_address: mac,
+            client_ip: Ipv4Addr::UNSPECIFIED,
+            your_ip: Ipv4Addr::UNSPECIFIED,
+            server_ip: Ipv4Addr::UNSPECIFIED,
+            router: None,
+            subnet_mask: None,
+            relay_agent_ip: Ipv4Addr::UNSPECIFIED,
             // We have no address yet, so the server must broadcast its replies to reach us.
-            .set_flags(Flags::default().set_broadcast());
-        let opts = message.opts_mut();
-        opts.insert(DhcpOption::MessageType(kind));
-        let mut id = Vec::with_capacity(7);
-        id.push(1); // hardware type: Ethernet
-        id.extend_from_slice(&self.mac);
-        opts.insert(DhcpOption::ClientIdentifier(id));
-        opts.insert(DhcpOption::ParameterRequestList(vec![
-            OptionCode::SubnetMask,
-            OptionCode::Router,
-            OptionCode::DomainNameServer,
-            OptionCode::AddressLeaseTime,
-        ]));
-        opts.insert(DhcpOption::MaxMessageSize(MAX_MESSAGE as u16));
-        if let Some((address, server)) = request {
-            opts.insert(DhcpOption::RequestedIpAddress(address));
-            opts.insert(DhcpOption::ServerIdentifier(server));
-        }
-        message
-            .to_vec()
-            .map_err(|e| DhcpError::Encode(e.to_string()))
-    }
-}
-
-/// The server's identifier option, or the address it says it is (`siaddr`) without one.
-fn server_of(message: &Message) -> Ipv4Addr {
-    match message.opts().get(OptionCode::ServerIdentifier) {
-        Some(DhcpOption::ServerIdentifier(id)) => *id,
-        _ => message.siaddr(),
+            broadcast: true,
+            requested_ip: request.map(|(address, _)| address),
+            client_identifier: Some(mac),
+            server_identifier: request.map(|(_, server)| server),
+            parameter_request_list: Some(&PARAMETERS),
+            dns_servers: None,
+            max_size: Some(MAX_MESSAGE as u16),
+            lease_duration: None,
+            renew_duration: None,
+            rebind_duration: None,
+            additional_options: &[],
+        };
+        // Some servers drop BOOTP messages shorter than 300 bytes (RFC 1542); pad with zeroes.
+        let mut bytes = vec![0u8; repr.buffer_len().max(300)];
+        repr.emit(&mut DhcpPacket::new_unchecked(&mut bytes[..]))
+            .map_err(|e| DhcpError::Encode(e.to_string()))?;
+        Ok(bytes)
     }
 }
 
 /// The lease an ACK grants.
-fn lease_of(ack: &Message, server: Ipv4Addr) -> Lease {
-    let address = ack.yiaddr();
-    let prefix = match ack.opts().get(OptionCode::SubnetMask) {
-        Some(DhcpOption::SubnetMask(mask)) => prefix_of(*mask),
-        _ => None,
-    }
-    .unwrap_or_else(|| classful_prefix(address));
-    let router = match ack.opts().get(OptionCode::Router) {
-        Some(DhcpOption::Router(routers)) => routers.iter().copied().find(|r| !r.is_unspecified()),
-        _ => None,
-    };
-    let dns = match ack.opts().get(OptionCode::DomainNameServer) {
-        Some(DhcpOption::DomainNameServer(servers)) => servers
+fn lease_of(ack: &Answer, server: Ipv4Addr) -> Lease {
+    let prefix = ack
+        .mask
+        .and_then(prefix_of)
+        .unwrap_or_else(|| classful_prefix(ack.address));
+    Lease {
+        address: ack.address,
+        prefix,
+        router: ack.routers.iter().copied().find(|r| !r.is_unspecified()),
+        dns: ack
+            .dns
             .iter()
             .copied()
             .filter(|s| !s.is_unspecified())
             .collect(),
-        _ => Vec::new(),
-    };
-    let lease_secs = match ack.opts().get(OptionCode::AddressLeaseTime) {
-        Some(DhcpOption::AddressLeaseTime(secs)) => Some(*secs),
-        _ => None,
-    };
-    Lease {
-        address,
-        prefix,
-        router,
-        dns,
-        lease_secs,
+        lease_secs: ack.lease_secs,
         server,
     }
 }
@@ -343,6 +362,7 @@ pub fn new_xid(mac: &[u8; 6]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use smoltcp::wire::{DhcpOpCode, DhcpOption};
     use std::collections::VecDeque;
 
     const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
@@ -359,13 +379,27 @@ mod tests {
         Lose,
     }
 
+    /// A message the client sent, as the server sees it.
+    #[derive(Debug)]
+    struct Sent {
+        kind: Kind,
+        xid: u32,
+        mac: [u8; 6],
+        broadcast: bool,
+        client_ip: Ipv4Addr,
+        requested: Option<Ipv4Addr>,
+        server: Option<Ipv4Addr>,
+        parameters: Vec<u8>,
+        len: usize,
+    }
+
     /// A scripted server: one step per message the client sends; a fake clock that moves only
     /// when the client waits, so timeouts are exercised without sleeping.
     #[derive(Debug)]
     struct FakeServer {
         steps: VecDeque<Step>,
         pending: VecDeque<Vec<u8>>,
-        sent: Vec<Message>,
+        sent: Vec<Sent>,
         clock: Duration,
     }
 
@@ -378,18 +412,27 @@ mod tests {
                 clock: Duration::ZERO,
             }
         }
-        fn kinds(&self) -> Vec<MessageType> {
-            self.sent
-                .iter()
-                .map(|m| m.opts().msg_type().unwrap())
-                .collect()
+        fn kinds(&self) -> Vec<Kind> {
+            self.sent.iter().map(|m| m.kind).collect()
         }
     }
 
     impl Transport for FakeServer {
         fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-            self.sent
-                .push(Message::decode(&mut Decoder::new(bytes)).unwrap());
+            let packet = DhcpPacket::new_checked(bytes).unwrap();
+            assert_eq!(packet.opcode(), DhcpOpCode::Request);
+            let repr = DhcpRepr::parse(&packet).unwrap();
+            self.sent.push(Sent {
+                kind: repr.message_type,
+                xid: repr.transaction_id,
+                mac: repr.client_hardware_address.0,
+                broadcast: repr.broadcast,
+                client_ip: repr.client_ip,
+                requested: repr.requested_ip,
+                server: repr.server_identifier,
+                parameters: repr.parameter_request_list.unwrap_or_default().to_vec(),
+                len: bytes.len(),
+            });
             match self.steps.pop_front() {
                 Some(Step::Reply(replies)) => self.pending.extend(replies),
                 Some(Step::Lose) | None => {}
@@ -414,33 +457,69 @@ mod tests {
         }
     }
 
-    fn reply(kind: MessageType, xid: u32, mac: &[u8], server: Ipv4Addr) -> Message {
-        let mut m = Message::default();
-        m.set_opcode(Opcode::BootReply).set_xid(xid).set_chaddr(mac);
-        if kind != MessageType::Nak {
-            m.set_yiaddr(OFFERED);
-        }
-        m.opts_mut().insert(DhcpOption::MessageType(kind));
-        m.opts_mut().insert(DhcpOption::ServerIdentifier(server));
-        m.opts_mut()
-            .insert(DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 255, 0)));
-        m.opts_mut().insert(DhcpOption::Router(vec![SERVER]));
-        m.opts_mut()
-            .insert(DhcpOption::DomainNameServer(vec![Ipv4Addr::new(
-                10, 0, 2, 3,
-            )]));
-        m.opts_mut().insert(DhcpOption::AddressLeaseTime(86400));
-        m
+    /// A server reply as slirp sends it: mask /24, router and name server, one-day lease.
+    fn reply(
+        kind: Kind,
+        xid: u32,
+        mac: [u8; 6],
+        server: Ipv4Addr,
+        extra: &[DhcpOption],
+    ) -> Vec<u8> {
+        let mut options = vec![DhcpOption {
+            kind: 6,
+            data: &[10, 0, 2, 3],
+        }];
+        options.extend_from_slice(extra);
+        let repr = DhcpRepr {
+            message_type: kind,
+            transaction_id: xid,
+            secs: 0,
+            client_hardware_address: EthernetAddress(mac),
+            client_ip: Ipv4Addr::UNSPECIFIED,
+            your_ip: if kind == Kind::Nak {
+                Ipv4Addr::UNSPECIFIED
+            } else {
+                OFFERED
+            },
+            server_ip: Ipv4Addr::UNSPECIFIED,
+            router: Some(SERVER),
+            subnet_mask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+            relay_agent_ip: Ipv4Addr::UNSPECIFIED,
+            broadcast: true,
+            requested_ip: None,
+            client_identifier: None,
+            server_identifier: Some(server),
+            parameter_request_list: None,
+            dns_servers: None,
+            max_size: None,
+            lease_duration: Some(86400),
+            renew_duration: None,
+            rebind_duration: None,
+            additional_options: &options,
+        };
+        let mut bytes = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut DhcpPacket::new_unchecked(&mut bytes[..]))
+            .unwrap();
+        bytes
     }
 
-    fn bytes(m: &Message) -> Vec<u8> {
-        m.to_vec().unwrap()
-    }
     fn offer() -> Vec<u8> {
-        bytes(&reply(MessageType::Offer, XID, &MAC, SERVER))
+        reply(Kind::Offer, XID, MAC, SERVER, &[])
     }
     fn ack() -> Vec<u8> {
-        bytes(&reply(MessageType::Ack, XID, &MAC, SERVER))
+        reply(Kind::Ack, XID, MAC, SERVER, &[])
+    }
+    fn nak(text: &[u8]) -> Vec<u8> {
+        reply(
+            Kind::Nak,
+            XID,
+            MAC,
+            SERVER,
+            &[DhcpOption {
+                kind: OPT_MESSAGE,
+                data: text,
+            }],
+        )
     }
 
     fn client() -> Client {
@@ -466,45 +545,24 @@ mod tests {
             .obtain(&mut server, Duration::from_secs(30))
             .unwrap();
         assert_eq!(lease, slirp_lease());
-        assert_eq!(
-            server.kinds(),
-            [MessageType::Discover, MessageType::Request]
-        );
+        assert_eq!(server.kinds(), [Kind::Discover, Kind::Request]);
         for m in &server.sent {
-            assert_eq!(m.opcode(), Opcode::BootRequest);
-            assert_eq!(m.xid(), XID);
-            assert_eq!(m.chaddr(), MAC);
+            assert_eq!(m.xid, XID);
+            assert_eq!(m.mac, MAC);
             assert!(
-                m.flags().broadcast(),
+                m.broadcast,
                 "replies must be broadcast to an address-less client"
             );
-            match m.opts().get(OptionCode::ParameterRequestList) {
-                Some(DhcpOption::ParameterRequestList(list)) => {
-                    for code in [
-                        OptionCode::SubnetMask,
-                        OptionCode::Router,
-                        OptionCode::DomainNameServer,
-                    ] {
-                        assert!(list.contains(&code), "{code:?} not requested");
-                    }
-                }
-                other => panic!("no parameter request list: {other:?}"),
+            assert!(m.client_ip.is_unspecified());
+            assert!(m.len >= 300, "BOOTP minimum size: {}", m.len);
+            for code in [1, 3, 6] {
+                assert!(m.parameters.contains(&code), "option {code} not requested");
             }
         }
-        let request = &server.sent[1];
-        assert_eq!(
-            request.opts().get(OptionCode::RequestedIpAddress),
-            Some(&DhcpOption::RequestedIpAddress(OFFERED))
-        );
-        assert_eq!(
-            request.opts().get(OptionCode::ServerIdentifier),
-            Some(&DhcpOption::ServerIdentifier(SERVER))
-        );
-        assert!(request.ciaddr().is_unspecified());
-        assert!(server.sent[0]
-            .opts()
-            .get(OptionCode::RequestedIpAddress)
-            .is_none());
+        assert_eq!(server.sent[0].requested, None);
+        assert_eq!(server.sent[0].server, None);
+        assert_eq!(server.sent[1].requested, Some(OFFERED));
+        assert_eq!(server.sent[1].server, Some(SERVER));
     }
 
     #[test]
@@ -523,11 +581,11 @@ mod tests {
         assert_eq!(
             server.kinds(),
             [
-                MessageType::Discover,
-                MessageType::Discover,
-                MessageType::Discover,
-                MessageType::Request,
-                MessageType::Request
+                Kind::Discover,
+                Kind::Discover,
+                Kind::Discover,
+                Kind::Request,
+                Kind::Request
             ]
         );
         // Waited 1 s, then 2 s for offers, then 1 s for the first lost ACK (plus reply time).
@@ -537,23 +595,30 @@ mod tests {
 
     #[test]
     fn garbage_foreign_xid_other_mac_and_requests_are_ignored() {
-        let mut wrong_xid = reply(MessageType::Offer, XID + 1, &MAC, SERVER);
-        wrong_xid.set_yiaddr(Ipv4Addr::new(10, 9, 9, 9));
-        let other_mac = reply(MessageType::Offer, XID, &[1, 2, 3, 4, 5, 6], SERVER);
-        let mut our_own_request = reply(MessageType::Offer, XID, &MAC, SERVER);
-        our_own_request.set_opcode(Opcode::BootRequest);
-        let mut no_address = reply(MessageType::Offer, XID, &MAC, SERVER);
-        no_address.set_yiaddr(Ipv4Addr::UNSPECIFIED);
+        let mut our_own_request = offer();
+        DhcpPacket::new_unchecked(&mut our_own_request[..]).set_opcode(DhcpOpCode::Request);
+        let mut no_address = offer();
+        DhcpPacket::new_unchecked(&mut no_address[..]).set_your_ip(Ipv4Addr::UNSPECIFIED);
+        let mut broadcast_address = offer();
+        DhcpPacket::new_unchecked(&mut broadcast_address[..]).set_your_ip(Ipv4Addr::BROADCAST);
+        let mut bad_magic = offer();
+        DhcpPacket::new_unchecked(&mut bad_magic[..]).set_magic_number(0x6382_5364);
         let mut truncated = offer();
         truncated.truncate(100);
+        let mut cut_option = offer();
+        cut_option.truncate(240 + 2); // the message type option's length byte is cut off
         let garbage = vec![
             b"not dhcp at all".to_vec(),
             Vec::new(),
+            vec![0xff; 600],
             truncated,
-            bytes(&wrong_xid),
-            bytes(&other_mac),
-            bytes(&our_own_request),
-            bytes(&no_address),
+            cut_option,
+            bad_magic,
+            reply(Kind::Offer, XID + 1, MAC, SERVER, &[]),
+            reply(Kind::Offer, XID, [1, 2, 3, 4, 5, 6], SERVER, &[]),
+            our_own_request,
+            no_address,
+            broadcast_address,
             // An ACK while selecting is not an answer to a DISCOVER.
             ack(),
             offer(),
@@ -563,20 +628,12 @@ mod tests {
             .obtain(&mut server, Duration::from_secs(30))
             .unwrap();
         assert_eq!(lease, slirp_lease());
-        assert_eq!(
-            server.kinds(),
-            [MessageType::Discover, MessageType::Request]
-        );
+        assert_eq!(server.kinds(), [Kind::Discover, Kind::Request]);
     }
 
     #[test]
     fn ack_from_another_server_is_ignored() {
-        let other = bytes(&reply(
-            MessageType::Ack,
-            XID,
-            &MAC,
-            Ipv4Addr::new(10, 0, 2, 99),
-        ));
+        let other = reply(Kind::Ack, XID, MAC, Ipv4Addr::new(10, 0, 2, 99), &[]);
         let mut server = FakeServer::new(vec![
             Step::Reply(vec![offer()]),
             Step::Reply(vec![other, ack()]),
@@ -585,20 +642,28 @@ mod tests {
             .obtain(&mut server, Duration::from_secs(30))
             .unwrap();
         assert_eq!(lease.server, SERVER);
-        assert_eq!(
-            server.kinds(),
-            [MessageType::Discover, MessageType::Request]
-        );
+        assert_eq!(server.kinds(), [Kind::Discover, Kind::Request]);
+    }
+
+    #[test]
+    fn several_routers_take_the_first() {
+        let routers = [10, 0, 2, 1, 10, 0, 2, 2];
+        let mut ack = reply(Kind::Ack, XID, MAC, SERVER, &[]);
+        // Replace the single router option (3, 4, a.b.c.d) by a list of two.
+        let at = ack.windows(2).position(|w| w == [3, 4]).unwrap();
+        ack.splice(at..at + 6, [[3u8, 8].as_slice(), &routers].concat());
+        let mut server = FakeServer::new(vec![Step::Reply(vec![offer()]), Step::Reply(vec![ack])]);
+        let lease = client()
+            .obtain(&mut server, Duration::from_secs(30))
+            .unwrap();
+        assert_eq!(lease.router, Some(Ipv4Addr::new(10, 0, 2, 1)));
     }
 
     #[test]
     fn nak_starts_over_with_discover() {
-        let mut nak = reply(MessageType::Nak, XID, &MAC, SERVER);
-        nak.opts_mut()
-            .insert(DhcpOption::Message("address taken".into()));
         let mut server = FakeServer::new(vec![
             Step::Reply(vec![offer()]),
-            Step::Reply(vec![bytes(&nak)]),
+            Step::Reply(vec![nak(b"address taken")]),
             Step::Reply(vec![offer()]),
             Step::Reply(vec![ack()]),
         ]);
@@ -608,25 +673,23 @@ mod tests {
         assert_eq!(lease.address, OFFERED);
         assert_eq!(
             server.kinds(),
-            [
-                MessageType::Discover,
-                MessageType::Request,
-                MessageType::Discover,
-                MessageType::Request
-            ]
+            [Kind::Discover, Kind::Request, Kind::Discover, Kind::Request]
         );
     }
 
     #[test]
     fn only_naks_end_in_a_timeout_that_says_so() {
-        let mut nak = reply(MessageType::Nak, XID, &MAC, SERVER);
-        nak.opts_mut()
-            .insert(DhcpOption::Message("no\naddress".into()));
         // The server offers and refuses forever; the fake clock moves 5 ms per reply and the
         // client pauses 1 s after each refusal, so the overall deadline ends it after two
         // rounds, not after a flood.
         let steps = (0..2000)
-            .map(|i| Step::Reply(vec![if i % 2 == 0 { offer() } else { bytes(&nak) }]))
+            .map(|i| {
+                Step::Reply(vec![if i % 2 == 0 {
+                    offer()
+                } else {
+                    nak(b"no\naddress\xff")
+                }])
+            })
             .collect();
         let mut server = FakeServer::new(steps);
         let err = client()
@@ -640,9 +703,9 @@ mod tests {
                 ..
             } => {
                 assert_eq!((offers, naks), (2, 2));
-                assert_eq!(last_nak, ": noaddress");
+                assert_eq!(last_nak, ": noaddress\u{fffd}");
             }
-            other => panic!("{other}"),
+            ref other => panic!("{other}"),
         }
         assert!(err.to_string().contains("refusals: noaddress"), "{err}");
         assert_eq!(server.sent.len(), 4);
@@ -668,7 +731,7 @@ mod tests {
         );
         assert_eq!(server.elapsed(), Duration::from_secs(20));
         // 1 + 2 + 4 + 8 + 5 (cut by the deadline): five DISCOVERs.
-        assert_eq!(server.kinds(), [MessageType::Discover; 5]);
+        assert_eq!(server.kinds(), [Kind::Discover; 5]);
     }
 
     #[test]
@@ -684,17 +747,23 @@ mod tests {
         assert_eq!(lease.address, OFFERED);
         let kinds = server.kinds();
         assert_eq!(kinds.len(), 2 + REQUEST_TRIES as usize + 1);
-        assert_eq!(kinds[kinds.len() - 2], MessageType::Discover);
+        assert_eq!(kinds[kinds.len() - 2], Kind::Discover);
     }
 
     #[test]
-    fn lease_without_mask_or_router() {
-        let mut m = reply(MessageType::Ack, XID, &MAC, SERVER);
-        m.opts_mut().remove(OptionCode::SubnetMask);
-        m.opts_mut().remove(OptionCode::Router);
-        m.opts_mut().remove(OptionCode::DomainNameServer);
-        m.opts_mut().remove(OptionCode::AddressLeaseTime);
-        let lease = lease_of(&m, SERVER);
+    fn lease_without_mask_router_or_dns() {
+        let mut bare = reply(Kind::Ack, XID, MAC, SERVER, &[]);
+        // Blank out the mask, router, name server and lease options (turn them into PADs).
+        for code in [1u8, 3, 6, 51] {
+            let at = bare[240..]
+                .windows(2)
+                .position(|w| w[0] == code && (w[1] == 4))
+                .map(|i| i + 240)
+                .unwrap();
+            bare[at..at + 6].fill(0);
+        }
+        let answer = client().check(&bare, None).unwrap();
+        let lease = lease_of(&answer, SERVER);
         assert_eq!(lease.prefix, 8, "10/8 is class A");
         assert_eq!(lease.router, None);
         assert!(lease.dns.is_empty());
