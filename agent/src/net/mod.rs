@@ -27,6 +27,8 @@ const SYS_CLASS_NET: &str = "/sys/class/net";
 const RESOLV_CONF: &str = "/etc/resolv.conf";
 /// How long to wait for a link (cable, virtio) after bringing an interface up.
 const CARRIER_WAIT: Duration = Duration::from_secs(5);
+/// How long listing the interfaces waits for links of interfaces it brought up.
+const LINK_SETTLE: Duration = Duration::from_secs(3);
 
 /// A network interface found in `/sys/class/net`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,9 +106,28 @@ pub enum NetError {
 }
 
 /// The network interfaces, loopback left out, sorted by name.
+///
+/// Wired interfaces that are down are brought up first (and given a moment to find their
+/// link): the kernel reports no carrier for a down interface, which would read as "no cable".
 pub fn interfaces() -> io::Result<Vec<Interface>> {
+    let sys_net = Path::new(SYS_CLASS_NET);
+    let mut raised = Vec::new();
+    for wired in interfaces_in(sys_net, &[])?
+        .into_iter()
+        .filter(|i| i.kind == Kind::Wired)
+    {
+        if !sys::is_up(&wired.name).unwrap_or(true) && sys::link_up(&wired.name).is_ok() {
+            raised.push(wired.name);
+        }
+    }
+    let started = Instant::now();
+    while started.elapsed() < LINK_SETTLE
+        && !raised.iter().all(|name| sys::running(name).unwrap_or(true))
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let addresses = sys::ipv4_addresses()?;
-    interfaces_in(Path::new(SYS_CLASS_NET), &addresses)
+    interfaces_in(sys_net, &addresses)
 }
 
 /// `interfaces()` over a sysfs directory and a list of addresses (tests give fake ones).

@@ -75,6 +75,12 @@ pub fn link_up(interface: &str) -> io::Result<()> {
     ioctl(&fd, libc::SIOCSIFFLAGS, (&raw mut req).cast())
 }
 
+/// Whether the interface is up (`IFF_UP`).
+pub fn is_up(interface: &str) -> io::Result<bool> {
+    let (_, current) = flags(&inet_socket()?, interface)?;
+    Ok(current & libc::IFF_UP != 0)
+}
+
 /// Whether the interface is up and its driver reports a link (`IFF_RUNNING`).
 pub fn running(interface: &str) -> io::Result<bool> {
     let (_, current) = flags(&inet_socket()?, interface)?;

@@ -101,10 +101,9 @@ fn interfaces_from_sysfs() {
 }
 
 #[test]
-fn this_machines_interfaces_leave_out_loopback() {
-    let found = interfaces().unwrap();
-    assert!(found.iter().all(|i| i.name != "lo"), "{found:?}");
-    assert!(addresses().unwrap().iter().all(|(_, ip)| !ip.is_loopback()));
+fn this_machines_addresses_leave_out_loopback() {
+    let all = addresses().unwrap();
+    assert!(all.iter().all(|(_, ip)| !ip.is_loopback()), "{all:?}");
 }
 
 #[test]
@@ -515,4 +514,57 @@ fn static_address_route_and_resolv_conf() {
         fs::read_to_string(&resolv).unwrap(),
         "# Written by coreforge.\nnameserver 192.168.77.1\n"
     );
+}
+
+/// The variable that makes `listing_child` run (it names the veth to look for).
+const CHILD: &str = "COREFORGE_NET_LISTING_CHILD";
+
+#[test]
+fn listing_brings_wired_links_up() {
+    need_namespaces!("listing_brings_wired_links_up");
+    let w = wire("u");
+    // `ip netns exec` also mounts the namespace's own /sys, which `interfaces()` reads: run
+    // the listing in a copy of this test binary there.
+    let exe = std::env::current_exe().unwrap();
+    let out = w
+        .client
+        .command(exe.to_str().unwrap())
+        .args([
+            "--exact",
+            "net::tests::listing_child",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CHILD, &w.client_if)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("1 passed"),
+        "the child test did not run: {text}"
+    );
+}
+
+#[test]
+#[ignore = "run by listing_brings_wired_links_up inside a network namespace"]
+fn listing_child() {
+    let Ok(name) = std::env::var(CHILD) else {
+        eprintln!("listing_child runs only inside listing_brings_wired_links_up");
+        return;
+    };
+    assert!(!sys::is_up(&name).unwrap(), "{name} should start down");
+    let found = interfaces().unwrap();
+    let names: Vec<_> = found.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, [name.as_str()], "loopback left out");
+    let veth = &found[0];
+    assert_eq!(veth.kind, Kind::Wired);
+    assert!(veth.carrier, "brought up, the veth sees its peer: {veth:?}");
+    assert!(veth.addresses.is_empty());
+    assert_eq!(veth.mac.len(), 17, "{veth:?}");
+    assert!(sys::is_up(&name).unwrap());
 }
