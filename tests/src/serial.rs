@@ -214,6 +214,18 @@ impl Device {
             let _ = child.kill();
             let _ = child.wait();
         }
+        self.save_log();
+    }
+
+    /// Keeps every boot's log in the scratch folder (`serial.log`), for a look after a run.
+    fn save_log(&self) {
+        let text = format!(
+            "{}----- boot {} -----\n{}",
+            self.history,
+            self.boots,
+            self.transcript()
+        );
+        let _ = std::fs::write(self.dir.join("serial.log"), text);
     }
 
     /// Time since this boot's QEMU started.
