@@ -150,7 +150,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let overlay = tmp.path().join("disk.qcow2");
     make_overlay(&image, &overlay, disk_size)?;
 
-    let interactive = args.timeout.is_none() && args.expect.is_empty();
+    let interactive =
+        args.timeout.is_none() && args.expect.is_empty() && args.screendump_after.is_none();
     let screendump = match &args.screendump {
         None => None,
         Some(_) if args.expect.is_empty() && args.screendump_after.is_none() => {

@@ -70,7 +70,10 @@ pub fn prepare(script: &str) {
 
 impl World {
     pub fn create() -> World {
-        prepare("cross/build-agent.sh");
+        // A prebuilt agent (build-image reads $COREFORGE_AGENT_DIR first) needs no cross build.
+        if std::env::var_os("COREFORGE_AGENT_DIR").is_none() {
+            prepare("cross/build-agent.sh");
+        }
         prepare("board-support/snaps/build.sh");
         // One directory per test process, so that concurrent runs do not share a store;
         // those of processes that have ended are removed (images are hundreds of MiB).
