@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, bail, ensure, Context};
-use coreforge_boards::{Arch, Board};
+use coreforge_boards::Board;
 
 /// The board snaps every world publishes (per architecture it is asked for).
 const BOARD_SNAPS: &[&str] = &["pi3", "qemu-virt", "pi2-kernel", "core"];
@@ -38,7 +38,8 @@ pub fn world() -> anyhow::Result<&'static World> {
 
 impl World {
     fn create() -> anyhow::Result<World> {
-        crate::agent_binary(Arch::Arm64)?;
+        // build-image puts the cross-built agent in the initramfs: aarch64 only here.
+        run_script("cross/build-agent.sh", &["aarch64"])?;
         run_script("board-support/snaps/build.sh", &["arm64"])?;
         let coreforge = build_coreforge()?;
         // One directory per test process; those of processes that have ended are removed.

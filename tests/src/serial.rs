@@ -19,9 +19,10 @@ use crate::image::BootFiles;
 /// How a device is wired up.
 #[derive(Debug, Clone, Default)]
 pub struct DeviceOptions {
-    /// User networking (virt only): the guest's port 22 on this host port.
+    /// User networking: the guest's port 22 on this host port.
     pub ssh_port: Option<u16>,
-    /// A `virtio-gpu-pci` display with `console=tty1` appended (virt only).
+    /// A framebuffer with `console=tty1` (virt's `virtio-gpu-pci`; the serial port stays
+    /// `/dev/console`).
     pub framebuffer: bool,
     /// More kernel command line words.
     pub extra_cmdline: String,
@@ -99,19 +100,14 @@ impl Device {
         self.dir.join("monitor.sock")
     }
 
-    /// The QEMU program and arguments for this device.
-    pub fn command_line(&self) -> (&'static str, Vec<OsString>) {
+    /// The QEMU program and arguments for this device: the board's command line with the
+    /// network, framebuffer and monitor `coreforge boot` also adds, on the device's disk.
+    pub fn command_line(&self) -> anyhow::Result<(&'static str, Vec<OsString>)> {
         let board = self.files.board;
         let mut cmdline = self.files.cmdline.clone();
-        for extra in [self.options.extra_cmdline.as_str()] {
-            if !extra.is_empty() {
-                cmdline.push(' ');
-                cmdline.push_str(extra);
-            }
-        }
-        if self.options.framebuffer {
-            // Last console= is /dev/console; the agent opens every one named.
-            cmdline.push_str(" console=tty1");
+        if !self.options.extra_cmdline.is_empty() {
+            cmdline.push(' ');
+            cmdline.push_str(&self.options.extra_cmdline);
         }
         let serial = (0..=board.qemu.console_port)
             .map(|p| {
@@ -133,48 +129,35 @@ impl Device {
             // A guest reboot ends QEMU; `power_on` starts the next boot.
             no_reboot: true,
         };
-        let monitor = format!("unix:{},server=on,wait=off", self.monitor_path().display());
+        let monitor = self.monitor_path();
+        let extras = coreforge_boards::QemuExtras {
+            ssh_port: self.options.ssh_port,
+            display: self.options.framebuffer,
+            monitor: Some(&monitor),
+        };
         let mut args = Vec::new();
-        let mut it = board.qemu_args(&inputs).into_iter();
+        let mut it = board.qemu_args_with(&inputs, &extras)?.into_iter();
         while let Some(a) = it.next() {
-            match a.to_str() {
-                Some("-monitor") => {
-                    it.next();
-                    args.extend(["-monitor".into(), OsString::from(&monitor)]);
-                }
-                Some("-nic") if self.options.ssh_port.is_some() => {
-                    it.next();
-                }
-                Some("-drive") => {
-                    let spec = it.next().unwrap_or_default();
-                    let spec = spec
-                        .to_string_lossy()
-                        .replacen(",format=raw,", ",format=qcow2,", 1);
-                    args.extend(["-drive".into(), spec.into()]);
-                }
-                _ => args.push(a),
+            if a == "-drive" {
+                // The boards attach raw images; the device's disk is a qcow2 overlay.
+                let spec = it.next().unwrap_or_default();
+                let spec = spec
+                    .to_string_lossy()
+                    .replacen(",format=raw,", ",format=qcow2,", 1);
+                args.extend(["-drive".into(), spec.into()]);
+            } else {
+                args.push(a);
             }
         }
-        if let Some(port) = self.options.ssh_port {
-            args.extend([
-                "-netdev".into(),
-                format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22").into(),
-                "-device".into(),
-                "virtio-net-device,netdev=n0".into(),
-            ]);
-        }
-        if self.options.framebuffer {
-            args.extend(["-device".into(), "virtio-gpu-pci".into()]);
-        }
         args.extend(self.options.extra_qemu.iter().map(OsString::from));
-        (board.arch.qemu_system(), args)
+        Ok((board.arch.qemu_system(), args))
     }
 
     /// Starts QEMU from the device's disk (the first boot, or the next one after a power
     /// cut or an exit); `expect` looks from the start of this boot's output.
     pub fn power_on(&mut self) -> anyhow::Result<()> {
         self.power_cut();
-        let (program, args) = self.command_line();
+        let (program, args) = self.command_line()?;
         let _ = std::fs::remove_file(self.monitor_path());
         let mut child = Command::new(program)
             .args(&args)
