@@ -44,10 +44,12 @@ for target in "${targets[@]}"; do
     # No unwind tables for Rust code (the profile has panic = "abort": nothing ever unwinds, and
     # the panic hook needs none). This drops most of .eh_frame: -196,608 bytes on aarch64 with
     # TLS, which brings the agent under its 2 MiB budget. Cargo appends these flags to the
-    # target's rustflags in cargo-config.toml.
+    # target's rustflags in cargo-config.toml. 4 KiB segment alignment: the default 64 KiB
+    # pads the file by up to 64 KiB between its two segments, for nothing on the kernels we
+    # boot (Debian's arm64 and armmp kernels use 4 KiB pages).
     /usr/bin/cargo build --quiet --manifest-path "$root/Cargo.toml" -p coreforge-agent \
         --config "$here/cargo-config.toml" \
-        --config "target.$target.rustflags = [\"-C\", \"force-unwind-tables=no\"]" \
+        --config "target.$target.rustflags = [\"-C\", \"force-unwind-tables=no\", \"-C\", \"link-arg=-Wl,-z,max-page-size=4096\"]" \
         --profile agent --target "$target" \
         --target-dir "$target_dir" -Zbuild-std=std,panic_abort \
         -Zbuild-std-features=optimize_for_size >&2
