@@ -190,13 +190,8 @@ impl Backend for Device {
                 identity::pasted(username, ssh_keys, &self.system)
             }
             other => {
-                let source = match other {
-                    Identity::Store(email) => Source::Store {
-                        email: email.clone(),
-                    },
-                    Identity::GitHub(user) => Source::GitHub { user: user.clone() },
-                    Identity::Launchpad(user) => Source::Launchpad { user: user.clone() },
-                    Identity::Keys { .. } => return Err("keys need a user name".into()),
+                let Some(source) = Source::of(other) else {
+                    return Err("keys need a user name".into());
                 };
                 let lookup = self.lookup.as_ref().map_err(Clone::clone)?;
                 lookup.fetch(&source, &self.system)

@@ -17,6 +17,7 @@ use crate::modules::{self, Loaded};
 use crate::power::{self, Action};
 use crate::prompt::{Choice, Keys, PROMPT};
 use crate::state::{self, State};
+use crate::status::{self, Status, StatusLight};
 use crate::{console, handover, logger, memory, model, mounts, seed};
 
 /// A problem that stops the boot: what was wrong, and what to do about it.
@@ -66,6 +67,8 @@ impl From<model::Failure> for Fatal {
 #[derive(Debug)]
 pub struct Init {
     cmdline: Cmdline,
+    /// The board's status light, if it has one: what the device is doing, with no screen.
+    status: Option<StatusLight>,
 }
 
 impl Init {
@@ -77,6 +80,7 @@ impl Init {
         info!("coreforge-agent {} starting", env!("CARGO_PKG_VERSION"));
         Init {
             cmdline: Cmdline::default(),
+            status: None,
         }
     }
 
@@ -86,12 +90,16 @@ impl Init {
         self.read_cmdline();
         self.open_consoles();
         self.load_modules();
+        // After the modules: the LED's driver (leds_gpio on the Pi) is one of them.
+        self.status = status::start_configured(Status::Verifying);
         loop {
+            self.show(Status::Verifying);
             if let Err(fatal) = self
                 .find_disk()
                 .and_then(|boot| self.report(&boot))
                 .and_then(|()| self.hand_over())
             {
+                self.show(Status::Failed);
                 error!("{} — {}", fatal.what, fatal.todo);
             }
             self.report_memory();
@@ -229,9 +237,15 @@ impl Init {
             return Ok(()); // no model: report() said so already
         };
         let found = model::read(&system).map_err(Fatal::from)?;
-        let result = configure_and_enter(seed, found.model.base_or_core());
+        let result = configure_and_enter(seed, found.model.base_or_core(), self.status.as_ref());
         handover::release();
         result
+    }
+
+    fn show(&self, status: Status) {
+        if let Some(light) = &self.status {
+            light.set(status);
+        }
     }
 
     fn report_memory(&mut self) {
@@ -261,16 +275,28 @@ impl Init {
 }
 
 /// The steps of [`Init::hand_over`] that leave mounts behind when they fail.
-fn configure_and_enter(seed: &Path, base: &str) -> Result<(), Fatal> {
+fn configure_and_enter(seed: &Path, base: &str, light: Option<&StatusLight>) -> Result<(), Fatal> {
+    let show = |status| {
+        if let Some(light) = light {
+            light.set(status);
+        }
+    };
     handover::prepare_data().map_err(Fatal::from)?;
     handover::mount_base(seed, base).map_err(Fatal::from)?;
     let data = Path::new(handover::DATA);
     match state::state(data) {
-        Ok(State::Configured(record)) => info!(
-            "configured already: account {} (keys from {})",
-            record.user, record.source
-        ),
+        Ok(State::Configured(record)) => {
+            info!(
+                "configured already: account {} (keys from {})",
+                record.user, record.source
+            );
+            match state::load_host_key(data) {
+                Ok(key) => info!("SSH host key: ED25519 {}", key.fingerprint()),
+                Err(e) => warn!("cannot read the SSH host key: {e}"),
+            }
+        }
         Ok(State::Unconfigured) => {
+            show(Status::WaitingForSetup);
             match firstboot::configure(seed, data, Path::new(handover::BASE))? {
                 Configured::Interactively(login) | Configured::Preseeded(login) => {
                     info!("configured: account {}", login.user)
@@ -284,6 +310,7 @@ fn configure_and_enter(seed: &Path, base: &str) -> Result<(), Fatal> {
             })
         }
     }
+    show(Status::Done);
     match handover::enter().map_err(Fatal::from)? {}
 }
 

@@ -8,32 +8,24 @@
 
 mod cmdline;
 mod console;
+mod consoleconf;
 mod disk;
 mod fat;
-#[allow(dead_code)]
 mod firstboot;
 mod handover;
+mod identity;
 mod init;
 mod logger;
 mod memory;
 mod model;
 mod modules;
 mod mounts;
+mod net;
 mod power;
 mod prompt;
 mod seed;
-// First-boot modules not yet wired into init.rs keep this until they are.
-#[allow(dead_code, unused_imports)]
-mod consoleconf;
-#[allow(dead_code, unused_imports)]
-mod identity;
-#[allow(dead_code)]
-mod net;
-#[allow(dead_code, unused_imports)]
 mod setup;
-#[allow(dead_code, unused_imports)]
 mod state;
-#[allow(dead_code)]
 mod status;
 
 fn main() {

@@ -103,7 +103,6 @@ impl Lookup {
                 let url = format!("{}/~{user}/+sshkeys", self.launchpad);
                 self.key_list(&url, user, source, system)
             }
-            Source::Key(_) => Err(IdentityError::NeedsLoginName),
         }
     }
 

@@ -23,30 +23,17 @@ mod username;
 #[cfg(test)]
 mod testserver;
 
-pub use https::{FetchError, Limits};
-pub use keys::{parse_key, parse_key_list, KeyError, RejectedKey};
-pub use lookup::{pasted, Identity, Lookup, DEFAULT_SSO_URL, SSO_URL_PATH, TLS_ROOTS_PATH};
+pub use https::FetchError;
+pub use keys::RejectedKey;
+pub use lookup::{pasted, Lookup, SSO_URL_PATH, TLS_ROOTS_PATH};
 pub use source::Source;
-pub use tls::{RootsError, CLOCK_FLOOR};
-pub use username::{validate_username, SystemNames, MAX_USERNAME};
+pub use tls::RootsError;
+pub use username::SystemNames;
 
 /// Why no account came out of the identity given; each message says what to do next.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IdentityError {
-    /// Not an e-mail, gh:USER, lp:USER or a key.
-    #[error("`{0}` is not a store account e-mail, gh:USER, lp:USER or an SSH public key: type one of those")]
-    Unrecognised(String),
-    /// A gh:/lp: name or e-mail address that cannot be right.
-    #[error("{what} `{value}` is not valid ({reason}): check it and type it again")]
-    BadName {
-        /// "GitHub user name", "Launchpad user name", "e-mail address".
-        what: &'static str,
-        /// What was typed.
-        value: String,
-        /// The rule broken.
-        reason: &'static str,
-    },
     /// The login name breaks the rules.
     #[error("`{name}` cannot be a login name: {reason}")]
     BadUsername {
@@ -88,9 +75,6 @@ pub enum IdentityError {
     /// A pasted key is bad.
     #[error("{0}")]
     BadPastedKey(RejectedKey),
-    /// A pasted key reached the look-up, which needs a login name for it.
-    #[error("a pasted key needs a login name: type the name for the new account")]
-    NeedsLoginName,
     /// A pasted identity with no keys.
     #[error("no SSH public key was given: paste one (`ssh-ed25519 AAAA... you@host`)")]
     NoPastedKeys,

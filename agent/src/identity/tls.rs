@@ -43,7 +43,7 @@ pub enum RootsError {
 
 /// Builds the client configuration from a PEM bundle (`label` names it in errors).
 pub fn client_config(roots_pem: &[u8], label: &str) -> Result<Arc<ClientConfig>, RootsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = provider();
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(roots_pem) {
         let cert = cert.map_err(|e| RootsError::Damaged {

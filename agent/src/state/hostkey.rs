@@ -86,6 +86,7 @@ impl HostKey {
     }
 
     /// The public key in `authorized_keys` / `known_hosts` form: `ssh-ed25519 AAAA...`.
+    #[cfg(test)]
     pub fn public_openssh(&self) -> String {
         let data = KeyData::Ed25519(self.public());
         ssh_key::PublicKey::new(data, "")

@@ -11,9 +11,8 @@ mod commit;
 mod hostkey;
 mod record;
 
-pub use accounts::AccountError;
-pub use commit::{commit, CommitError, Committed};
-pub use hostkey::{HostKey, HostKeyError};
+pub use commit::commit;
+pub use hostkey::HostKey;
 pub use record::Record;
 
 use std::fs;

@@ -1,7 +1,7 @@
 //! The commit end to end on a real file system: contents, owners, modes, and a power cut
 //! before every single step. These run as root (they chown to the new user's uid).
 
-use super::commit::{commit_steps, Steps};
+use super::commit::{commit_steps, CommitError, Committed, Steps};
 use super::*;
 use crate::setup::{Account, Network, OsFile, Setup};
 use std::os::unix::fs::MetadataExt;

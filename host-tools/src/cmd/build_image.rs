@@ -250,8 +250,16 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         root_files.push(p);
     }
     let modules_root = single_subdir(&kernel_dir.join("modules"))?;
-    let initramfs = firstboot
-        .add_to(InitramfsBuilder::from_agent_file(&agent)?)
+    let mut builder = firstboot.add_to(InitramfsBuilder::from_agent_file(&agent)?);
+    if let Some(led) = board.status_led {
+        // The agent's headless status light (agent/src/status.rs reads this).
+        builder = builder.file(
+            "/etc/coreforge/status-led",
+            format!("{}\n", led.config_line()).into_bytes(),
+            0o644,
+        );
+    }
+    let initramfs = builder
         .mtime(u32::try_from(epoch).unwrap_or(u32::MAX))
         .modules(&modules_root, board.modules)?
         .trusted(&root_files)?
