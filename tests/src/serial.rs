@@ -141,9 +141,16 @@ impl Device {
             if a == "-drive" {
                 // The boards attach raw images; the device's disk is a qcow2 overlay.
                 let spec = it.next().unwrap_or_default();
-                let spec = spec
+                let mut spec = spec
                     .to_string_lossy()
                     .replacen(",format=raw,", ",format=qcow2,", 1);
+                // An SD card has no flush command, so QEMU would keep the qcow2 overlay's
+                // new cluster mappings in memory until it exits, and a power cut (kill -9)
+                // would lose writes the guest completed; write through instead, like a
+                // card without a volatile cache. virtio-blk forwards the guest's flushes.
+                if board.qemu.disk_bus == coreforge_boards::DiskBus::Sd {
+                    spec.push_str(",cache=writethrough");
+                }
                 args.extend(["-drive".into(), spec.into()]);
             } else {
                 args.push(a);

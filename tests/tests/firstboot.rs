@@ -357,7 +357,8 @@ fn framebuffer_shows_the_welcome_screen() -> Result<()> {
 }
 
 /// Scenario 4: a Pi 3 (QEMU raspi3b, mini UART console): no network, a pasted public key
-/// and a user name, up to the login details; the account is on the disk.
+/// and a user name, up to the login details; the OS powers off from its console and the
+/// account is on the disk.
 #[test]
 fn raspi3b_serial_setup_with_a_pasted_key() -> Result<()> {
     let s = shared();
@@ -368,8 +369,8 @@ fn raspi3b_serial_setup_with_a_pasted_key() -> Result<()> {
     paste_key_and_commit(&mut dev, &s.key.public, PASTED_USER)?;
     dev.expect(&format!("Account {PASTED_USER} was created"), STEP)?;
     dev.expect(&t("FINGERPRINTS"), STEP)?;
-    std::thread::sleep(Duration::from_secs(2));
-    dev.power_cut();
+    // The OS comes up without a network; power it off from its console, then look at the disk.
+    power_off(&mut dev)?;
     let w = Writable::open(dev.disk(), &dev.dir().join("writable"))?;
     let keys = w
         .read(&format!(
