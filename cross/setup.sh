@@ -16,6 +16,7 @@ PACKAGES=(
     kmod                                        # depmod/modprobe: the initramfs-tools hook and its test
     iproute2 dnsmasq-base                       # agent net tests: namespaces + veth, a real DHCP server
     dropbear-bin                                # dropbearkey: checks the agent's SSH host key files
+    ca-certificates                             # build-image's default TLS roots for the device
 )
 # Packages taken from bookworm-backports (QEMU 10: raspi3b/raspi2b and virt as the tests use them).
 BACKPORTS_PACKAGES=(qemu-system-arm qemu-user qemu-utils) # qemu-utils: qemu-img for `coreforge boot` overlays
