@@ -126,7 +126,15 @@ pub fn host_fingerprints(port: u16) -> anyhow::Result<Vec<String>> {
         // One key type, one connection: all of keyscan's parallel connections come from
         // QEMU's one gateway address, and dropbear drops those past 5 unauthenticated per
         // address, which lost the ed25519 one at random.
-        .args(["-T", "15", "-t", "ed25519", "-p", &port.to_string(), "127.0.0.1"])
+        .args([
+            "-T",
+            "15",
+            "-t",
+            "ed25519",
+            "-p",
+            &port.to_string(),
+            "127.0.0.1",
+        ])
         .stdin(Stdio::null())
         .output()
         .context("running ssh-keyscan")?;
