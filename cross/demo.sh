@@ -3,19 +3,26 @@
 # the key, upload and release the board snaps to beta, sign a pi3 model, build the image with
 # `coreforge build-image -c beta`, and boot it under QEMU with the serial console here.
 #
-#   cross/demo.sh [arm64|armhf]      (default arm64: QEMU raspi3b; armhf boots on raspi2b)
+#   cross/demo.sh [arm64|armhf|virt]   (default arm64: a pi3 image on QEMU raspi3b; armhf boots
+#                                      on raspi2b; virt: a qemu-virt arm64 image on QEMU virt
+#                                      with a network, so `ssh -p 2222 USER@127.0.0.1` logs in
+#                                      once console-conf has created the account)
 #
 # Everything goes to ${COREFORGE_DEMO:-demo/} (ignored by git), made anew each run. The key's
 # passphrase is read from demo/passphrase so the run needs no typing; on a terminal the boot
-# is interactive (Ctrl-A X quits QEMU), elsewhere it stops once the agent has verified the
-# model. Run cross/setup.sh first.
+# is interactive (Ctrl-A X quits QEMU): answer console-conf on the serial console. Elsewhere it
+# stops once the agent has verified the model and the seed and asks to configure. Run
+# cross/setup.sh first.
 set -euo pipefail
 
-arch="${1:-arm64}"
-case "$arch" in
+board="${1:-arm64}"
+gadget=pi3 arch="$board" boot_args=()
+case "$board" in
     arm64) machine=raspi3b ;;
     armhf) machine=raspi2b ;;
-    *) echo "usage: $0 [arm64|armhf]" >&2; exit 2 ;;
+    # QEMU's Pi machines have no network the Debian kernel drives; virt has one.
+    virt) gadget=qemu-virt arch=arm64 machine=virt boot_args=(--ssh-port 2222) ;;
+    *) echo "usage: $0 [arm64|armhf|virt]" >&2; exit 2 ;;
 esac
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -46,35 +53,43 @@ step "a local store; the brand's key registered with it"
 "$cf" register-key default --store store
 
 step "uploading the board snaps and releasing them to beta"
-for name in pi3 pi2-kernel core; do
+for name in "$gadget" pi2-kernel core; do
     file="$(ls "$snaps/${name}_"*"_$arch.snap")"
     rev="$("$cf" store upload store "$file" | awk '{print $2}')"
     "$cf" store release store "$name" "$rev" beta
 done
 
-step "coreforge sign of pi3-model.json, then coreforge verify"
-cat >pi3-model.json <<EOF
+step "coreforge sign of $gadget-model.json, then coreforge verify"
+cat >"$gadget-model.json" <<EOF
 {
     "type": "model",
     "authority-id": "acme",
     "series": "16",
     "brand-id": "acme",
-    "model": "pi3",
+    "model": "$gadget",
     "architecture": "$arch",
-    "gadget": "pi3",
+    "gadget": "$gadget",
     "kernel": "pi2-kernel",
     "timestamp": "2026-01-01T00:00:00+00:00"
 }
 EOF
-"$cf" sign -k default --update-timestamp "${pass[@]}" pi3-model.json >pi3.model
-"$cf" verify --trusted store/root.assertions keys/default.chain pi3.model
+"$cf" sign -k default --update-timestamp "${pass[@]}" "$gadget-model.json" >"$gadget.model"
+"$cf" verify --trusted store/root.assertions keys/default.chain "$gadget.model"
 
-step "coreforge build-image -c beta -o pi3-test.img pi3.model"
-"$cf" build-image -c beta --store store -o pi3-test.img pi3.model
+image="$gadget-test.img"
+step "coreforge build-image -c beta -o $image $gadget.model"
+"$cf" build-image -c beta --store store -o "$image" "$gadget.model"
 
-step "coreforge boot pi3-test.img --machine $machine"
+step "coreforge boot $image --machine $machine ${boot_args[*]}"
 if [ -t 0 ] && [ -t 1 ]; then
-    exec "$cf" boot pi3-test.img --machine "$machine"
+    echo "The agent verifies the model and the seed, then asks to configure on this console:" >&2
+    echo "press Enter, choose the network, then give your account: gh:YOU, lp:YOU, a store" >&2
+    echo "e-mail, or paste your SSH public key. It shows the login details and boots the OS." >&2
+    if [ "$board" = virt ]; then
+        echo "Then, from another terminal: ssh -p 2222 USER@127.0.0.1" >&2
+    fi
+    exec "$cf" boot "$image" --machine "$machine" "${boot_args[@]}"
 fi
-"$cf" boot pi3-test.img --machine "$machine" --timeout 240 \
-    --expect "model verified: brand=acme model=pi3" --expect "seed verified:"
+"$cf" boot "$image" --machine "$machine" "${boot_args[@]}" --timeout 240 \
+    --expect "model verified: brand=acme model=$gadget" --expect "seed verified:" \
+    --expect "Press Enter to configure"
