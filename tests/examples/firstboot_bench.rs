@@ -18,9 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use coreforge_boards::{Arch, Board};
-use coreforge_tests::flows::{
-    choose_network, os_shell, paste_key_and_commit, press_enter, t, BOOT, STEP,
-};
+use coreforge_tests::flows::{choose_network, os_shell, paste_key_and_commit, t, BOOT, STEP};
 use coreforge_tests::image::{world, BootFiles};
 use coreforge_tests::serial::{Device, DeviceOptions};
 use coreforge_tests::ssh::SshKey;
@@ -340,8 +338,11 @@ fn device_run(
 }
 
 /// Configures the device with no network and a pasted key, up to the login details.
+/// The caller has already matched "Press Enter" (to time it), which moved the console's
+/// cursor past the prompt; `flows::press_enter` would wait for a second prompt that never
+/// comes, so this only takes the session (Enter until the welcome line).
 fn press_enter_session(dev: &mut Device, key: &SshKey) -> Result<()> {
-    press_enter(dev)?;
+    dev.send_until(b"\r", &t("WELCOME"), Duration::from_secs(5), STEP)?;
     choose_network(dev, false)?;
     paste_key_and_commit(dev, &key.public, "bench")?;
     Ok(())
