@@ -155,6 +155,16 @@ const PI_MODULES: &[&str] = &[
     "overlay",
     // The ACT LED (PI3_ACT_LED): gpio-leds on the firmware GPIO expander.
     "leds_gpio",
+    // Network: every Pi 3 Ethernet hangs off the DWC2 USB host controller. cdc_ether drives
+    // QEMU's usb-net (eth0 on raspi3b), smsc95xx the Pi 3 B's LAN9514, lan78xx the B+'s
+    // LAN7515; smsc and microchip are their PHYs' drivers (without them phylib falls back to
+    // the generic PHY driver). Dependencies (usbcore, usbnet, mii, libphy, ...) follow.
+    "dwc2",
+    "cdc_ether",
+    "smsc95xx",
+    "smsc",
+    "lan78xx",
+    "microchip",
 ];
 /// virt's boot modules: the virtio-mmio transport, its block and network devices, the
 /// virtio-gpu framebuffer on PCI (for `tty1` when QEMU adds `virtio-gpu-pci`; without the
@@ -411,6 +421,18 @@ mod tests {
                 .consoles
                 .iter()
                 .any(|c| c.kind == ConsoleKind::Framebuffer));
+        }
+    }
+
+    #[test]
+    fn pi_boards_load_the_usb_host_and_ethernet_drivers() {
+        for arch in Arch::ALL {
+            let pi = Board::by_name("pi3", arch).unwrap();
+            for m in ["dwc2", "cdc_ether", "smsc95xx", "lan78xx"] {
+                assert!(pi.modules.contains(&m), "{} lacks {m}", pi.id());
+            }
+            let virt = Board::by_name("qemu-virt", arch).unwrap();
+            assert!(!virt.modules.contains(&"dwc2"), "{}", virt.id());
         }
     }
 
