@@ -247,7 +247,9 @@ fn trivial_first_line(board: &'static Board, rep: usize) -> Result<Duration> {
     boot.no_reboot = true;
     let qemu = boot.start()?;
     let line = "trivial-init: first line";
-    qemu.wait_for(line, Duration::from_secs(120))?;
+    // With its newline: `line_time` knows only complete lines, and the newline can arrive
+    // in a later read than the text.
+    qemu.wait_for(&format!("{line}\n"), Duration::from_secs(120))?;
     qemu.line_time(line)
         .ok_or_else(|| qemu.failure("no timed line"))
 }
@@ -291,7 +293,8 @@ fn device_run(
         .ok_or_else(|| dev.failure(&format!("cannot read the hashing line {line:?}")))?;
     dev.expect("seed verified", BOOT)?;
     let seed_verified = dev.uptime();
-    dev.expect(&t("PRESS_ENTER"), BOOT)?;
+    // With its newline, so that `expect` does not wait for the rest of the line.
+    dev.expect(&format!("{}\n", t("PRESS_ENTER")), BOOT)?;
     let press_enter = dev.uptime();
     if !hash_in_os {
         return Ok(Run {
