@@ -3,10 +3,11 @@
 # the key, upload and release the board snaps to beta, sign a pi3 model, build the image with
 # `coreforge build-image -c beta`, and boot it under QEMU with the serial console here.
 #
-#   cross/demo.sh [arm64|armhf|virt]   (default arm64: a pi3 image on QEMU raspi3b; armhf boots
-#                                      on raspi2b; virt: a qemu-virt arm64 image on QEMU virt
-#                                      with a network, so `ssh -p 2222 USER@127.0.0.1` logs in
-#                                      once console-conf has created the account)
+#   cross/demo.sh [arm64|armhf|virt]   (default arm64: a pi3 image on QEMU raspi3b, with a USB
+#                                      network, so `ssh -p 2222 USER@127.0.0.1` logs in once
+#                                      console-conf has created the account; armhf boots on
+#                                      raspi2b, without a network; virt: a qemu-virt arm64 image
+#                                      on QEMU virt, with a network)
 #
 # Everything goes to ${COREFORGE_DEMO:-demo/} (ignored by git), made anew each run. The key's
 # passphrase is read from demo/passphrase so the run needs no typing; on a terminal the boot
@@ -18,9 +19,8 @@ set -euo pipefail
 board="${1:-arm64}"
 gadget=pi3 arch="$board" boot_args=()
 case "$board" in
-    arm64) machine=raspi3b ;;
+    arm64) machine=raspi3b boot_args=(--ssh-port 2222) ;;
     armhf) machine=raspi2b ;;
-    # QEMU's Pi machines have no network the Debian kernel drives; virt has one.
     virt) gadget=qemu-virt arch=arm64 machine=virt boot_args=(--ssh-port 2222) ;;
     *) echo "usage: $0 [arm64|armhf|virt]" >&2; exit 2 ;;
 esac
@@ -85,7 +85,7 @@ if [ -t 0 ] && [ -t 1 ]; then
     echo "The agent verifies the model and the seed, then asks to configure on this console:" >&2
     echo "press Enter, choose the network, then give your account: gh:YOU, lp:YOU, a store" >&2
     echo "e-mail, or paste your SSH public key. It shows the login details and boots the OS." >&2
-    if [ "$board" = virt ]; then
+    if [ "${#boot_args[@]}" -gt 0 ]; then
         echo "Then, from another terminal: ssh -p 2222 USER@127.0.0.1" >&2
     fi
     exec "$cf" boot "$image" --machine "$machine" "${boot_args[@]}"
