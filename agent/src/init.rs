@@ -97,7 +97,7 @@ impl Init {
             if let Err(fatal) = self
                 .find_disk()
                 .and_then(|boot| self.report(&boot))
-                .and_then(|()| self.hand_over())
+                .and_then(|base| self.hand_over(base.as_deref()))
             {
                 self.show(Status::Failed);
                 error!("{} — {}", fatal.what, fatal.todo);
@@ -198,8 +198,9 @@ impl Init {
     }
 
     /// Reports the seed's model, verifies it against the initramfs's trusted roots, then
-    /// checks the seeded snaps against the store's assertions and the model.
-    fn report(&mut self, boot: &BootPartition) -> Result<(), Fatal> {
+    /// checks the seeded snaps against the store's assertions and the model. Returns the
+    /// verified model's base snap, or `None` when the seed has no model.
+    fn report(&mut self, boot: &BootPartition) -> Result<Option<String>, Fatal> {
         let seed = std::path::Path::new(mounts::SEED);
         let system = model::find(seed).map_err(|e| Fatal {
             what: format!("cannot list systems/ on {}: {e}", boot.device.display()),
@@ -207,7 +208,7 @@ impl Init {
         })?;
         let Some(system) = system else {
             info!("no model assertion found");
-            return Ok(());
+            return Ok(None);
         };
         let found = model::read(&system).map_err(Fatal::from)?;
         info!(
@@ -225,19 +226,20 @@ impl Init {
             seed::Outcome::NoSnaps => info!("no snaps seeded"),
             seed::Outcome::Verified(summary) => info!("{}", summary.line()),
         }
-        Ok(())
+        Ok(Some(found.model.base_or_core().to_owned()))
     }
 
     /// Grows and mounts `writable` and mounts the model's base snap; runs console-conf (or
     /// applies the preseed file) unless the device is configured; then switches root into the
     /// OS (returning only if something failed, with everything unmounted for a retry).
-    fn hand_over(&mut self) -> Result<(), Fatal> {
-        let seed = Path::new(mounts::SEED);
-        let Ok(Some(system)) = model::find(seed) else {
-            return Ok(()); // no model: report() said so already
+    /// `base` is the verified model's base; `None` (no model) has nothing to hand over to.
+    /// Taking it from `report()` rather than reading the model again means the base mounted
+    /// is the one the verified model names.
+    fn hand_over(&mut self, base: Option<&str>) -> Result<(), Fatal> {
+        let Some(base) = base else {
+            return Ok(());
         };
-        let found = model::read(&system).map_err(Fatal::from)?;
-        let result = configure_and_enter(seed, found.model.base_or_core(), self.status.as_ref());
+        let result = configure_and_enter(Path::new(mounts::SEED), base, self.status.as_ref());
         handover::release();
         result
     }
