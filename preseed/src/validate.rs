@@ -6,14 +6,14 @@ use std::net::Ipv4Addr;
 use crate::{Network, Wifi, WifiSecret};
 
 /// Longest interface name Linux accepts (`IFNAMSIZ` - 1).
-const MAX_INTERFACE: usize = 15;
+pub const MAX_INTERFACE: usize = 15;
 
 /// Why an interface name, address, gateway or DNS list was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NetworkError {
     /// The interface name is not one Linux can have.
-    #[error("interface name {0:?} is not valid: use 1-15 characters without spaces, '/' or ':' (for example eth0)")]
+    #[error("interface name {0:?} is not valid: use 1-15 letters, digits, '_', '.' or '-' (for example eth0)")]
     Interface(String),
     /// The address is not `a.b.c.d/prefix`.
     #[error("address {0:?} is not valid: write it as a.b.c.d/prefix, for example 192.168.1.10/24")]
@@ -67,7 +67,7 @@ pub enum NetworkError {
 #[non_exhaustive]
 pub enum WifiError {
     /// The interface name is not one Linux can have.
-    #[error("interface name {0:?} is not valid: use 1-15 characters without spaces, '/' or ':' (for example wlan0)")]
+    #[error("interface name {0:?} is not valid: use 1-15 letters, digits, '_', '.' or '-' (for example wlan0)")]
     Interface(String),
     /// The SSID is empty or longer than 32 bytes.
     #[error("network name (SSID) is {0} bytes long: it must be 1-32 bytes")]
@@ -85,15 +85,19 @@ pub enum WifiError {
     PskHex,
 }
 
-/// Whether `name` can be a Linux network interface name.
+/// Whether `name` is an interface name coreforge accepts: 1-15 bytes of `[A-Za-z0-9_.-]`,
+/// and not `.` or `..`.
+///
+/// Linux allows more (any byte but `/`, `:` and white space), but the name ends up in
+/// busybox ifupdown's `/etc/network/interfaces`, whose `pre-up` lines run through a shell:
+/// this set cannot quote, expand or end a command there.
 pub fn valid_interface(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_INTERFACE
+    (1..=MAX_INTERFACE).contains(&name.len())
         && name != "."
         && name != ".."
         && name
             .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 impl Network {
@@ -389,7 +393,17 @@ mod tests {
 
     #[test]
     fn interface_names() {
-        for good in ["eth0", "enp0s3", "wlan0", "a", "abcdefghijklmno"] {
+        for good in [
+            "eth0",
+            "enp0s3",
+            "wlan0",
+            "a",
+            "abcdefghijklmno",
+            "br-lan",
+            "eth0.100",
+            "wl_0",
+            "...",
+        ] {
             assert!(valid_interface(good), "{good}");
             assert!(Network::dhcp(good).is_ok());
         }
@@ -406,6 +420,56 @@ mod tests {
             assert!(!valid_interface(bad), "{bad}");
             assert_eq!(Network::dhcp(bad), Err(NetworkError::Interface(bad.into())));
         }
+    }
+
+    /// Names that would run a command where busybox `ifup` hands an interfaces line to a
+    /// shell (`pre-up wpa_supplicant -i NAME ...`) are refused by every constructor.
+    #[test]
+    fn interface_names_with_shell_syntax_are_refused() {
+        let sixteen = "abcdefghijklmnop";
+        assert_eq!(sixteen.len(), 16);
+        for bad in [
+            "eth0;reboot",
+            ";",
+            "$(x)",
+            "wl$IFS",
+            "`x`",
+            "wl`id`",
+            "wl an0",
+            "wlan0\n",
+            "wl\nan0",
+            "wl\tan0",
+            "wl\ran0",
+            "wl|x",
+            "wl&x",
+            "wl>x",
+            "wl'x",
+            "wl\"x",
+            "wl\\x",
+            "wl*",
+            "wl#x",
+            "wl\0x",
+            sixteen,
+            "..",
+            ".",
+        ] {
+            assert!(!valid_interface(bad), "{bad:?}");
+            assert_eq!(Network::dhcp(bad), Err(NetworkError::Interface(bad.into())));
+            assert_eq!(
+                Network::parse_static(bad, "192.168.1.10/24", "", ""),
+                Err(NetworkError::Interface(bad.into()))
+            );
+            assert_eq!(
+                Network::new_static(bad, "192.168.1.10/24", None, &[]),
+                Err(NetworkError::Interface(bad.into()))
+            );
+            assert_eq!(
+                Wifi::new(bad, "home", "12345678"),
+                Err(WifiError::Interface(bad.into())),
+                "{bad:?}"
+            );
+        }
+        assert!(valid_interface(&sixteen[..15]));
     }
 
     #[test]

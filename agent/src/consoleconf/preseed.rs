@@ -31,6 +31,13 @@ fn apply<T: Terminal, B: Backend>(
     backend: &mut B,
     lines: &mut Lines<'_, T>,
 ) -> Result<Login, String> {
+    // Every interface the file names must be one this device has (the screens offer only
+    // those; a file can name anything).
+    let present: Vec<String> = backend.interfaces().into_iter().map(|i| i.name).collect();
+    let wifi = preseed.wifi.as_ref().map(|w| w.interface.as_str());
+    for name in preseed.network.interface().into_iter().chain(wifi) {
+        crate::net::require_interface(name, &present).map_err(|e| e.to_string())?;
+    }
     if !matches!(preseed.network, Network::None) {
         lines.broadcast(&format!("Bringing up {} ...\n", describe(&preseed.network)));
         let addresses = backend

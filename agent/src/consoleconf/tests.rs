@@ -567,6 +567,45 @@ fn preseed_failure_is_shown_and_nothing_is_written() {
     )));
 }
 
+/// A preseed naming an interface the device does not have (wired or Wi-Fi) is refused
+/// before anything is brought up or written, naming it and the interfaces there are.
+#[test]
+fn preseed_naming_a_missing_interface_is_refused() {
+    for (network, wifi) in [
+        (r#"{"interface": "eth1", "method": "dhcp"}"#, None),
+        (
+            r#"{"method": "none"}"#,
+            Some(r#"{"interface": "wlan0", "ssid": "home", "passphrase": "12345678"}"#),
+        ),
+    ] {
+        let wifi = wifi.map(|w| format!(", \"wifi\": {w}")).unwrap_or_default();
+        let text = format!(r#"{{"network": {network}{wifi}, "identity": "gh:alice"}}"#);
+        let preseed = Preseed::parse(text.as_bytes()).unwrap();
+        let mut fake = Fake::wired();
+        let mut script = Script::new(&["ttyS0"], vec![]);
+        let e = run_preseed(&preseed, &mut fake, &mut script).unwrap_err();
+        assert!(e.contains("no network interface"), "{e}");
+        assert!(e.contains("(it has: eth0)"), "{e}");
+        assert!(fake.brought_up.is_empty(), "{text}");
+        assert!(fake.identities.is_empty(), "{text}");
+        assert!(fake.commits.is_empty(), "{text}");
+        assert!(
+            script.out[0].contains(text::PRESEED_FAILED),
+            "{}",
+            script.out[0]
+        );
+    }
+    // With the Wi-Fi interface present, the same file applies.
+    let preseed = Preseed::parse(
+        br#"{"network": {"method": "none"}, "wifi": {"interface": "wlan0", "ssid": "home", "passphrase": "12345678"}, "identity": "gh:alice"}"#,
+    )
+    .unwrap();
+    let mut fake = Fake::with_wifi();
+    let mut script = Script::new(&["ttyS0"], vec![]);
+    run_preseed(&preseed, &mut fake, &mut script).unwrap();
+    assert_eq!(fake.commits.len(), 1);
+}
+
 /// Fixed text fits 80 columns; with typical names (a 23-character e-mail) so does the rest.
 #[test]
 fn screens_fit_80_columns_and_24_rows() {

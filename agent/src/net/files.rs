@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+use coreforge_preseed::valid_interface;
+
 use crate::setup::{Network, OsFile, Wifi, WifiSecret};
 
 /// Where the OS's init (`ifup -a`) reads the interfaces.
@@ -37,10 +39,21 @@ fn file(path: &str, contents: String, mode: u32) -> OsFile {
 }
 
 /// `/etc/network/interfaces` in busybox ifupdown syntax.
+///
+/// ifup hands `pre-up` and `post-down` lines to a shell, so only names of
+/// [`coreforge_preseed::valid_interface`]'s set (letters, digits, `_`, `.`, `-`: nothing a
+/// shell quotes, expands or ends a command at) are written. The validating constructors and
+/// the commit refuse any other name before this; a `Network` or `Wifi` built around them
+/// gets no stanza here at all.
 fn interfaces(network: &Network, wifi: Option<&Wifi>) -> String {
     let mut text = String::from(
         "# Written by coreforge console-conf on first boot.\n\nauto lo\niface lo inet loopback\n",
     );
+    let network = match network.interface() {
+        Some(name) if !valid_interface(name) => &Network::None,
+        _ => network,
+    };
+    let wifi = wifi.filter(|w| valid_interface(&w.interface));
     match network {
         Network::Dhcp { interface } => {
             let _ = write!(text, "\nauto {interface}\niface {interface} inet dhcp\n");
@@ -231,6 +244,34 @@ mod tests {
             body.contains("iface eth0 inet dhcp") && body.contains("iface wlan0 inet dhcp"),
             "{body}"
         );
+    }
+
+    /// Names built around the validating constructors (the fields are public) never reach
+    /// the file busybox ifup runs through a shell.
+    #[test]
+    fn names_with_shell_syntax_are_not_written() {
+        for bad in [
+            "eth0;reboot",
+            "$(x)",
+            "`x`",
+            "wl an0",
+            "wl\nan0",
+            "abcdefghijklmnop",
+            "..",
+        ] {
+            let wired = Network::Dhcp {
+                interface: bad.into(),
+            };
+            let wifi = Wifi {
+                interface: bad.into(),
+                ssid: "home".into(),
+                secret: WifiSecret::Passphrase("12345678".into()),
+            };
+            let body = text(&os_files(&wired, Some(&wifi)), INTERFACES);
+            assert!(!body.contains(bad), "{bad:?}: {body}");
+            assert_eq!(body.matches("iface ").count(), 1, "{bad:?}: {body}");
+            assert!(!body.contains("pre-up"), "{bad:?}: {body}");
+        }
     }
 
     #[test]

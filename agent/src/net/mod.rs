@@ -59,8 +59,17 @@ pub enum Kind {
 #[non_exhaustive]
 pub enum NetError {
     /// The interface named does not exist.
-    #[error("there is no network interface {0}: choose one of the interfaces listed")]
-    NoInterface(String),
+    #[error("there is no network interface {interface} on this device (it has: {existing}): name one of those, or check that its driver is in the initramfs")]
+    NoInterface {
+        /// The interface named.
+        interface: String,
+        /// The interfaces that exist, comma separated (`none` if there are none).
+        existing: String,
+    },
+    /// The interface name is not one coreforge accepts (it would reach a shell in the OS's
+    /// ifupdown configuration).
+    #[error("interface name {0:?} is not valid: use 1-15 letters, digits, '_', '.' or '-' (for example eth0)")]
+    BadName(String),
     /// Setting the interface up failed.
     #[error("could not bring {interface} up: {source}")]
     Link {
@@ -173,10 +182,56 @@ fn read_trimmed(path: &Path) -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
+/// The names of the interfaces in `/sys/class/net` (loopback left out), sorted.
+pub fn interface_names() -> Vec<String> {
+    names_in(Path::new(SYS_CLASS_NET))
+}
+
+fn names_in(sys: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(sys)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n != "lo")
+        .collect();
+    names.sort();
+    names
+}
+
+/// Refuses `interface` unless it is a name coreforge accepts and one of `existing` (the
+/// device's interfaces): the error names it and the ones there are.
+pub fn require_interface(interface: &str, existing: &[String]) -> Result<(), NetError> {
+    if !coreforge_preseed::valid_interface(interface) {
+        return Err(NetError::BadName(interface.to_owned()));
+    }
+    if existing.iter().any(|n| n == interface) {
+        return Ok(());
+    }
+    Err(NetError::NoInterface {
+        interface: interface.to_owned(),
+        existing: if existing.is_empty() {
+            "none".to_owned()
+        } else {
+            existing.join(", ")
+        },
+    })
+}
+
 /// Brings `interface` up (SIOCSIFFLAGS).
 pub fn link_up(interface: &str) -> Result<(), NetError> {
+    if !coreforge_preseed::valid_interface(interface) {
+        return Err(NetError::BadName(interface.to_owned()));
+    }
     sys::link_up(interface).map_err(|source| match source.raw_os_error() {
-        Some(libc::ENODEV) => NetError::NoInterface(interface.to_owned()),
+        Some(libc::ENODEV) => match require_interface(interface, &interface_names()) {
+            Err(e) => e,
+            // It appeared meanwhile: report the kernel's answer.
+            Ok(()) => NetError::Link {
+                interface: interface.to_owned(),
+                source,
+            },
+        },
         _ => NetError::Link {
             interface: interface.to_owned(),
             source,

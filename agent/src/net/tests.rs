@@ -122,13 +122,79 @@ fn unknown_interface_is_named_in_the_error() {
     )
     .unwrap_err();
     assert!(
-        matches!(err, NetError::NoInterface(ref name) if name == "cf-nosuch0"),
+        matches!(err, NetError::NoInterface { ref interface, .. } if interface == "cf-nosuch0"),
         "{err:?}"
     );
     assert!(
         err.to_string().contains("no network interface cf-nosuch0"),
         "{err}"
     );
+    // The ones there are, named too.
+    let names = interface_names();
+    assert!(!names.iter().any(|n| n == "lo"), "{names:?}");
+    for name in &names {
+        assert!(err.to_string().contains(name.as_str()), "{err}");
+    }
+}
+
+#[test]
+fn a_missing_interface_is_refused_naming_the_ones_there_are() {
+    let here = vec!["eth0".to_string(), "wlan0".to_string()];
+    assert!(require_interface("wlan0", &here).is_ok());
+    let err = require_interface("wlan1", &here).unwrap_err();
+    assert!(
+        matches!(err, NetError::NoInterface { ref interface, ref existing }
+            if interface == "wlan1" && existing == "eth0, wlan0"),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("no network interface wlan1") && text.contains("eth0, wlan0"),
+        "{text}"
+    );
+    let err = require_interface("eth0", &[]).unwrap_err();
+    assert!(err.to_string().contains("(it has: none)"), "{err}");
+}
+
+#[test]
+fn a_name_with_shell_syntax_is_refused_even_if_listed() {
+    for bad in [
+        "wlan0;reboot",
+        "$(x)",
+        "`x`",
+        "wl an0",
+        "wl\nan0",
+        "abcdefghijklmnop",
+        "..",
+    ] {
+        let listed = vec![bad.to_string()];
+        assert!(
+            matches!(require_interface(bad, &listed), Err(NetError::BadName(ref n)) if n == bad),
+            "{bad:?}"
+        );
+        // Built without the validating constructors (the fields are public): still refused.
+        let net = Network::Dhcp {
+            interface: bad.to_string(),
+        };
+        assert!(
+            matches!(
+                bring_up(&net, Duration::from_secs(1)),
+                Err(NetError::BadName(_))
+            ),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn names_in_sysfs_leave_out_loopback() {
+    let dir = std::env::temp_dir().join(format!("cf-net-names-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for name in ["wlan0", "lo", "eth0"] {
+        std::fs::create_dir_all(dir.join(name)).unwrap();
+    }
+    assert_eq!(names_in(&dir), ["eth0", "wlan0"]);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 // ---- network namespaces ----

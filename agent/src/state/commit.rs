@@ -27,6 +27,10 @@ pub enum CommitError {
     /// A key would span several lines of `authorized_keys`.
     #[error("an SSH key for {0:?} contains a line break; paste each key on one line")]
     KeyLineBreak(String),
+    /// A network interface name outside `[A-Za-z0-9_.-]{1,15}` (it would reach the shell
+    /// busybox ifup runs `pre-up` lines with).
+    #[error("the network interface name {0:?} is not valid: use 1-15 letters, digits, '_', '.' or '-' (for example eth0)")]
+    BadInterface(String),
     /// An OS file's path would leave the OS's root.
     #[error("the OS file path {0} must be relative and must not contain '..'")]
     BadOsPath(PathBuf),
@@ -367,6 +371,12 @@ fn check_input(setup: &Setup, os_files: &[OsFile]) -> Result<(), CommitError> {
     }
     if account.keys.iter().any(|k| k.trim().contains(['\n', '\r'])) {
         return Err(CommitError::KeyLineBreak(user.to_string()));
+    }
+    let wifi = setup.wifi.as_ref().map(|w| w.interface.as_str());
+    for name in setup.network.interface().into_iter().chain(wifi) {
+        if !coreforge_preseed::valid_interface(name) {
+            return Err(CommitError::BadInterface(name.to_string()));
+        }
     }
     for file in os_files {
         let plain = file.path.components().count() > 0

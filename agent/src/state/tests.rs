@@ -335,6 +335,36 @@ fn bad_input_is_refused_before_anything_is_written() {
             "{path}"
         );
     }
+    for bad in [
+        "eth0;reboot",
+        "$(x)",
+        "`x`",
+        "wl an0",
+        "wl\nan0",
+        "abcdefghijklmnop",
+        "..",
+    ] {
+        let mut s = setup();
+        s.network = Network::Dhcp {
+            interface: bad.into(),
+        };
+        let err = try_with(s, os_files());
+        assert!(
+            err.contains("interface name") && err.contains("is not valid"),
+            "{bad:?}: {err}"
+        );
+        let mut s = setup();
+        s.wifi = Some(crate::setup::Wifi {
+            interface: bad.into(),
+            ssid: "home".into(),
+            secret: crate::setup::WifiSecret::Passphrase("12345678".into()),
+        });
+        let err = try_with(s, os_files());
+        assert!(
+            err.contains("interface name") && err.contains("is not valid"),
+            "{bad:?}: {err}"
+        );
+    }
     let mut s = setup();
     s.account.username = "sudo".into();
     assert!(try_with(s, os_files()).contains("already used"));

@@ -511,3 +511,33 @@ fn identity_display_names_the_source() {
         "Launchpad user a"
     );
 }
+
+/// A preseed cannot smuggle shell syntax into the interface names the OS's ifupdown runs
+/// through a shell, neither for the wired network nor for Wi-Fi.
+#[test]
+fn interface_names_with_shell_syntax_are_refused() {
+    let names = [
+        "wlan0;reboot",
+        "$(x)",
+        "`x`",
+        "wl an0",
+        "wl\\nan0",
+        "abcdefghijklmnop",
+        "..",
+    ];
+    for name in names {
+        let net = format!(r#"{{"interface": "{name}", "method": "dhcp"}}"#);
+        let msg = refusal(with(&net, None, EMAIL_ID));
+        assert!(
+            msg.starts_with("network.interface: interface name"),
+            "{name:?}: {msg}"
+        );
+        let wifi =
+            format!(r#"{{"interface": "{name}", "ssid": "home", "passphrase": "12345678"}}"#);
+        let msg = refusal(with(DHCP, Some(&wifi), EMAIL_ID));
+        assert!(
+            msg.starts_with("wifi.interface: interface name"),
+            "{name:?}: {msg}"
+        );
+    }
+}
