@@ -189,9 +189,84 @@ pub enum VerifyError {
         /// The missing account.
         account: String,
     },
+    /// The signer is not an account the type's authority rule allows.
+    #[error(
+        "{what} is signed by {authority:?}, which breaks the rule: {rule} (allowed: {allowed})"
+    )]
+    NotAuthorized {
+        /// The assertion (type and primary key, or what it is about).
+        what: String,
+        /// Who signed it (`authority-id`).
+        authority: String,
+        /// The rule broken, as a sentence.
+        rule: Rule,
+        /// The accounts the rule allows here.
+        allowed: String,
+    },
+    /// coreforge has no authority rule for this type, so it accepts none of it.
+    #[error("{0} assertions are not accepted: coreforge has no authority rule for this type")]
+    NoRule(String),
+    /// The signing key has expired (or is not valid yet) at the database's current time.
+    #[error("assertion is signed with expired public key {key_id:?} from {authority:?}: {when} but the key is valid {validity}")]
+    KeyExpired {
+        /// The signing key.
+        key_id: String,
+        /// The assertion's authority.
+        authority: String,
+        /// `current time is ...` or `the time is at least ...`.
+        when: String,
+        /// `from X` or `during [X, Y)`.
+        validity: String,
+    },
+    /// An assertion the checked one depends on is missing.
+    #[error("{what} needs {needed}, which is not known: add it")]
+    Missing {
+        /// The assertion that needs it.
+        what: String,
+        /// What is missing.
+        needed: String,
+    },
     /// The assertion breaks the rules of its type.
     #[error(transparent)]
     Header(#[from] HeaderError),
+}
+
+/// The authority rules of snapd's `asserts` package: who may sign each type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rule {
+    /// `account`, `account-key`, `snap-declaration`, `store`: only a directly trusted
+    /// authority (an account of the trusted roots: the store).
+    TrustedAuthority,
+    /// `snap-revision`: a trusted authority, or for a provenance other than
+    /// `global-upload`, an account the snap's declaration names in `revision-authority`.
+    RevisionAuthority,
+    /// `model`: its brand.
+    Brand,
+    /// `serial`: the brand, or an account of the model's `serial-authority`.
+    SerialAuthority,
+    /// `system-user`: the brand, or an account of the model's `system-user-authority`.
+    SystemUserAuthority,
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Rule::TrustedAuthority => {
+                "accounts, account-keys, snap-declarations and stores are signed by a directly trusted authority (the store), never by an ordinary account"
+            }
+            Rule::RevisionAuthority => {
+                "snap-revisions are signed by a trusted authority, or, with a provenance other than global-upload, by a revision-authority of the snap's declaration"
+            }
+            Rule::Brand => "models are signed by their brand",
+            Rule::SerialAuthority => {
+                "serials are signed by the brand or an account of the model's serial-authority"
+            }
+            Rule::SystemUserAuthority => {
+                "system-users are signed by the brand or an account of the model's system-user-authority"
+            }
+        })
+    }
 }
 
 /// Signing could not produce an assertion (misuse or bad input headers).

@@ -31,6 +31,7 @@ mod headers;
 #[cfg(feature = "json")]
 mod json;
 mod kinds;
+mod pin;
 mod time;
 mod trust;
 mod typed;
@@ -38,16 +39,17 @@ mod typed;
 pub use assertion::{
     format_content, sign, Assertion, MAX_BODY_SIZE, MAX_HEADERS_SIZE, MAX_SIGNATURE_SIZE,
 };
-pub use error::{DecodeError, HeaderError, SignError, VerifyError};
+pub use error::{DecodeError, HeaderError, Rule, SignError, VerifyError};
 pub use headers::{HeaderValue, Headers};
 #[cfg(feature = "json")]
 pub use json::JsonStatement;
 pub use kinds::{lookup as lookup_type, AssertionType, TYPES};
+pub use pin::{sha3_384, DevicePin, PinError, MAX_PIN_SIZE};
 pub use time::Timestamp;
 pub use trust::{TrustDb, Verified, MAX_CHAIN};
 pub use typed::{
-    Account, AccountKey, AccountKeyRequest, Model, ModelSnap, Serial, SnapDeclaration,
-    SnapRevision, SystemUser,
+    Account, AccountKey, AccountKeyRequest, Authorities, Model, ModelSnap, RevisionAuthority,
+    Serial, SnapDeclaration, SnapRevision, Store, SystemUser, DEFAULT_PROVENANCE,
 };
 
 mod keys;

@@ -19,6 +19,7 @@ pub(crate) fn check(a: &Assertion) -> Result<(), HeaderError> {
         "snap-revision" => SnapRevision::from_assertion(a).map(drop),
         "system-user" => SystemUser::from_assertion(a).map(drop),
         "serial" => Serial::from_assertion(a).map(drop),
+        "store" => Store::from_assertion(a).map(drop),
         _ => Ok(()),
     }
 }
@@ -295,10 +296,87 @@ pub struct Model {
     pub store: Option<String>,
     /// Optional display name.
     pub display_name: Option<String>,
-    /// Accounts allowed to sign serials.
+    /// Accounts allowed to sign serials: the brand, then `serial-authority`.
     pub serial_authority: Vec<String>,
+    /// Accounts allowed to sign system-users for it (`system-user-authority`).
+    pub system_user_authority: Authorities,
     /// When it was asserted.
     pub timestamp: Timestamp,
+}
+
+/// Who may sign an assertion on a model's behalf, as snapd's model headers say it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Authorities {
+    /// `*`: any account.
+    Any,
+    /// These accounts (the brand always first).
+    Accounts(Vec<String>),
+}
+
+impl Authorities {
+    /// Whether `account` is one of them.
+    pub fn allows(&self, account: &str) -> bool {
+        match self {
+            Authorities::Any => true,
+            Authorities::Accounts(list) => list.iter().any(|a| a == account),
+        }
+    }
+}
+
+impl std::fmt::Display for Authorities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Authorities::Any => f.write_str("any account"),
+            Authorities::Accounts(list) => {
+                let quoted: Vec<String> = list.iter().map(|a| format!("{a:?}")).collect();
+                f.write_str(&quoted.join(", "))
+            }
+        }
+    }
+}
+
+/// snapd's `checkOptionalAuthority`: absent means the brand alone; a list gets the brand
+/// added in front; `*` (where accepted) means anyone.
+fn optional_authority(
+    a: &Assertion,
+    name: &str,
+    brand: &str,
+    wildcard: bool,
+) -> Result<Authorities, HeaderError> {
+    let wrong = || {
+        HeaderError::invalid(
+            name,
+            if wildcard {
+                "must be '*' or a list of account ids"
+            } else {
+                "must be a list of account ids"
+            },
+        )
+    };
+    match a.header(name) {
+        None => Ok(Authorities::Accounts(vec![brand.to_owned()])),
+        Some(HeaderValue::String(s)) if wildcard && s == "*" => Ok(Authorities::Any),
+        Some(HeaderValue::String(_)) => Err(wrong()),
+        Some(v @ HeaderValue::List(_)) => {
+            let list = list_of_strings(name, Some(v)).map_err(|_| wrong())?;
+            if !list.iter().all(|id| valid_account_id(id)) {
+                return Err(wrong());
+            }
+            let mut ids = vec![brand.to_owned()];
+            ids.extend(list.into_iter().filter(|id| id != brand));
+            Ok(Authorities::Accounts(ids))
+        }
+        Some(_) => Err(wrong()),
+    }
+}
+
+/// snapd's `validAccountID`: `^(?:[a-z0-9A-Z]{32}|[-a-z0-9]{2,28})$`.
+pub(crate) fn valid_account_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    (b.len() == 32 && b.iter().all(u8::is_ascii_alphanumeric))
+        || ((2..=28).contains(&b.len())
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-'))
 }
 
 fn valid_model_name(s: &str) -> bool {
@@ -461,6 +539,12 @@ impl Model {
                 ));
             }
         }
+        let serial_authority = match optional_authority(a, "serial-authority", &brand_id, false)? {
+            Authorities::Accounts(list) => list,
+            Authorities::Any => vec![brand_id.clone()],
+        };
+        let system_user_authority =
+            optional_authority(a, "system-user-authority", &brand_id, true)?;
         Ok(Model {
             series: string(a, "series")?,
             brand_id,
@@ -477,7 +561,8 @@ impl Model {
             grade,
             store: optional_string(a, "store")?,
             display_name: optional_string(a, "display-name")?,
-            serial_authority: string_list(a, "serial-authority")?,
+            serial_authority,
+            system_user_authority,
             timestamp: date(a, "timestamp")?,
         })
     }
@@ -559,8 +644,120 @@ pub struct SnapDeclaration {
     pub snap_name: String,
     /// The publisher's account id.
     pub publisher_id: String,
+    /// Accounts other than the store allowed to sign revisions of it (`revision-authority`).
+    pub revision_authority: Vec<RevisionAuthority>,
     /// When it was asserted.
     pub timestamp: Timestamp,
+}
+
+/// One `revision-authority` entry of a snap-declaration: an account that may sign
+/// snap-revisions of the snap with one of the given provenances, within a revision range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevisionAuthority {
+    /// The account.
+    pub account_id: String,
+    /// The provenances it may sign (never empty).
+    pub provenance: Vec<String>,
+    /// Lowest revision it may sign (1 when not given).
+    pub min_revision: u64,
+    /// Highest revision it may sign, if limited.
+    pub max_revision: Option<u64>,
+}
+
+impl RevisionAuthority {
+    /// Why `rev` is outside this entry, or `None` if the entry allows it (snapd's
+    /// `RevisionAuthority.Check` without device scope).
+    pub fn refuses(&self, rev: &SnapRevision, authority: &str) -> Option<String> {
+        if !self.provenance.contains(&rev.provenance) {
+            return Some(format!(
+                "provenance {:?} is not among {:?}",
+                rev.provenance, self.provenance
+            ));
+        }
+        if authority != self.account_id {
+            return Some(format!("the entry is for {:?}", self.account_id));
+        }
+        if rev.snap_revision < self.min_revision {
+            return Some(format!(
+                "revision {} is less than min-revision {}",
+                rev.snap_revision, self.min_revision
+            ));
+        }
+        match self.max_revision {
+            Some(max) if rev.snap_revision > max => Some(format!(
+                "revision {} is greater than max-revision {max}",
+                rev.snap_revision
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// snapd's `naming.ValidProvenance`: `^[a-zA-Z0-9](?:-?[a-zA-Z0-9])*$`.
+fn valid_provenance(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        && !s.contains("--")
+}
+
+/// The provenance snapd gives revisions that do not name one.
+pub const DEFAULT_PROVENANCE: &str = "global-upload";
+
+fn revision_authorities(v: &HeaderValue) -> Result<Vec<RevisionAuthority>, HeaderError> {
+    let bad = |reason: &str| HeaderError::invalid("revision-authority", reason);
+    let items = v
+        .as_list()
+        .ok_or_else(|| bad("stanza must be a list of maps"))?;
+    if items.is_empty() {
+        return Err(bad("stanza cannot be empty"));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let m = item
+            .as_map()
+            .ok_or_else(|| bad("stanza must be a list of maps"))?;
+        let account_id = match m.get("account-id") {
+            Some(HeaderValue::String(s)) if valid_account_id(s) => s.clone(),
+            _ => return Err(bad("\"account-id\" must be a valid account id")),
+        };
+        let provenance = list_of_strings("revision-authority", m.get("provenance"))?;
+        if provenance.is_empty() {
+            return Err(bad("provenance in revision authority cannot be empty"));
+        }
+        if let Some(p) = provenance.iter().find(|p| !valid_provenance(p)) {
+            return Err(bad(&format!("invalid provenance {p:?}")));
+        }
+        let revision = |name: &str| -> Result<Option<u64>, HeaderError> {
+            match m.get(name) {
+                None => Ok(None),
+                Some(v) => {
+                    let n = parse_int(name, v)?;
+                    if n == 0 {
+                        return Err(bad(&format!("{name} must be >= 1")));
+                    }
+                    Ok(Some(n))
+                }
+            }
+        };
+        let min_revision = revision("min-revision")?.unwrap_or(1);
+        let max_revision = revision("max-revision")?;
+        if max_revision.is_some_and(|max| max < min_revision) {
+            return Err(bad(
+                "optional max-revision cannot be less than min-revision",
+            ));
+        }
+        out.push(RevisionAuthority {
+            account_id,
+            provenance,
+            min_revision,
+            max_revision,
+        });
+    }
+    Ok(out)
 }
 
 impl SnapDeclaration {
@@ -572,6 +769,10 @@ impl SnapDeclaration {
             snap_id: string(a, "snap-id")?,
             snap_name: string(a, "snap-name")?,
             publisher_id: string(a, "publisher-id")?,
+            revision_authority: match a.header("revision-authority") {
+                None => Vec::new(),
+                Some(v) => revision_authorities(v)?,
+            },
             timestamp: date(a, "timestamp")?,
         })
     }
@@ -590,6 +791,8 @@ pub struct SnapRevision {
     pub snap_revision: u64,
     /// The uploader's account id.
     pub developer_id: String,
+    /// Where the revision comes from (`global-upload` unless given).
+    pub provenance: String,
     /// When it was asserted.
     pub timestamp: Timestamp,
 }
@@ -613,12 +816,24 @@ impl SnapRevision {
             snap_size: int(a, "snap-size")?,
             snap_revision,
             developer_id: string(a, "developer-id")?,
+            provenance: match optional_string(a, "provenance")? {
+                None => DEFAULT_PROVENANCE.to_owned(),
+                Some(p) if valid_provenance(&p) => p,
+                Some(p) => {
+                    return Err(HeaderError::invalid(
+                        "provenance",
+                        format!("{p:?} is not a valid provenance"),
+                    ))
+                }
+            },
             timestamp: date(a, "timestamp")?,
         })
     }
 }
 
-/// A system-user: an account the brand lets a device create.
+/// A system-user: an account the brand (or an account its model names in
+/// `system-user-authority`) lets devices of its models create, as snapd's
+/// `auto-import.assert` does.
 #[derive(Clone, Debug)]
 pub struct SystemUser {
     /// The brand.
@@ -627,56 +842,251 @@ pub struct SystemUser {
     pub email: String,
     /// Series it applies to.
     pub series: Vec<String>,
-    /// Models it applies to.
+    /// Models it applies to (empty: any model of the brand, for at most a year).
     pub models: Vec<String>,
+    /// Device serials it applies to (empty: any).
+    pub serials: Vec<String>,
+    /// The person's name, if given.
+    pub name: Option<String>,
     /// The login name.
-    pub name: String,
-    /// Optional crypt(3) password hash.
+    pub username: String,
+    /// Optional crypt(3) password hash (`$6$...` or newer).
     pub password: Option<String>,
+    /// Whether the password must be changed at first login.
+    pub force_password_change: bool,
     /// Authorized SSH keys.
     pub ssh_keys: Vec<String>,
     /// Start of validity.
     pub since: Timestamp,
-    /// End of validity.
+    /// End of validity (exclusive).
     pub until: Timestamp,
 }
 
+/// snapd's `validSystemUserUsernames`: `^[a-z0-9][-a-z0-9._]*$` (at most 32 bytes, as
+/// `useradd` takes).
+fn valid_system_username(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 32
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'.' | b'_')
+        })
+}
+
+/// snapd's `checkHashedPassword`: `$id$[rounds=N$]salt$hash` with id >= 6.
+fn check_hashed_password(pw: &str) -> Result<(), HeaderError> {
+    let bad = |reason: String| HeaderError::invalid("password", reason);
+    let parts: Vec<&str> = pw.splitn(5, '$').collect();
+    let (id, rounds, salt, hash) = match parts.as_slice() {
+        ["", id, rounds, salt, hash] if rounds.starts_with("rounds=") => {
+            (*id, Some(*rounds), *salt, *hash)
+        }
+        ["", id, salt, hash] if !salt.starts_with("rounds=") => (*id, None, *salt, *hash),
+        _ => {
+            return Err(bad(
+                "hashed password must be of the form \"$integer-id$salt$hash\", see crypt(3)"
+                    .into(),
+            ))
+        }
+    };
+    match id.parse::<u32>() {
+        Ok(n) if n >= 6 => {}
+        Ok(_) => return Err(bad("only $id$ values of 6 (sha512crypt) or higher".into())),
+        Err(_) => return Err(bad(format!("must start with \"$integer-id$\", got {id:?}"))),
+    }
+    if let Some(r) = rounds {
+        match r["rounds=".len()..].parse::<u64>() {
+            Ok(n) if (5000..=999_999_999).contains(&n) => {}
+            _ => return Err(bad(format!("rounds parameter out of bounds: {r}"))),
+        }
+    }
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'/')
+    };
+    if !ok(salt) {
+        return Err(bad(format!("invalid chars in salt {salt:?}")));
+    }
+    if !ok(hash) {
+        return Err(bad(format!("invalid chars in hash {hash:?}")));
+    }
+    Ok(())
+}
+
+/// A plain `local@domain` address: what RFC 5322 allows in an `addr-spec` without
+/// quoting or comments.
+fn valid_email(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    let atext = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&c);
+    !local.is_empty()
+        && !domain.is_empty()
+        && local.bytes().all(atext)
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && domain
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
+}
+
 impl SystemUser {
-    /// Reads and checks a `system-user` assertion.
+    /// Reads and checks a `system-user` assertion with snapd's rules.
     pub fn from_assertion(a: &Assertion) -> Result<Self, HeaderError> {
         expect_type(a, "system-user")?;
         let email = string(a, "email")?;
-        if !email.contains('@') {
+        if !valid_email(&email) {
             return Err(HeaderError::invalid(
                 "email",
-                format!("{email:?} is not an e-mail address"),
+                format!("{email:?} is not an RFC 5322 e-mail address"),
             ));
         }
-        let name = string(a, "name")?;
-        let name_ok = name.len() <= 32
-            && name.bytes().next().is_some_and(|c| c.is_ascii_lowercase())
-            && name
-                .bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_');
-        if !name_ok {
+        let models = string_list(a, "models")?;
+        let serials = string_list(a, "serials")?;
+        if !serials.is_empty() && models.len() != 1 {
             return Err(HeaderError::invalid(
-                "name",
-                format!("{name:?} is not a valid user name"),
+                "serials",
+                "in the presence of the \"serials\" header \"models\" must specify exactly one model",
+            ));
+        }
+        let username = string(a, "username")?;
+        if !valid_system_username(&username) {
+            return Err(HeaderError::invalid(
+                "username",
+                format!(
+                    "{username:?} is not a valid user name (^[a-z0-9][-a-z0-9._]*$, at most 32)"
+                ),
+            ));
+        }
+        let password = optional_string(a, "password")?.filter(|p| !p.is_empty());
+        if let Some(p) = &password {
+            check_hashed_password(p)?;
+        }
+        let force_password_change = optional_bool(a, "force-password-change")?;
+        if force_password_change && password.is_none() {
+            return Err(HeaderError::invalid(
+                "force-password-change",
+                "cannot be used with an empty \"password\"",
             ));
         }
         let since = date(a, "since")?;
         let until = date(a, "until")?;
-        check_validity(since, Some(until))?;
+        if until < since {
+            return Err(HeaderError::invalid(
+                "until",
+                "'until' time cannot be before 'since' time",
+            ));
+        }
+        if models.is_empty() && until.unix() > since.unix() + 366 * 86_400 {
+            return Err(HeaderError::invalid(
+                "until",
+                "'until' time cannot be more than 365 days in the future when no models are specified",
+            ));
+        }
         Ok(SystemUser {
             brand_id: string(a, "brand-id")?,
             email,
             series: string_list(a, "series")?,
-            models: string_list(a, "models")?,
-            name,
-            password: optional_string(a, "password")?,
+            models,
+            serials,
+            name: optional_string(a, "name")?,
+            username,
+            password,
+            force_password_change,
             ssh_keys: string_list(a, "ssh-keys")?,
             since,
             until,
+        })
+    }
+
+    /// Whether it is valid at `t`: `since <= t < until`.
+    pub fn is_valid_at(&self, t: Timestamp) -> bool {
+        self.since <= t && t < self.until
+    }
+
+    /// Why this system-user, signed by `authority`, may not create an account on a device
+    /// of `model` (with serial `serial`, if known) at time `now`; `None` if it may. These
+    /// are the checks snapd makes before it creates a user from `auto-import.assert`.
+    pub fn refuses(
+        &self,
+        authority: &str,
+        model: &Model,
+        serial: Option<&str>,
+        now: Timestamp,
+    ) -> Option<String> {
+        if self.brand_id != model.brand_id {
+            return Some(format!(
+                "it is for brand {:?}, this device is of brand {:?}",
+                self.brand_id, model.brand_id
+            ));
+        }
+        if !model.system_user_authority.allows(authority) {
+            return Some(format!(
+                "it is signed by {authority:?}, and the model allows system-users signed by {} only",
+                model.system_user_authority
+            ));
+        }
+        if !self.series.is_empty() && !self.series.contains(&model.series) {
+            return Some(format!(
+                "it is for series {:?}, this device is series {:?}",
+                self.series, model.series
+            ));
+        }
+        if !self.models.is_empty() && !self.models.contains(&model.model) {
+            return Some(format!(
+                "it is for models {:?}, this device is model {:?}",
+                self.models, model.model
+            ));
+        }
+        if !self.serials.is_empty() {
+            match serial {
+                Some(s) if self.serials.iter().any(|x| x == s) => {}
+                Some(s) => {
+                    return Some(format!(
+                        "it is for serials {:?}, this device is serial {s:?}",
+                        self.serials
+                    ))
+                }
+                None => {
+                    return Some(format!(
+                        "it is for serials {:?}, and this device has no serial yet",
+                        self.serials
+                    ))
+                }
+            }
+        }
+        if !self.is_valid_at(now) {
+            return Some(format!(
+                "it is valid from {} until {}, and the time is {now}",
+                self.since, self.until
+            ));
+        }
+        None
+    }
+}
+
+/// A store: a store's id, its operator, and where it is.
+#[derive(Clone, Debug)]
+pub struct Store {
+    /// The store id.
+    pub store: String,
+    /// The account that operates it.
+    pub operator_id: String,
+    /// When it was asserted.
+    pub timestamp: Timestamp,
+}
+
+impl Store {
+    /// Reads and checks a `store` assertion.
+    pub fn from_assertion(a: &Assertion) -> Result<Self, HeaderError> {
+        expect_type(a, "store")?;
+        Ok(Store {
+            store: string(a, "store")?,
+            operator_id: string(a, "operator-id")?,
+            timestamp: date(a, "timestamp")?,
         })
     }
 }
