@@ -179,8 +179,11 @@ pub(super) fn commit_steps(
     if let Some(gshadow) = &files.gshadow {
         stage.file("etc/gshadow", gshadow.as_bytes(), shadow_mode, shadow_owner)?;
     }
+    // sudo reads it as root only: root:root 0750 as Debian's sudo package ships it, not
+    // the 0755 a parent directory gets by default; the file itself 0440.
+    stage.dir(Path::new(SUDOERS_D), 0o750, ROOT)?;
     stage.file(
-        &format!("etc/sudoers.d/90-coreforge-{user}"),
+        &format!("{SUDOERS_D}/90-coreforge-{user}"),
         format!("{user} ALL=(ALL) NOPASSWD:ALL\n").as_bytes(),
         0o440,
         ROOT,
@@ -210,6 +213,9 @@ pub(super) fn commit_steps(
     sync_dir(data).map_err(|e| write_error(data, e))?;
     Ok(Committed { record, uid, gid })
 }
+
+/// sudo's drop-in directory.
+const SUDOERS_D: &str = "etc/sudoers.d";
 
 /// uid and gid of root.
 const ROOT: (u32, u32) = (0, 0);

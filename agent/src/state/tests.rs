@@ -176,7 +176,7 @@ fn assert_complete(scratch: &Scratch) {
         ("etc/passwd", 0o644, root),
         ("etc/group", 0o644, root),
         ("etc/shadow", 0o640, (0, 42)),
-        ("etc/sudoers.d", 0o755, root),
+        ("etc/sudoers.d", 0o750, root),
         ("etc/sudoers.d/90-coreforge-alice", 0o440, root),
         ("etc/dropbear", 0o755, root),
         (HOST_KEY, 0o600, root),
@@ -417,5 +417,17 @@ fn no_shadow_group_means_a_root_only_shadow_file() {
     assert_eq!(
         read(&scratch, "etc/group"),
         "root:x:0:\nsudo:x:27:alice\nalice:x:1000:\n"
+    );
+}
+
+/// sudo's drop-in directory is root's alone (0750), the account's rule file read-only (0440).
+#[test]
+fn sudoers_d_is_created_0750_and_its_file_0440() {
+    let scratch = Scratch::new("sudoers");
+    run(&scratch, &mut Steps::default()).unwrap();
+    assert_eq!(meta(&scratch, "etc/sudoers.d"), (0o750, 0, 0));
+    assert_eq!(
+        meta(&scratch, "etc/sudoers.d/90-coreforge-alice"),
+        (0o440, 0, 0)
     );
 }
