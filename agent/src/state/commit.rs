@@ -4,6 +4,7 @@
 //! the device becomes configured; before it, the next boot deletes the staging directory.
 
 use super::accounts::{self, AccountError, BaseFiles};
+use super::read::{read_bounded, MAX_ACCOUNT_FILE};
 use super::record::{self, Record};
 use super::{HostKey, HOST_KEY, RECORD, STAGING, SYSTEM_DATA};
 use crate::setup::{OsFile, Setup};
@@ -340,18 +341,32 @@ fn write_error(path: &Path, source: io::Error) -> CommitError {
 
 /// The base snap's account files; `etc/passwd` and `etc/group` must exist.
 fn read_base(base_root: &Path) -> Result<BaseFiles, CommitError> {
+    let read = |name: &str| -> Result<Option<String>, CommitError> {
+        let path = base_root.join(name);
+        let bytes = match read_bounded(&path, "account file", MAX_ACCOUNT_FILE) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(CommitError::ReadBase {
+                    source: io::Error::new(e.kind(), e),
+                    path,
+                })
+            }
+        };
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|e| CommitError::ReadBase {
+                path,
+                source: io::Error::new(io::ErrorKind::InvalidData, e),
+            })
+    };
     let required = |name: &str| {
-        let path = base_root.join(name);
-        fs::read_to_string(&path).map_err(|source| CommitError::ReadBase { path, source })
+        read(name)?.ok_or_else(|| CommitError::ReadBase {
+            path: base_root.join(name),
+            source: io::ErrorKind::NotFound.into(),
+        })
     };
-    let optional = |name: &str| {
-        let path = base_root.join(name);
-        match fs::read_to_string(&path) {
-            Ok(text) => Ok(Some(text)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(CommitError::ReadBase { path, source }),
-        }
-    };
+    let optional = read;
     Ok(BaseFiles {
         passwd: required("etc/passwd")?,
         group: required("etc/group")?,

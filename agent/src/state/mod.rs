@@ -9,15 +9,21 @@
 mod accounts;
 mod commit;
 mod hostkey;
+mod read;
 mod record;
 
 pub use commit::commit;
 pub use hostkey::HostKey;
+#[allow(unused_imports)] // the limits and the error, for callers that match on them
+pub use read::{ReadError, MAX_ACCOUNT_FILE, MAX_HOST_KEY, MAX_RECORD};
 pub use record::Record;
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use hostkey::HostKeyError;
+use read::read_bounded;
 
 /// The OS's state, the overlay's upper directory; exists only after a complete commit.
 pub const SYSTEM_DATA: &str = "system-data";
@@ -37,63 +43,102 @@ pub enum State {
     Configured(Record),
 }
 
+/// Why the device's state on `writable` could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// `system-data` is there but is not a directory.
+    #[error("{0} is not a directory; remove it to set the device up again")]
+    NotADirectory(PathBuf),
+    /// Looking at `system-data` failed.
+    #[error("cannot look at {path}: {source}; check the writable partition")]
+    Look {
+        /// `system-data`.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// An interrupted commit's staging directory could not be removed.
+    #[error("cannot remove the interrupted commit {path}: {source}; check the writable partition")]
+    Staging {
+        /// The staging directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The configuration record cannot be read (missing, too large, not a file).
+    #[error("cannot read the configuration record: {source}; remove {system} to set the device up again")]
+    ReadRecord {
+        /// `system-data`.
+        system: PathBuf,
+        /// Why.
+        source: ReadError,
+    },
+    /// The configuration record is not one the commit writes.
+    #[error("the configuration record {path} is damaged: {reason}; remove {system} to set the device up again")]
+    DamagedRecord {
+        /// The record.
+        path: PathBuf,
+        /// `system-data`.
+        system: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The host key cannot be read (missing, too large, not a file).
+    #[error("cannot read the SSH host key: {0}")]
+    ReadHostKey(ReadError),
+    /// The host key file is not a dropbear Ed25519 key.
+    #[error("{path}: {source}")]
+    BadHostKey {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        source: HostKeyError,
+    },
+}
+
 /// The state of the `writable` partition mounted at `data`, after removing what an
 /// interrupted commit left behind.
-pub fn state(data: &Path) -> io::Result<State> {
+pub fn state(data: &Path) -> Result<State, StateError> {
     remove_staging(data)?;
     let system = data.join(SYSTEM_DATA);
     match fs::symlink_metadata(&system) {
         Ok(meta) if meta.is_dir() => {}
-        Ok(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{} is not a directory; remove it to set the device up again",
-                    system.display()
-                ),
-            ))
-        }
+        Ok(_) => return Err(StateError::NotADirectory(system)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::Unconfigured),
-        Err(e) => return Err(e),
+        Err(source) => {
+            return Err(StateError::Look {
+                path: system,
+                source,
+            })
+        }
     }
     let path = system.join(RECORD);
-    let bytes = fs::read(&path).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!(
-                "cannot read the configuration record {}: {e}; remove {} to set the device up again",
-                path.display(),
-                system.display()
-            ),
-        )
+    let bytes = read_bounded(&path, "configuration record", MAX_RECORD).map_err(|source| {
+        StateError::ReadRecord {
+            system: system.clone(),
+            source,
+        }
     })?;
-    let record = Record::from_json(&bytes).map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "the configuration record {} is damaged: {e}; remove {} to set the device up again",
-                path.display(),
-                system.display()
-            ),
-        )
+    let record = Record::from_json(&bytes).map_err(|e| StateError::DamagedRecord {
+        path,
+        system,
+        reason: e.to_string(),
     })?;
     Ok(State::Configured(record))
 }
 
 /// The host key of a configured device, to show its fingerprint again on later boots.
-pub fn load_host_key(data: &Path) -> io::Result<HostKey> {
+pub fn load_host_key(data: &Path) -> Result<HostKey, StateError> {
     let path = data.join(SYSTEM_DATA).join(HOST_KEY);
-    let bytes = zeroize::Zeroizing::new(fs::read(&path)?);
-    HostKey::from_dropbear(&bytes).map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{}: {e}", path.display()),
-        )
-    })
+    let bytes = zeroize::Zeroizing::new(
+        read_bounded(&path, "SSH host key", MAX_HOST_KEY).map_err(StateError::ReadHostKey)?,
+    );
+    HostKey::from_dropbear(&bytes).map_err(|source| StateError::BadHostKey { path, source })
 }
 
 /// Deletes `system-data.new` if a commit was cut short, and makes the deletion durable.
-fn remove_staging(data: &Path) -> io::Result<()> {
+fn remove_staging(data: &Path) -> Result<(), StateError> {
     let staging = data.join(STAGING);
     let removed = match fs::symlink_metadata(&staging) {
         Ok(meta) if meta.is_dir() => fs::remove_dir_all(&staging),
@@ -101,16 +146,14 @@ fn remove_staging(data: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => Err(e),
     };
-    removed.map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!(
-                "cannot remove the interrupted commit {}: {e}; check the writable partition",
-                staging.display()
-            ),
-        )
+    removed.map_err(|source| StateError::Staging {
+        path: staging,
+        source,
     })?;
-    commit::sync_dir(data)
+    commit::sync_dir(data).map_err(|source| StateError::Staging {
+        path: data.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]

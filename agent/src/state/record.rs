@@ -29,10 +29,50 @@ impl Record {
         out
     }
 
-    /// Parses a record file.
+    /// Parses a record file. Its text is printed on the consoles on every later boot, and
+    /// `writable` can be written by whoever holds the card: every control character (ESC
+    /// and the terminal sequences it starts, CR, BS, the C1 set with its one-byte CSI) and
+    /// every character that reorders or hides text (bidi overrides, line separators) comes
+    /// back escaped as `\u{..}`, so a record can never move the cursor, recolour, retitle
+    /// or blank a console.
     pub fn from_json(bytes: &[u8]) -> Result<Record, serde_json::Error> {
-        serde_json::from_slice(bytes)
+        let record: Record = serde_json::from_slice(bytes)?;
+        Ok(Record {
+            user: printable(&record.user),
+            uid: record.uid,
+            source: printable(&record.source),
+            time: printable(&record.time),
+            host_key: printable(&record.host_key),
+        })
     }
+}
+
+/// `text` with every character a terminal would act on rather than show replaced by its
+/// `\u{..}` escape (a backslash is doubled, so an escape cannot be forged either).
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if acts_on_terminal(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// C0, DEL and C1 controls, and the format characters that reorder or hide text.
+fn acts_on_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{200B}'..='\u{200F}' // zero-width and direction marks
+            | '\u{2028}'..='\u{202E}' // line/paragraph separators, bidi embeddings and overrides
+            | '\u{2060}'..='\u{206F}' // invisible operators, bidi isolates
+            | '\u{FEFF}' // zero-width no-break space
+            | '\u{FFF9}'..='\u{FFFB}' // interlinear annotations
+        )
 }
 
 /// Seconds since 1970 now (0 if the clock is before 1970).
@@ -109,5 +149,39 @@ mod tests {
         assert!(text.ends_with("}\n"));
         assert_eq!(Record::from_json(&json).unwrap(), record);
         assert!(Record::from_json(b"{\"user\": \"alice\"}").is_err());
+    }
+
+    /// A record written by someone holding the card, with terminal sequences in every text
+    /// field: none reaches the console as a control character.
+    #[test]
+    fn control_characters_in_a_record_come_back_escaped() {
+        let json = br#"{"user": "alice\u001b[2J\u001b]0;pwned\u0007",
+            "uid": 1000,
+            "source": "store account\r\u001b[1Aalice@example.com\u009b31m\u202e",
+            "time": "2026-11-25T20:30:00Z\u0008\u0008",
+            "host-key": "SHA256:abc\n\u2028x\\u{1b}"}"#;
+        let record = Record::from_json(json).unwrap();
+        for text in [&record.user, &record.source, &record.time, &record.host_key] {
+            assert!(
+                !text.chars().any(acts_on_terminal),
+                "{text:?} still has a control character"
+            );
+        }
+        assert_eq!(record.user, "alice\\u{1b}[2J\\u{1b}]0;pwned\\u{7}");
+        assert_eq!(
+            record.source,
+            "store account\\u{d}\\u{1b}[1Aalice@example.com\\u{9b}31m\\u{202e}"
+        );
+        assert_eq!(record.time, "2026-11-25T20:30:00Z\\u{8}\\u{8}");
+        // A backslash in the file cannot pass for an escape.
+        assert_eq!(record.host_key, "SHA256:abc\\u{a}\\u{2028}x\\\\u{1b}");
+        // The line init.rs prints on every later boot.
+        let line = format!(
+            "configured already: account {} (keys from {})",
+            record.user, record.source
+        );
+        assert!(!line.contains('\u{1b}') && !line.contains('\r'), "{line:?}");
+        // Plain text, including non-ASCII, is left alone.
+        assert_eq!(printable("Zoë alice@example.com"), "Zoë alice@example.com");
     }
 }

@@ -431,3 +431,111 @@ fn sudoers_d_is_created_0750_and_its_file_0440() {
         (0o440, 0, 0)
     );
 }
+
+/// Every file read back from the card has a limit checked before it is read: a record or
+/// host key of a terabyte (sparse: it takes no space) is refused, naming the file and the
+/// limit, and so is a base account file over its limit.
+#[test]
+fn oversized_files_are_refused_before_they_are_read() {
+    let scratch = Scratch::new("oversized");
+    run(&scratch, &mut Steps::default()).unwrap();
+    let record = scratch.system().join(RECORD);
+    fs::File::options()
+        .write(true)
+        .open(&record)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let err = state(&scratch.data()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StateError::ReadRecord {
+                source: ReadError::TooLarge { limit: MAX_RECORD, ref path, .. },
+                ..
+            } if *path == record
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&record.display().to_string())
+            && text.contains(&format!("larger than {MAX_RECORD} bytes"))
+            && text.contains("remove"),
+        "{text}"
+    );
+    // One byte over the limit is enough.
+    fs::File::options()
+        .write(true)
+        .open(&record)
+        .unwrap()
+        .set_len(MAX_RECORD + 1)
+        .unwrap();
+    assert!(matches!(
+        state(&scratch.data()),
+        Err(StateError::ReadRecord {
+            source: ReadError::TooLarge { .. },
+            ..
+        })
+    ));
+
+    let key = scratch.system().join(HOST_KEY);
+    fs::File::options()
+        .write(true)
+        .open(&key)
+        .unwrap()
+        .set_len(MAX_HOST_KEY + 1)
+        .unwrap();
+    let err = load_host_key(&scratch.data()).unwrap_err();
+    assert!(
+        matches!(err, StateError::ReadHostKey(ReadError::TooLarge { limit: MAX_HOST_KEY, ref path, .. }) if *path == key),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains(&format!("larger than {MAX_HOST_KEY} bytes")),
+        "{err}"
+    );
+
+    let fresh = Scratch::new("oversized-base");
+    fs::File::options()
+        .write(true)
+        .open(fresh.base().join("etc/passwd"))
+        .unwrap()
+        .set_len(MAX_ACCOUNT_FILE + 1)
+        .unwrap();
+    let err = run(&fresh, &mut Steps::default()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("etc/passwd")
+            && text.contains(&format!("larger than {MAX_ACCOUNT_FILE} bytes")),
+        "{text}"
+    );
+    assert_eq!(state(&fresh.data()).unwrap(), State::Unconfigured);
+}
+
+/// The record's text is printed on every console at each later boot: a terminal sequence
+/// written into it on the card comes back escaped.
+#[test]
+fn a_record_with_an_escape_sequence_is_read_back_escaped() {
+    let scratch = Scratch::new("escape");
+    run(&scratch, &mut Steps::default()).unwrap();
+    let path = scratch.system().join(RECORD);
+    let text = read(&scratch, RECORD).replace(
+        "store account alice@example.com",
+        "\\u001b[2J\\u001b[H\\rstore account\\u009b1m",
+    );
+    fs::write(&path, text).unwrap();
+    let State::Configured(record) = state(&scratch.data()).unwrap() else {
+        panic!("not configured")
+    };
+    assert!(
+        !record.source.chars().any(char::is_control),
+        "{:?}",
+        record.source
+    );
+    assert_eq!(
+        record.source,
+        "\\u{1b}[2J\\u{1b}[H\\u{d}store account\\u{9b}1m"
+    );
+}
