@@ -1,0 +1,407 @@
+//! Hand-over to the OS: grow `writable` to fill its disk, mount it, the base snap and the
+//! overlay of both, then switch_root into the OS's `/sbin/init` the way busybox does.
+//!
+//! Runs after the seed verified. Growing is best effort (a warning, never fatal) and
+//! idempotent: a boot that finds the partition and the file system at full size does
+//! nothing. The OS is entered only when `writable` holds `system-data/`, which exists only
+//! after a complete first-boot commit.
+
+mod grow;
+mod loopdev;
+mod writable;
+
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use log::{info, warn};
+use rustix::mount::{mount, mount_move, unmount, MountFlags, UnmountFlags};
+
+use crate::disk;
+use writable::{disk_of, find_writable, Partition};
+
+/// The label of the OS's writable ext4 partition, as ubuntu-image writes it.
+pub const LABEL: &str = "writable";
+/// Where `writable` is mounted read-write.
+pub const DATA: &str = "/run/mnt/data";
+/// Where the base snap is mounted read-only.
+pub const BASE: &str = "/run/mnt/base";
+/// Where the OS's root (the overlay) is assembled before switch_root.
+pub const ROOT: &str = "/run/mnt/root";
+/// The OS's state in `writable`: the overlay's upper directory; its existence means
+/// "configured".
+pub const SYSTEM_DATA: &str = "system-data";
+/// The overlay's work directory in `writable` (same file system as the upper one).
+const WORK: &str = ".overlay-work";
+/// What the OS runs as PID 1.
+const INIT: &str = "/sbin/init";
+/// Where the kernel lists block devices and partitions.
+const SYS_CLASS_BLOCK: &str = "/sys/class/block";
+/// `writable`'s mount: no set-id programs and no device nodes through it. Not `noexec`: it
+/// holds the upper layer of the OS's root, where the OS installs programs.
+const DATA_FLAGS: MountFlags = MountFlags::NOATIME
+    .union(MountFlags::NOSUID)
+    .union(MountFlags::NODEV);
+/// The base snap's mount (the overlay's lower layer): read-only, and no device nodes.
+const BASE_FLAGS: MountFlags = MountFlags::RDONLY.union(MountFlags::NODEV);
+
+/// Why the hand-over could not happen; each says what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// No ext4 partition carries the `writable` label.
+    #[error("no ext4 partition labelled {LABEL} found (partitions seen: {seen})")]
+    NoWritable {
+        /// The partitions that were looked at, comma separated.
+        seen: String,
+    },
+    /// A step of the hand-over failed.
+    #[error("cannot {what}: {error}")]
+    Step {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        error: io::Error,
+    },
+    /// The only `writable` found is on another disk than the boot partition.
+    #[error("the ext4 partition labelled {LABEL} found, {device}, is on {disk}, not on {boot_disk} where the boot partition is: it is not used")]
+    WritableElsewhere {
+        /// The partition found.
+        device: PathBuf,
+        /// Its disk.
+        disk: PathBuf,
+        /// The disk holding the boot partition.
+        boot_disk: PathBuf,
+    },
+    /// The seed has no file for the model's base snap.
+    #[error("the seed has no base snap {name} (no {name}_*.snap in {dir})")]
+    NoBase {
+        /// The model's base.
+        name: String,
+        /// The seed's snaps folder.
+        dir: PathBuf,
+    },
+}
+
+impl Failure {
+    /// What the person at the device can do about it.
+    pub fn todo(&self) -> &'static str {
+        match self {
+            Failure::NoWritable { .. } => {
+                "rebuild the image with coreforge build-image (its gadget makes the writable \
+                 partition), then press Enter"
+            }
+            Failure::WritableElsewhere { .. } => {
+                "remove the other disk or USB stick (the writable partition must be on the card \
+                 that holds the boot partition), then press Enter"
+            }
+            Failure::NoBase { .. } => "rebuild the image so that it seeds the model's base snap",
+            Failure::Step { .. } => {
+                "check that the initramfs loads loop, squashfs, overlay and ext4, then press Enter"
+            }
+        }
+    }
+}
+
+/// Wraps an I/O error with what was being done.
+fn step(what: impl Into<String>) -> impl FnOnce(io::Error) -> Failure {
+    let what = what.into();
+    move |error| Failure::Step { what, error }
+}
+
+/// Finds `writable` on the disk of the boot partition mounted at [`crate::mounts::SEED`],
+/// grows it to fill the disk (a failure to grow is only a warning) and mounts it
+/// read-write at [`DATA`].
+pub fn prepare_data() -> Result<(), Failure> {
+    let sys = Path::new(SYS_CLASS_BLOCK);
+    let names = disk::partitions(sys);
+    let boot_disk = boot_disk(sys, &names, Path::new(crate::mounts::SEED))?;
+    let part = find_writable(sys, Path::new("/dev"), &names, &boot_disk)?;
+    info!(
+        "writable partition: {} (on {boot_disk}, with the boot partition)",
+        part.device.display()
+    );
+    let part = match grow::grow_partition(&part) {
+        Ok(grown) => grown,
+        Err(e) => {
+            warn!(
+                "cannot grow {}: {e} — it keeps its size",
+                part.device.display()
+            );
+            part
+        }
+    };
+    mount_data(&part)?;
+    if let Err(e) = grow::grow_filesystem(&part) {
+        warn!(
+            "cannot grow the file system on {}: {e} — it keeps its size",
+            part.device.display()
+        );
+    }
+    Ok(())
+}
+
+/// The sysfs name of the disk holding the file system mounted at `seed` (its device
+/// number, as `stat` reports it, matched against the partitions' `dev` files).
+fn boot_disk(sys: &Path, names: &[String], seed: &Path) -> Result<String, Failure> {
+    let what = || {
+        format!(
+            "find the disk of the boot partition mounted at {}",
+            seed.display()
+        )
+    };
+    let dev = fs::metadata(seed).map_err(step(what()))?.dev();
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    disk_of(sys, names, major, minor).ok_or_else(|| Failure::Step {
+        what: what(),
+        error: io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "no partition in {} has device number {major}:{minor}",
+                sys.display()
+            ),
+        ),
+    })
+}
+
+/// Mounts the base snap `<seed>/snaps/<base>_*.snap` read-only at [`BASE`], on a loop device.
+/// Looks the file up by name: [`mount_base_file`] takes the very file that was verified.
+pub fn mount_base(seed: &Path, base: &str) -> Result<(), Failure> {
+    let snap = base_snap(&seed.join("snaps"), base)?;
+    let file = File::open(&snap).map_err(step(format!("open {}", snap.display())))?;
+    mount_base_file(&file, &snap.display().to_string())
+}
+
+/// Mounts the base snap open as `file` (read-only) at [`BASE`], on a loop device attached
+/// to this very file descriptor: the bytes mounted are the bytes read through it (and
+/// hashed when the seed was verified), with no second look-up by name. `name` is for
+/// messages and the loop device's label.
+#[allow(dead_code)] // init.rs moves to it from mount_base
+pub fn mount_base_file(file: &File, name: &str) -> Result<(), Failure> {
+    let _ = unmount(BASE, UnmountFlags::DETACH);
+    // Held open until the mount holds the device: its last close would detach it.
+    let (device, _open) =
+        loopdev::attach(file, name).map_err(step(format!("attach {name} to a loop device")))?;
+    fs::create_dir_all(BASE).map_err(step(format!("create {BASE}")))?;
+    mount(device.as_path(), BASE, "squashfs", BASE_FLAGS, None).map_err(|e| Failure::Step {
+        what: format!("mount {} ({name}) at {BASE}", device.display()),
+        error: e.into(),
+    })?;
+    info!("base snap {name} mounted at {BASE}");
+    Ok(())
+}
+
+/// Mounts the overlay of `writable`'s `system-data/` over the base snap and switches root
+/// into the OS's init; returns only on failure, with nothing left mounted but [`DATA`] and
+/// [`BASE`] (see [`release`]).
+pub fn enter() -> Result<std::convert::Infallible, Failure> {
+    let error = match try_enter() {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = unmount(ROOT, UnmountFlags::DETACH);
+    Err(error)
+}
+
+/// Unmounts what [`prepare_data`] and [`mount_base`] mounted, for a retry from scratch (the
+/// loop device detaches itself).
+pub fn release() {
+    for dir in [ROOT, BASE, DATA] {
+        let _ = unmount(dir, UnmountFlags::DETACH);
+    }
+}
+
+fn try_enter() -> Result<std::convert::Infallible, Failure> {
+    let work = Path::new(DATA).join(WORK);
+    fs::create_dir_all(&work).map_err(step(format!("create {}", work.display())))?;
+    fs::create_dir_all(ROOT).map_err(step(format!("create {ROOT}")))?;
+    let options = overlay_options(Path::new(BASE), &Path::new(DATA).join(SYSTEM_DATA), &work);
+    let options = CString::new(options).map_err(|e| Failure::Step {
+        what: "build the overlay options".into(),
+        error: io::Error::new(io::ErrorKind::InvalidInput, e),
+    })?;
+    mount("overlay", ROOT, "overlay", MountFlags::empty(), &*options).map_err(|e| {
+        Failure::Step {
+            what: format!("mount the overlay ({options:?}) at {ROOT}"),
+            error: e.into(),
+        }
+    })?;
+    if !Path::new(ROOT).join(INIT.trim_start_matches('/')).exists() {
+        return Err(Failure::Step {
+            what: format!("find {INIT} in the base snap mounted at {BASE}"),
+            error: io::ErrorKind::NotFound.into(),
+        });
+    }
+    info!("handing over to {INIT}");
+    Err(switch_root(Path::new(ROOT)))
+}
+
+/// The overlay's mount options.
+fn overlay_options(lower: &Path, upper: &Path, work: &Path) -> String {
+    format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    )
+}
+
+/// The base snap's file in the seed's `snaps/`: `<base>_<revision>.snap`.
+fn base_snap(dir: &Path, base: &str) -> Result<PathBuf, Failure> {
+    let prefix = format!("{base}_");
+    let mut found: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(step(format!("list {}", dir.display())))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".snap"))
+        })
+        .collect();
+    found.sort();
+    // Seed verification refuses a snap seeded twice, so there is one.
+    found.pop().ok_or_else(|| Failure::NoBase {
+        name: base.to_owned(),
+        dir: dir.to_owned(),
+    })
+}
+
+/// Mounts `writable` read-write at [`DATA`] (unmounting an earlier attempt's first).
+fn mount_data(part: &Partition) -> Result<(), Failure> {
+    let _ = unmount(DATA, UnmountFlags::DETACH);
+    fs::create_dir_all(DATA).map_err(step(format!("create {DATA}")))?;
+    mount(part.device.as_path(), DATA, "ext4", DATA_FLAGS, None).map_err(|e| Failure::Step {
+        what: format!(
+            "mount {} read-write as ext4 at {DATA}",
+            part.device.display()
+        ),
+        error: e.into(),
+    })?;
+    info!("{LABEL} mounted at {DATA}");
+    Ok(())
+}
+
+/// The mounts carried into the new root: (where now, where under the new root).
+const CARRIED: [(&str, &str); 6] = [
+    (crate::mounts::SEED, "run/mnt/ubuntu-seed"),
+    (DATA, "run/mnt/data"),
+    (BASE, "run/mnt/base"),
+    ("/proc", "proc"),
+    ("/sys", "sys"),
+    ("/dev", "dev"),
+];
+
+/// Moves the mounts into `root` (under a fresh /run tmpfs there), frees the initramfs's
+/// files, makes `root` the root and execs [`INIT`]; returns only on failure.
+fn switch_root(root: &Path) -> Failure {
+    match try_switch_root(root) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+fn try_switch_root(root: &Path) -> Result<std::convert::Infallible, Failure> {
+    // The OS's /run: a tmpfs the OS keeps (its rcS mounts one only where none is).
+    let run = root.join("run");
+    let mode = c"mode=0755";
+    mount(
+        "tmpfs",
+        &run,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        mode,
+    )
+    .map_err(|e| Failure::Step {
+        what: format!("mount a tmpfs at {}", run.display()),
+        error: e.into(),
+    })?;
+    for (from, to) in CARRIED {
+        let target = root.join(to);
+        fs::create_dir_all(&target).map_err(step(format!("create {}", target.display())))?;
+        mount_move(from, &target).map_err(|e| Failure::Step {
+            what: format!("move the mount {from} to {}", target.display()),
+            error: e.into(),
+        })?;
+    }
+    std::env::set_current_dir(root).map_err(step(format!("enter {}", root.display())))?;
+    // Free the initramfs's memory: it is the rootfs, which stays mounted underneath.
+    if let Ok(meta) = fs::symlink_metadata("/") {
+        delete_contents(Path::new("/"), meta.dev());
+    }
+    mount_move(".", "/").map_err(|e| Failure::Step {
+        what: format!("move {} onto /", root.display()),
+        error: e.into(),
+    })?;
+    std::os::unix::fs::chroot(".").map_err(step("chroot into the new root"))?;
+    std::env::set_current_dir("/").map_err(step("enter the new root"))?;
+    let error = Command::new(INIT).exec();
+    Err(Failure::Step {
+        what: format!("run the OS's {INIT}"),
+        error,
+    })
+}
+
+/// Deletes everything under `dir` on the device `dev`, without crossing into mounts.
+fn delete_contents(dir: &Path, dev: u64) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.dev() != dev {
+            continue; // a mount point (the new root, or what lives under it)
+        }
+        if meta.is_dir() {
+            delete_contents(&path, dev);
+            let _ = fs::remove_dir(&path); // fails for directories holding mount points
+        } else {
+            let _ = fs::remove_file(&path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("cf-handover-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn base_snap_is_found_by_name_and_overlay_options_name_the_dirs() {
+        let dir = temp("snaps");
+        for f in ["core_3.snap", "core22_1.snap", "pi3_2.snap"] {
+            fs::write(dir.join(f), b"").unwrap();
+        }
+        assert_eq!(base_snap(&dir, "core").unwrap(), dir.join("core_3.snap"));
+        assert!(matches!(
+            base_snap(&dir, "core24"),
+            Err(Failure::NoBase { .. })
+        ));
+        assert_eq!(
+            overlay_options(Path::new(BASE), &Path::new(DATA).join(SYSTEM_DATA), &Path::new(DATA).join(WORK)),
+            "lowerdir=/run/mnt/base,upperdir=/run/mnt/data/system-data,workdir=/run/mnt/data/.overlay-work"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `writable` is mounted without set-id programs or device nodes, the base snap
+    /// read-only without device nodes.
+    #[test]
+    fn data_and_base_mounts_keep_nosuid_and_nodev() {
+        assert!(DATA_FLAGS.contains(MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOATIME));
+        assert!(!DATA_FLAGS.contains(MountFlags::RDONLY));
+        assert!(BASE_FLAGS.contains(MountFlags::RDONLY | MountFlags::NODEV));
+    }
+}
