@@ -516,15 +516,22 @@ fn uploaded_snaps_verify_through_the_store_root() {
     assert_eq!(rev.developer_id, "brand");
     assert_eq!(all[0].authority_id(), "coreforge-store");
 
-    let db = env.roots();
+    // The publisher's account was made by the store, and verifies too; the declaration
+    // needs it, and the revision needs the declaration (snapd's rules).
+    let mut db = env.roots();
+    let account = fs::read(env.path("store/assertions/account/brand.assert")).unwrap();
+    let account = Assertion::decode(account.strip_suffix(b"\n").unwrap_or(&account)).unwrap();
+    db.verify(&account).unwrap();
+    let e = db.verify(&all[0]).unwrap_err();
+    assert!(e.to_string().contains("no account assertion"), "{e}");
+    db.add(account);
+    for a in &all {
+        db.add(a.clone());
+    }
     for a in &all {
         let v = db.verify(a).unwrap();
         assert_eq!(v.signer(), "coreforge-store");
     }
-    // The publisher's account was made by the store, and verifies too.
-    let account = fs::read(env.path("store/assertions/account/brand.assert")).unwrap();
-    let account = Assertion::decode(account.strip_suffix(b"\n").unwrap_or(&account)).unwrap();
-    db.verify(&account).unwrap();
     // A store with another root does not vouch for these.
     let other = Env::new();
     other.init_store();

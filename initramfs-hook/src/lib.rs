@@ -14,6 +14,8 @@
 //! - `/lib/modules/<name>.ko` — uncompressed modules; `/etc/coreforge/modules.load` lists
 //!   their paths one per line, dependencies first, in the order the agent loads them
 //! - `/etc/coreforge/trusted/<name>.assertion` — the trusted roots
+//! - `/etc/coreforge/known/<name>.assertion` — the store's current accounts and account-keys
+//! - `/etc/coreforge/device` — what the device is: model, seed label, build time, preseed digest
 //! - `/etc/coreforge/sso-url` — the store's login service for identity look-ups (one line)
 //! - `/etc/coreforge/tls-roots.pem` — the roots of trust for the agent's HTTPS (a PEM bundle)
 //! - empty `/proc /sys /run /tmp /mnt` mount points
@@ -40,6 +42,11 @@ pub const MODULES_LOAD: &str = "/etc/coreforge/modules.load";
 pub const MODULES_DIR: &str = "/lib/modules";
 /// Where the trusted root assertions go.
 pub const TRUSTED_DIR: &str = "/etc/coreforge/trusted";
+/// What the device is (the model and seed label it boots): `coreforge_assertions::DevicePin`.
+pub const DEVICE_PIN: &str = "/etc/coreforge/device";
+/// The store's current accounts and account-keys at build time (`*.assertion`), known but
+/// not trusted: they keep a key revoked at the store revoked on the device.
+pub const KNOWN_DIR: &str = "/etc/coreforge/known";
 /// Where the SSO URL goes: one line, the base of `<sso-url>/api/v2/keys/<e-mail>`.
 pub const SSO_URL: &str = "/etc/coreforge/sso-url";
 /// Where the TLS roots go: PEM certificates the agent trusts for HTTPS.

@@ -8,16 +8,20 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, ensure, Context, Result};
-use coreforge_assertions::{Assertion, Model, TrustDb, Verified};
+use coreforge_assertions::Model;
 use coreforge_boards::{Arch, Board};
-use coreforge_initramfs::{Compression, InitramfsBuilder};
+use coreforge_initramfs::{Compression, InitramfsBuilder, DEVICE_PIN, KNOWN_DIR};
 
 use crate::image::{self, Filesystem, Role, Structure};
+use crate::snap;
+use crate::store::open_store;
 
 mod firstboot;
-use crate::snap::{self, SnapInfo};
-use crate::store::{open_store, ResolvedSnap, Store};
+mod resolve;
+mod seed;
+mod trust;
 use firstboot::FirstBoot;
+use resolve::SeedRole;
 
 /// Arguments of `build-image`.
 #[derive(clap::Args, Debug)]
@@ -53,68 +57,6 @@ pub struct Args {
     firstboot: firstboot::FirstBootArgs,
 }
 
-/// Why a snap is in the seed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SeedRole {
-    Gadget,
-    Kernel,
-    /// The base, or `core` for a series-16 model without one.
-    Base,
-    Snapd,
-    /// Required by the model.
-    Required,
-    /// Asked for with `--extra-snaps`.
-    Extra,
-}
-
-impl SeedRole {
-    /// The snap types a snap in this role may have.
-    fn allowed_types(self) -> &'static [&'static str] {
-        match self {
-            SeedRole::Gadget => &["gadget"],
-            SeedRole::Kernel => &["kernel"],
-            SeedRole::Base => &["base", "core"],
-            SeedRole::Snapd => &["snapd"],
-            SeedRole::Required | SeedRole::Extra => {
-                &["app", "base", "core", "snapd", "gadget", "kernel"]
-            }
-        }
-    }
-}
-
-impl std::fmt::Display for SeedRole {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            SeedRole::Gadget => "gadget",
-            SeedRole::Kernel => "kernel",
-            SeedRole::Base => "base",
-            SeedRole::Snapd => "snapd",
-            SeedRole::Required => "required",
-            SeedRole::Extra => "extra",
-        })
-    }
-}
-
-/// A snap picked for the seed, with where it came from.
-struct SeedSnap {
-    name: String,
-    path: PathBuf,
-    info: SnapInfo,
-    /// Store revision and snap-id; `None` for an unasserted local file.
-    resolved: Option<ResolvedSnap>,
-    /// Why it is seeded (gadget, kernel, base, required, extra).
-    why: SeedRole,
-}
-
-impl SeedSnap {
-    fn file_name(&self) -> String {
-        match &self.resolved {
-            Some(r) => format!("{}_{}.snap", self.name, r.revision),
-            None => format!("{}_x1.snap", self.name),
-        }
-    }
-}
-
 /// Builds the image; writes nothing at `--output` unless everything succeeded.
 pub fn run(args: &Args) -> Result<ExitCode> {
     let progress = Progress::new();
@@ -123,8 +65,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     progress.step("verifying the model");
     let store = open_store(&args.store)?;
     let roots = store.roots()?;
-    let (verified, brand_chain) = verify_model(&args.model, &roots, store.as_ref())?;
-    let model = Model::from_assertion(verified.assertion())?;
+    let mut trust = trust::verify_model(&args.model, &roots, store.as_ref())?;
+    let model = Model::from_assertion(trust.model.assertion())?;
     let arch_name = model
         .architecture
         .clone()
@@ -135,14 +77,14 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         .with_context(|| format!("no cross build for the model's architecture {arch_name:?}"))?;
 
     progress.step("resolving snaps");
-    let overrides = parse_overrides(&args.snaps)?;
-    if !overrides.is_empty() && !allows_local_snaps(&model) {
+    let overrides = resolve::parse_overrides(&args.snaps)?;
+    if !overrides.is_empty() && !resolve::allows_local_snaps(&model) {
         bail!(
             "--snap is only allowed for models with grade: dangerous (this model's grade: {})",
             model.grade.as_deref().unwrap_or("none, a series-16 model")
         );
     }
-    let snaps = resolve_snaps(
+    let snaps = resolve::resolve_snaps(
         &model,
         &arch_name,
         &args.channel,
@@ -228,14 +170,9 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         staged.insert(s.index, dir);
     }
     let boot_dir = &staged[&boot.index];
-    write_seed(
-        boot_dir,
-        &verified,
-        &brand_chain,
-        &snaps,
-        store.as_ref(),
-        epoch,
-    )?;
+    let built = trust::build_time(epoch);
+    let label = seed::seed_label(built);
+    seed::write_seed(boot_dir, &label, &mut trust, &model, &snaps, store.as_ref())?;
     write_kernel(boot_dir, &kernel_dir)?;
     firstboot.write_boot(boot_dir)?;
 
@@ -250,7 +187,14 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         root_files.push(p);
     }
     let modules_root = single_subdir(&kernel_dir.join("modules"))?;
-    let mut builder = firstboot.add_to(InitramfsBuilder::from_agent_file(&agent)?);
+    let pin = trust::device_pin(&trust, &model, &label, built, firstboot.preseed_digest());
+    let mut builder = firstboot
+        .add_to(InitramfsBuilder::from_agent_file(&agent)?)
+        .file(DEVICE_PIN, pin.encode().into_bytes(), 0o644);
+    for (i, a) in trust.current_keys(store.as_ref())?.iter().enumerate() {
+        let path = format!("{KNOWN_DIR}/{i:03}-{}.assertion", a.type_name());
+        builder = builder.file(&path, a.encode().to_vec(), 0o644);
+    }
     if let Some(led) = board.status_led {
         // The agent's headless status light (agent/src/status.rs reads this).
         builder = builder.file(
@@ -302,267 +246,11 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Verifies the model and its chain against the store's roots before anything else; also
-/// returns the brand's account assertions from the store (the seed's `model-etc`).
-fn verify_model(
-    path: &Path,
-    roots: &[Assertion],
-    store: &dyn Store,
-) -> Result<(Verified, Vec<Assertion>)> {
-    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let all = Assertion::decode_all(&bytes)
-        .with_context(|| format!("cannot decode {}", path.display()))?;
-    let mut db = TrustDb::new();
-    for root in roots {
-        db.add_trusted(root.clone());
-    }
-    let model = all
-        .iter()
-        .find(|a| a.type_name() == "model")
-        .with_context(|| format!("{} holds no model assertion", path.display()))?
-        .clone();
-    for a in all {
-        db.add(a);
-    }
-    let brand = model.header_str("brand-id").unwrap_or_default().to_owned();
-    let brand_chain = store.account_assertions(&brand)?;
-    for a in &brand_chain {
-        db.add(a.clone());
-    }
-    let verified = db.verify(&model).with_context(|| {
-        format!(
-            "the model {} does not verify against the store's roots",
-            path.display()
-        )
-    })?;
-    Ok((verified, brand_chain))
-}
-
-fn allows_local_snaps(model: &Model) -> bool {
-    model.grade.as_deref() == Some("dangerous")
-}
-
-fn parse_overrides(specs: &[String]) -> Result<BTreeMap<String, PathBuf>> {
-    let mut out = BTreeMap::new();
-    for spec in specs {
-        let (name, file) = spec
-            .split_once('=')
-            .with_context(|| format!("--snap {spec:?}: expected NAME=FILE"))?;
-        out.insert(name.to_owned(), PathBuf::from(file));
-    }
-    Ok(out)
-}
-
-fn channel_with_track(channel: &str, track: Option<&str>) -> String {
-    match track {
-        None => channel.to_owned(),
-        // `gadget: pi3=18` pins the track; the risk (and branch) still come from -c.
-        Some(t) => {
-            let parts: Vec<&str> = channel.split('/').collect();
-            let risk_and_branch = match parts.as_slice() {
-                [risk] => (*risk).to_owned(),
-                [first, rest @ ..] if is_risk(first) => std::iter::once(*first)
-                    .chain(rest.iter().copied())
-                    .collect::<Vec<_>>()
-                    .join("/"),
-                [_, rest @ ..] => rest.join("/"),
-                [] => "stable".to_owned(),
-            };
-            format!("{t}/{risk_and_branch}")
-        }
-    }
-}
-
-fn is_risk(s: &str) -> bool {
-    matches!(s, "stable" | "candidate" | "beta" | "edge")
-}
-
-fn resolve_snaps(
-    model: &Model,
-    arch: &str,
-    channel: &str,
-    extra: &[String],
-    overrides: &BTreeMap<String, PathBuf>,
-    store: &dyn Store,
-) -> Result<Vec<SeedSnap>> {
-    let mut wanted: Vec<(String, Option<String>, SeedRole)> = Vec::new();
-    if model.snaps.is_empty() {
-        if let Some(g) = &model.gadget {
-            wanted.push((g.clone(), model.gadget_track.clone(), SeedRole::Gadget));
-        }
-        if let Some(k) = &model.kernel {
-            wanted.push((k.clone(), model.kernel_track.clone(), SeedRole::Kernel));
-        }
-        wanted.push((model.base_or_core().to_owned(), None, SeedRole::Base));
-        for r in &model.required_snaps {
-            wanted.push((r.clone(), None, SeedRole::Required));
-        }
-    } else {
-        for s in &model.snaps {
-            let why = match s.snap_type.as_str() {
-                "gadget" => SeedRole::Gadget,
-                "kernel" => SeedRole::Kernel,
-                "base" | "core" if Some(&s.name) == model.base.as_ref() => SeedRole::Base,
-                "snapd" => SeedRole::Snapd,
-                _ if s.presence == "optional" => continue,
-                _ => SeedRole::Required,
-            };
-            wanted.push((s.name.clone(), None, why));
-        }
-        if !model
-            .snaps
-            .iter()
-            .any(|s| Some(&s.name) == model.base.as_ref())
-        {
-            wanted.push((model.base_or_core().to_owned(), None, SeedRole::Base));
-        }
-    }
-    let mut out: Vec<SeedSnap> = Vec::new();
-    for (name, track, why) in wanted {
-        if out.iter().any(|s| s.name == name) {
-            continue;
-        }
-        let snap = match overrides.get(&name) {
-            Some(file) => local_snap(file, why)?,
-            None => {
-                let ch = channel_with_track(channel, track.as_deref());
-                let r = store
-                    .resolve(&name, &ch, arch)
-                    .with_context(|| format!("cannot seed the model's {why} snap {name:?}"))?;
-                SeedSnap {
-                    name: r.name.clone(),
-                    path: r.path.clone(),
-                    info: r.info.clone(),
-                    resolved: Some(r),
-                    why,
-                }
-            }
-        };
-        ensure!(
-            snap.info.name == name,
-            "{why} snap {}: its snap.yaml names it {:?}, the model wants {name:?}",
-            snap.path.display(),
-            snap.info.name
-        );
-        out.push(snap);
-    }
-    for spec in extra {
-        let snap = if spec.ends_with(".snap") || Path::new(spec).is_file() {
-            local_snap(Path::new(spec), SeedRole::Extra)?
-        } else {
-            let r = store
-                .resolve(spec, channel, arch)
-                .with_context(|| format!("cannot seed the extra snap {spec:?}"))?;
-            SeedSnap {
-                name: r.name.clone(),
-                path: r.path.clone(),
-                info: r.info.clone(),
-                resolved: Some(r),
-                why: SeedRole::Extra,
-            }
-        };
-        if let Some(seeded) = out.iter().find(|s| s.name == snap.name) {
-            bail!(
-                "--extra-snaps {spec}: snap {:?} is already seeded as the model's {} snap",
-                snap.name,
-                seeded.why
-            );
-        }
-        out.push(snap);
-    }
-    for s in &out {
-        let types = s.why.allowed_types();
-        ensure!(
-            types.contains(&s.info.snap_type.as_str()),
-            "{} snap {:?} has type {:?}, expected {}",
-            s.why,
-            s.name,
-            s.info.snap_type,
-            types.join(" or ")
-        );
-        ensure!(
-            s.info.supports(arch),
-            "snap {:?} is for {} but the model's architecture is {arch}",
-            s.name,
-            s.info.architectures.join(", ")
-        );
-        if s.resolved.is_none() {
-            eprintln!("warning: snap {:?} is a local file with no store assertions; it is seeded unasserted", s.name);
-        }
-    }
-    Ok(out)
-}
-
-fn local_snap(file: &Path, why: SeedRole) -> Result<SeedSnap> {
-    let info = snap::read_info(file).with_context(|| format!("{why} snap {}", file.display()))?;
-    Ok(SeedSnap {
-        name: info.name.clone(),
-        path: file.to_owned(),
-        info,
-        resolved: None,
-        why,
-    })
-}
-
 /// The structure that carries the seed: the FAT `system-boot` (or the seed/boot role).
 fn is_boot_structure(s: &Structure) -> bool {
     s.filesystem.is_fat()
         && (s.effective_label() == Some("system-boot")
             || matches!(s.role, Some(Role::SystemSeed) | Some(Role::SystemBoot)))
-}
-
-/// Writes snapd's UC20 seed layout into the boot file system.
-fn write_seed(
-    boot: &Path,
-    model: &Verified,
-    brand_chain: &[Assertion],
-    snaps: &[SeedSnap],
-    store: &dyn Store,
-    epoch: u64,
-) -> Result<()> {
-    let label = seed_label(epoch);
-    let system = boot.join("systems").join(&label);
-    let assertions = system.join("assertions");
-    fs::create_dir_all(&assertions)?;
-    fs::create_dir_all(boot.join("snaps"))?;
-    fs::write(system.join("model"), model.assertion().encode())?;
-
-    let mut model_etc = Vec::new();
-    for a in brand_chain {
-        append(&mut model_etc, a);
-    }
-    fs::write(assertions.join("model-etc"), model_etc)?;
-
-    let mut snap_assertions = Vec::new();
-    for s in snaps {
-        let dest = boot.join("snaps").join(s.file_name());
-        fs::copy(&s.path, &dest)
-            .with_context(|| format!("cannot copy {} into the seed", s.path.display()))?;
-        if let Some(r) = &s.resolved {
-            for a in store.snap_assertions(r)? {
-                append(&mut snap_assertions, &a);
-            }
-        }
-    }
-    fs::write(assertions.join("snaps"), snap_assertions)?;
-    Ok(())
-}
-
-fn append(stream: &mut Vec<u8>, a: &Assertion) {
-    if !stream.is_empty() {
-        stream.extend_from_slice(b"\n\n");
-    }
-    stream.extend_from_slice(a.encode());
-}
-
-/// The seed's system label: the build date, from `SOURCE_DATE_EPOCH` when set.
-fn seed_label(epoch: u64) -> String {
-    let t = if epoch == 0 && std::env::var_os("SOURCE_DATE_EPOCH").is_none() {
-        coreforge_assertions::Timestamp::now()
-    } else {
-        coreforge_assertions::Timestamp::from_unix(i64::try_from(epoch).unwrap_or(0))
-    };
-    t.to_string()[..10].replace('-', "")
 }
 
 /// Copies the kernel image and device trees from the kernel snap to the boot partition's root.
@@ -676,18 +364,5 @@ mod tests {
         assert_eq!(parse_size("4096").unwrap(), 4096);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("99999999999G").is_err());
-    }
-
-    #[test]
-    fn tracks_pin_the_channel() {
-        assert_eq!(channel_with_track("beta", None), "beta");
-        assert_eq!(channel_with_track("beta", Some("18")), "18/beta");
-        assert_eq!(channel_with_track("latest/edge", Some("18")), "18/edge");
-        assert_eq!(channel_with_track("beta/fix", Some("18")), "18/beta/fix");
-    }
-
-    #[test]
-    fn seed_labels_follow_the_epoch() {
-        assert_eq!(seed_label(1_764_028_800), "20251125");
     }
 }

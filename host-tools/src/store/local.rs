@@ -522,6 +522,26 @@ impl LocalStore {
         }
     }
 
+    /// Every stored assertion of `type_name`, by file name.
+    fn load_all(&self, type_name: &str) -> Result<Vec<Assertion>, StoreError> {
+        let dir = self.dir.join(ASSERTIONS).join(type_name);
+        let mut paths: Vec<PathBuf> = match fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "assert"))
+                .collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("list", &dir)(e)),
+        };
+        paths.sort();
+        let mut out = Vec::with_capacity(paths.len());
+        for path in paths {
+            let bytes = fs::read(&path).map_err(io_err("read", &path))?;
+            out.push(decode_one(&path, &bytes)?);
+        }
+        Ok(out)
+    }
+
     fn require_assertion(&self, type_name: &str, key: &str) -> Result<Assertion, StoreError> {
         self.load_assertion(type_name, key)?
             .ok_or_else(|| StoreError::Corrupt {
@@ -633,20 +653,17 @@ impl Store for LocalStore {
 
     fn account_assertions(&self, account_id: &str) -> Result<Vec<Assertion>, StoreError> {
         let mut out = vec![self.account(account_id)?];
-        let dir = self.dir.join(ASSERTIONS).join("account-key");
-        let mut paths: Vec<PathBuf> = fs::read_dir(&dir)
-            .map_err(io_err("list", &dir))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "assert"))
-            .collect();
-        paths.sort();
-        for path in paths {
-            let bytes = fs::read(&path).map_err(io_err("read", &path))?;
-            let a = decode_one(&path, &bytes)?;
-            if a.header_str("account-id") == Some(account_id) {
-                out.push(a);
-            }
-        }
+        out.extend(
+            self.load_all("account-key")?
+                .into_iter()
+                .filter(|a| a.header_str("account-id") == Some(account_id)),
+        );
+        Ok(out)
+    }
+
+    fn all_account_assertions(&self) -> Result<Vec<Assertion>, StoreError> {
+        let mut out = self.load_all("account")?;
+        out.extend(self.load_all("account-key")?);
         Ok(out)
     }
 }

@@ -27,6 +27,8 @@ pub trait Store {
     fn snap_assertions(&self, snap: &ResolvedSnap) -> Result<Vec<Assertion>, StoreError>;
     /// Accounts and account-keys the store knows (for model chains).
     fn account_assertions(&self, account_id: &str) -> Result<Vec<Assertion>, StoreError>;
+    /// Every account and account-key the store holds, current revisions (for devices).
+    fn all_account_assertions(&self) -> Result<Vec<Assertion>, StoreError>;
 }
 
 /// One revision of a snap, picked by [`Store::resolve`].

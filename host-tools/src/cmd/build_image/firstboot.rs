@@ -65,6 +65,12 @@ impl FirstBoot {
         })
     }
 
+    /// SHA3-384 of the preseed file, if any: the device applies only the file it was
+    /// built with (or one a brand-signed system-user assertion vouches for).
+    pub fn preseed_digest(&self) -> Option<String> {
+        self.preseed.as_deref().map(coreforge_assertions::sha3_384)
+    }
+
     /// Puts the preseed file, if any, at the root of the staged boot partition.
     pub fn write_boot(&self, boot_dir: &Path) -> Result<()> {
         if let Some(bytes) = &self.preseed {
