@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use coreforge_assertions::Timestamp;
 
 use crate::store::{open_store, LocalStore, DEFAULT_AUTHORITY};
 
@@ -46,6 +47,17 @@ enum Command {
         /// Channels, e.g. stable, beta, latest/edge, 22/candidate.
         #[arg(required = true)]
         channels: Vec<String>,
+    },
+    /// Revoke an account-key: sign its next revision with `until` (default: now); devices of
+    /// images built afterwards refuse what it signs, whatever older revision they are given.
+    RevokeKey {
+        /// The store directory.
+        dir: PathBuf,
+        /// The key's id (its `public-key-sha3-384`).
+        key_id: String,
+        /// End of the key's validity, RFC 3339 (default: now).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
     },
     /// Show which revision a device of ARCH gets at CHANNEL; prints NAME REVISION FILE.
     Resolve {
@@ -115,6 +127,23 @@ pub fn run(args: &Args) -> Result<ExitCode> {
                     r.channel
                 );
             }
+        }
+        Command::RevokeKey { dir, key_id, until } => {
+            let until = match until {
+                Some(s) => Timestamp::parse(s).with_context(|| {
+                    format!("--until {s:?} is not an RFC 3339 time (2026-01-31T12:00:00Z)")
+                })?,
+                None => Timestamp::from_unix(Timestamp::now().unix()),
+            };
+            let store = LocalStore::open(dir)?;
+            let revoked = store
+                .revoke_key(key_id, until)
+                .with_context(|| format!("cannot revoke key {key_id}"))?;
+            println!(
+                "revoked key {key_id} of {} from {until} (account-key revision {})",
+                revoked.header_str("account-id").unwrap_or_default(),
+                revoked.revision()
+            );
         }
         Command::Resolve {
             dir,

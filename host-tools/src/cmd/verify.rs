@@ -47,6 +47,24 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let mut failed = false;
     for (path, a) in &todo {
         let what = format!("{} {}", a.type_name(), a.primary_key().join("/"));
+        if let Some(newer) = db
+            .find(a.type_name(), &a.primary_key())
+            .filter(|n| n.revision() > a.revision() && db.verify(n).is_ok())
+        {
+            // Of several revisions the highest wins: an older one is not current.
+            failed = true;
+            eprintln!(
+                "{}: {what}: revision {} is superseded by revision {}{}",
+                path.display(),
+                a.revision(),
+                newer.revision(),
+                newer
+                    .header_str("until")
+                    .map(|u| format!(" (valid until {u})"))
+                    .unwrap_or_default()
+            );
+            continue;
+        }
         match db.verify(a) {
             Ok(v) => println!(
                 "verified {what} signed by {} with key {}",

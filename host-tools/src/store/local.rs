@@ -418,6 +418,41 @@ impl LocalStore {
         Ok((account_key, account))
     }
 
+    /// Signs the next revision of the account-key `key_id` with `until`: the key signs
+    /// nothing valid from then on. Only the newest revision is kept.
+    pub fn revoke_key(&self, key_id: &str, until: Timestamp) -> Result<Assertion, StoreError> {
+        let current = self
+            .load_assertion("account-key", key_id)?
+            .ok_or_else(|| StoreError::UnknownKey(key_id.to_owned()))?;
+        if current.header_str("account-id") == Some(self.authority_id()) {
+            return Err(StoreError::RootKey(key_id.to_owned()));
+        }
+        let since = current.header_str("since").unwrap_or_default();
+        if Timestamp::parse(since).is_some_and(|s| until <= s) {
+            return Err(StoreError::UntilBeforeSince {
+                key_id: key_id.to_owned(),
+                since: since.to_owned(),
+            });
+        }
+        let mut headers: Vec<(String, HeaderValue)> = current
+            .headers()
+            .iter()
+            .filter(|(n, _)| {
+                !matches!(
+                    n.as_str(),
+                    "revision" | "until" | "sign-key-sha3-384" | "body-length"
+                )
+            })
+            .cloned()
+            .collect();
+        headers.push(h("revision", (current.revision() + 1).to_string()));
+        headers.push(h("until", until.to_string()));
+        let key = self.key()?;
+        let revoked = self.sign_with(&key, headers, Some(current.body()))?;
+        self.save_assertion(&revoked)?;
+        Ok(revoked)
+    }
+
     /// The signed account `id`, made now if the store has none.
     fn ensure_account(&self, key: &PrivateKey, id: &str) -> Result<Assertion, StoreError> {
         if let Some(a) = self.load_assertion("account", id)? {

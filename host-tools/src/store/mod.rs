@@ -129,6 +129,22 @@ pub enum StoreError {
     /// An account-key name snapd would not accept.
     #[error("invalid key name {0:?} for an account-key: snapd wants lowercase letters, digits and single '-' (with at least one letter); create the key under such a name")]
     BadKeyName(String),
+    /// No account-key with this id is registered.
+    #[error(
+        "no account-key {0:?} is registered with this store (see store/assertions/account-key/)"
+    )]
+    UnknownKey(String),
+    /// The store's own root key cannot be revoked this way.
+    #[error("key {0:?} is the store's own root key: devices trust it directly; make a new store instead")]
+    RootKey(String),
+    /// The revocation time is not after the key's start.
+    #[error("key {key_id:?} is valid since {since}: --until must be later")]
+    UntilBeforeSince {
+        /// The key.
+        key_id: String,
+        /// Its start.
+        since: String,
+    },
     /// The key is already registered for another account.
     #[error("key {key_id} is already registered for account {owner:?}, not {account:?}")]
     KeyOfOtherAccount {
