@@ -17,8 +17,9 @@ pub struct Setup {
     pub account: Account,
 }
 
-/// The account console-conf creates: no password, sudo rights, these SSH keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The account console-conf creates: no password (unless a brand-signed system-user
+/// assertion gives a hash), sudo rights, these SSH keys.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Account {
     /// Login name (validated: lower-case letters, digits, `-`, `_`, starting with a letter).
     pub username: String,
@@ -26,6 +27,8 @@ pub struct Account {
     pub keys: Vec<String>,
     /// Where the keys came from, for the login details, e.g. `store account alice@example.com`.
     pub source: String,
+    /// A crypt(3) hash (`$6$...`) from a system-user assertion; `None`: no password.
+    pub password: Option<String>,
 }
 
 /// A root-owned file for the OS's writable state, e.g. the network configuration.

@@ -81,6 +81,7 @@ impl Backend for Fake {
             username,
             keys,
             source: identity.to_string(),
+            password: None,
         })
     }
 

@@ -76,14 +76,6 @@ pub enum Failure {
         /// The disk holding the boot partition.
         boot_disk: PathBuf,
     },
-    /// The seed has no file for the model's base snap.
-    #[error("the seed has no base snap {name} (no {name}_*.snap in {dir})")]
-    NoBase {
-        /// The model's base.
-        name: String,
-        /// The seed's snaps folder.
-        dir: PathBuf,
-    },
 }
 
 impl Failure {
@@ -98,7 +90,6 @@ impl Failure {
                 "remove the other disk or USB stick (the writable partition must be on the card \
                  that holds the boot partition), then press Enter"
             }
-            Failure::NoBase { .. } => "rebuild the image so that it seeds the model's base snap",
             Failure::Step { .. } => {
                 "check that the initramfs loads loop, squashfs, overlay and ext4, then press Enter"
             }
@@ -167,19 +158,10 @@ fn boot_disk(sys: &Path, names: &[String], seed: &Path) -> Result<String, Failur
     })
 }
 
-/// Mounts the base snap `<seed>/snaps/<base>_*.snap` read-only at [`BASE`], on a loop device.
-/// Looks the file up by name: [`mount_base_file`] takes the very file that was verified.
-pub fn mount_base(seed: &Path, base: &str) -> Result<(), Failure> {
-    let snap = base_snap(&seed.join("snaps"), base)?;
-    let file = File::open(&snap).map_err(step(format!("open {}", snap.display())))?;
-    mount_base_file(&file, &snap.display().to_string())
-}
-
 /// Mounts the base snap open as `file` (read-only) at [`BASE`], on a loop device attached
 /// to this very file descriptor: the bytes mounted are the bytes read through it (and
 /// hashed when the seed was verified), with no second look-up by name. `name` is for
 /// messages and the loop device's label.
-#[allow(dead_code)] // init.rs moves to it from mount_base
 pub fn mount_base_file(file: &File, name: &str) -> Result<(), Failure> {
     let _ = unmount(BASE, UnmountFlags::DETACH);
     // Held open until the mount holds the device: its last close would detach it.
@@ -206,7 +188,7 @@ pub fn enter() -> Result<std::convert::Infallible, Failure> {
     Err(error)
 }
 
-/// Unmounts what [`prepare_data`] and [`mount_base`] mounted, for a retry from scratch (the
+/// Unmounts what [`prepare_data`] and [`mount_base_file`] mounted, for a retry from scratch (the
 /// loop device detaches itself).
 pub fn release() {
     for dir in [ROOT, BASE, DATA] {
@@ -247,27 +229,6 @@ fn overlay_options(lower: &Path, upper: &Path, work: &Path) -> String {
         upper.display(),
         work.display()
     )
-}
-
-/// The base snap's file in the seed's `snaps/`: `<base>_<revision>.snap`.
-fn base_snap(dir: &Path, base: &str) -> Result<PathBuf, Failure> {
-    let prefix = format!("{base}_");
-    let mut found: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(step(format!("list {}", dir.display())))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".snap"))
-        })
-        .collect();
-    found.sort();
-    // Seed verification refuses a snap seeded twice, so there is one.
-    found.pop().ok_or_else(|| Failure::NoBase {
-        name: base.to_owned(),
-        dir: dir.to_owned(),
-    })
 }
 
 /// Mounts `writable` read-write at [`DATA`] (unmounting an earlier attempt's first).
@@ -371,29 +332,12 @@ fn delete_contents(dir: &Path, dev: u64) {
 mod tests {
     use super::*;
 
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("cf-handover-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
-    fn base_snap_is_found_by_name_and_overlay_options_name_the_dirs() {
-        let dir = temp("snaps");
-        for f in ["core_3.snap", "core22_1.snap", "pi3_2.snap"] {
-            fs::write(dir.join(f), b"").unwrap();
-        }
-        assert_eq!(base_snap(&dir, "core").unwrap(), dir.join("core_3.snap"));
-        assert!(matches!(
-            base_snap(&dir, "core24"),
-            Err(Failure::NoBase { .. })
-        ));
+    fn overlay_options_name_the_dirs() {
         assert_eq!(
             overlay_options(Path::new(BASE), &Path::new(DATA).join(SYSTEM_DATA), &Path::new(DATA).join(WORK)),
             "lowerdir=/run/mnt/base,upperdir=/run/mnt/data/system-data,workdir=/run/mnt/data/.overlay-work"
         );
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     /// `writable` is mounted without set-id programs or device nodes, the base snap

@@ -183,6 +183,7 @@ impl Lookup {
                 username,
                 keys,
                 source: source.describe(),
+                password: None,
             },
             rejected,
         })
@@ -215,6 +216,7 @@ pub fn pasted(
             username: username.to_owned(),
             keys: good,
             source: "pasted key".to_owned(),
+            password: None,
         },
         rejected: Vec::new(),
     })

@@ -24,6 +24,9 @@ pub enum AccountError {
     /// No gid below 1000 is free for the sudo group.
     #[error("no free group id below 1000 for the sudo group in the base snap's etc/group")]
     NoFreeSystemGid,
+    /// The password hash is not a crypt(3) string.
+    #[error("the account's password is not a crypt(3) hash ($6$salt$hash): it is not written")]
+    BadPassword,
 }
 
 /// The base snap's account files, as read.
@@ -65,8 +68,14 @@ pub struct AccountFiles {
 pub fn add_account(
     base: &BaseFiles,
     user: &str,
+    password: Option<&str>,
     days: Option<u64>,
 ) -> Result<AccountFiles, AccountError> {
+    if let Some(hash) = password {
+        if !is_crypt_hash(hash) {
+            return Err(AccountError::BadPassword);
+        }
+    }
     let users = entries(&base.passwd);
     let groups = entries(&base.group);
     if users.iter().chain(&groups).any(|e| e[0] == user) {
@@ -114,8 +123,11 @@ pub fn add_account(
         &format!("{user}:x:{uid}:{gid}::/home/{user}:/bin/sh"),
     );
     // `*`: no password works, but the account is not locked (SSH keys log in), and
-    // `sudo passwd USER` sets one later.
-    push_line(&mut shadow, &shadow_entry(user, "*", days));
+    // `sudo passwd USER` sets one later. A system-user assertion may give a hash instead.
+    push_line(
+        &mut shadow,
+        &shadow_entry(user, password.unwrap_or("*"), days),
+    );
 
     let gshadow = base.gshadow.as_ref().map(|gshadow| {
         let mut gshadow = if new_sudo_gid.is_some() {
@@ -145,6 +157,15 @@ pub fn add_account(
 }
 
 /// The fields of every well-formed entry (at least 3 fields), skipping blanks and comments.
+/// A `$id$[rounds=N$]salt$hash` string with nothing that could end a shadow field or line
+/// (the system-user assertion's rules were checked already; this keeps `etc/shadow` intact).
+fn is_crypt_hash(s: &str) -> bool {
+    s.starts_with('$')
+        && s.len() <= 512
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'$' | b'.' | b'/' | b'='))
+}
+
 fn entries(text: &str) -> Vec<Vec<&str>> {
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
@@ -244,8 +265,26 @@ mod tests {
     }
 
     #[test]
+    fn a_password_hash_goes_into_shadow_and_nothing_else_does() {
+        let hash = "$6$rounds=5000$salt$abcdefghijklmnopqrstuvwxyz0123456789./ABCDEFGHIJKLMNOPQRST";
+        let files = add_account(&debian(), "ops", Some(hash), Some(20417)).unwrap();
+        assert!(
+            files.shadow.contains(&format!("\nops:{hash}:20417:")),
+            "{}",
+            files.shadow
+        );
+        for bad in ["plain", "$6$salt$x:0:0:::::\nroot::", "$6$s a$h"] {
+            assert_eq!(
+                add_account(&debian(), "ops", Some(bad), Some(1)),
+                Err(AccountError::BadPassword),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
     fn adds_the_user_to_a_debian_base() {
-        let files = add_account(&debian(), "alice", Some(20417)).unwrap();
+        let files = add_account(&debian(), "alice", None, Some(20417)).unwrap();
         assert_eq!((files.uid, files.gid), (1000, 1000));
         assert_eq!(
             files.passwd,
@@ -275,7 +314,7 @@ mod tests {
             shadow: Some(SHADOW.into()),
             gshadow: None,
         };
-        let files = add_account(&base, "alice", Some(1)).unwrap();
+        let files = add_account(&base, "alice", None, Some(1)).unwrap();
         assert_eq!((files.uid, files.gid), (1002, 1002));
         assert_eq!(
             files.group,
@@ -294,7 +333,7 @@ mod tests {
             shadow: None,
             gshadow: None,
         };
-        let files = add_account(&base, "alice", Some(20000)).unwrap();
+        let files = add_account(&base, "alice", None, Some(20000)).unwrap();
         assert_eq!(files.group, "root:x:0:\nsudo:x:27:alice\nalice:x:1000:\n");
         assert_eq!(
             files.passwd,
@@ -312,7 +351,7 @@ mod tests {
             shadow: None,
             ..debian()
         };
-        let files = add_account(&base, "alice", None).unwrap();
+        let files = add_account(&base, "alice", None, None).unwrap();
         assert!(
             files.shadow.starts_with("root:*::0:99999:7:::\n"),
             "{}",
@@ -332,7 +371,7 @@ mod tests {
             group: "root:x:0:\nother:x:27:\nusers:x:100:\n".into(),
             ..BaseFiles::default()
         };
-        let files = add_account(&base, "alice", Some(1)).unwrap();
+        let files = add_account(&base, "alice", None, Some(1)).unwrap();
         assert!(
             files.group.contains("\nsudo:x:101:alice\n"),
             "{}",
@@ -344,7 +383,7 @@ mod tests {
     fn refuses_names_the_base_uses() {
         for name in ["daemon", "users", "sudo"] {
             assert_eq!(
-                add_account(&debian(), name, Some(1)),
+                add_account(&debian(), name, None, Some(1)),
                 Err(AccountError::NameTaken(name.into()))
             );
         }
@@ -357,7 +396,7 @@ mod tests {
             base.group.push_str(&format!("g{n}:x:{n}:\n"));
         }
         assert_eq!(
-            add_account(&base, "alice", Some(1)),
+            add_account(&base, "alice", None, Some(1)),
             Err(AccountError::NoFreeId)
         );
     }

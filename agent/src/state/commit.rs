@@ -134,7 +134,12 @@ pub(super) fn commit_steps(
         return Err(CommitError::AlreadyConfigured(system));
     }
     let base = read_base(base_root)?;
-    let files = accounts::add_account(&base, user, record::days_if_clock_set(now))?;
+    let files = accounts::add_account(
+        &base,
+        user,
+        setup.account.password.as_deref(),
+        record::days_if_clock_set(now),
+    )?;
     let (uid, gid) = (files.uid, files.gid);
     let authorized_keys: String = account
         .keys

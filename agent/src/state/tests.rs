@@ -67,6 +67,7 @@ fn setup() -> Setup {
             username: "alice".into(),
             keys: vec![KEY_A.into(), KEY_B.into()],
             source: "store account alice@example.com".into(),
+            password: None,
         },
     }
 }
