@@ -8,8 +8,8 @@
 //! parse back to the same values.
 
 use coreforge_assertions::{
-    format_content, Account, AccountKey, AccountKeyRequest, Assertion, HeaderValue, Model, Serial,
-    SnapDeclaration, SnapRevision, SystemUser, TrustDb,
+    format_content, Account, AccountKey, AccountKeyRequest, Assertion, DevicePin, HeaderValue,
+    Model, Serial, SnapDeclaration, SnapRevision, Store, SystemUser, Timestamp, TrustDb,
 };
 
 /// A file of snapd's vectors, built in at compile time (both crates that use
@@ -36,8 +36,21 @@ pub fn testroot_db() -> TrustDb {
     db
 }
 
+/// developer1's model, for the device-side checks of a system-user.
+fn model() -> Model {
+    let bytes: &[u8] = vector!("models/developer1-pc.model");
+    Model::from_assertion(&Assertion::decode(bytes).unwrap()).unwrap()
+}
+
 /// Runs every check on `data`; panics if an invariant does not hold.
 pub fn check(data: &[u8], db: &TrustDb) {
+    // The device pin in the initramfs: parses or is refused, and round-trips.
+    if let Ok(pin) = DevicePin::parse(data) {
+        assert!(
+            DevicePin::parse(pin.encode().as_bytes()).as_ref() == Ok(&pin),
+            "a parsed device pin must encode and parse back the same"
+        );
+    }
     if let Ok(a) = Assertion::decode(data) {
         assert!(
             a.encode() == data,
@@ -73,8 +86,16 @@ fn check_one(a: &Assertion, db: &TrustDb) {
     let _ = Model::from_assertion(a);
     let _ = SnapDeclaration::from_assertion(a);
     let _ = SnapRevision::from_assertion(a);
-    let _ = SystemUser::from_assertion(a);
+    if let Ok(user) = SystemUser::from_assertion(a) {
+        // What the device asks before it creates the account (auto-import.assert).
+        let _ = user.refuses(a.authority_id(), &model(), Some("serial"), Timestamp::now());
+        assert!(
+            user.since <= user.until,
+            "a system-user ends before it starts"
+        );
+    }
     let _ = Serial::from_assertion(a);
+    let _ = Store::from_assertion(a);
 
     let body = (!a.body().is_empty()).then(|| a.body());
     let Ok(content) = format_content(a.headers(), body, a.sign_key_id()) else {
