@@ -6,8 +6,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, bail, Context};
+use coreforge_assertions::{sha3_384, Assertion, DevicePin, Model, Timestamp};
 use coreforge_boards::{Arch, Board};
-use coreforge_initramfs::{Compression, Initramfs, InitramfsBuilder};
+use coreforge_initramfs::{Compression, Initramfs, InitramfsBuilder, DEVICE_PIN};
 
 use crate::Kernel;
 
@@ -102,6 +103,25 @@ fn compile_trivial_init(arch: Arch) -> anyhow::Result<PathBuf> {
     Ok(out)
 }
 
+/// The seed label of the test model disks (`Boot::with_model_disk`).
+pub const TEST_LABEL: &str = "20250101";
+
+/// The device pin of a test initramfs: the test model under [`TEST_LABEL`], as
+/// `coreforge build-image` would write it.
+pub fn test_pin() -> anyhow::Result<DevicePin> {
+    let bytes = crate::test_model()?;
+    let model = Model::from_assertion(&Assertion::decode(&bytes)?)?;
+    Ok(DevicePin {
+        brand_id: model.brand_id,
+        model: model.model,
+        grade: model.grade,
+        model_sha3_384: sha3_384(&bytes),
+        seed_label: TEST_LABEL.into(),
+        build_time: Timestamp::from_unix(1_735_689_600), // 2025-01-01
+        preseed_sha3_384: None,
+    })
+}
+
 /// Builds the initramfs for booting `board` with `init` into `out` (zstd).
 pub fn initramfs(
     board: &Board,
@@ -112,7 +132,8 @@ pub fn initramfs(
     let builder = match init {
         InitKind::Agent => InitramfsBuilder::from_agent_file(&agent_binary(board.arch)?)?
             .modules(&kernel.modules_dir(), board.modules)?
-            .trusted(&crate::trusted_roots())?,
+            .trusted(&crate::trusted_roots())?
+            .file(DEVICE_PIN, test_pin()?.encode().into_bytes(), 0o644),
         InitKind::Trivial => InitramfsBuilder::from_agent_file(&trivial_init(board.arch)?)?,
     };
     builder

@@ -45,9 +45,15 @@ impl Boot {
     /// assertions that chain it to the trusted roots in `assertions/model-etc`.
     pub fn with_model_disk(mut self) -> anyhow::Result<Self> {
         self.disk_files = Some(vec![
-            ("systems/20250101/model".to_string(), crate::test_model()?),
             (
-                "systems/20250101/assertions/model-etc".to_string(),
+                format!("systems/{}/model", crate::artifacts::TEST_LABEL),
+                crate::test_model()?,
+            ),
+            (
+                format!(
+                    "systems/{}/assertions/model-etc",
+                    crate::artifacts::TEST_LABEL
+                ),
                 crate::test_model_etc()?,
             ),
         ]);
