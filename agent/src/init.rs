@@ -8,6 +8,7 @@ use std::io;
 use std::panic::PanicHookInfo;
 use std::path::Path;
 
+use coreforge_assertions::{DevicePin, Model, Timestamp, TrustDb};
 use log::{debug, error, info, warn};
 
 use crate::cmdline::{Cmdline, Then};
@@ -18,7 +19,7 @@ use crate::power::{self, Action};
 use crate::prompt::{Choice, Keys, PROMPT};
 use crate::state::{self, State};
 use crate::status::{self, Status, StatusLight};
-use crate::{console, handover, logger, memory, model, mounts, seed};
+use crate::{clock, console, handover, logger, memory, model, mounts, seed};
 
 /// A problem that stops the boot: what was wrong, and what to do about it.
 #[derive(Debug)]
@@ -63,6 +64,16 @@ impl From<model::Failure> for Fatal {
     }
 }
 
+/// What the verify phase hands to the next ones: the device's pin, its verified model, the
+/// trust database it verified in, and the seed's snaps, open as they were hashed.
+#[derive(Debug)]
+struct Verified {
+    pin: DevicePin,
+    model: Model,
+    db: TrustDb,
+    seed: seed::VerifiedSeed,
+}
+
 /// The init context: what the phases learned so far.
 #[derive(Debug)]
 pub struct Init {
@@ -96,8 +107,8 @@ impl Init {
             self.show(Status::Verifying);
             if let Err(fatal) = self
                 .find_disk()
-                .and_then(|boot| self.report(&boot))
-                .and_then(|base| self.hand_over(base.as_deref()))
+                .and_then(|_boot| self.report())
+                .and_then(|verified| self.hand_over(verified.as_ref()))
             {
                 self.show(Status::Failed);
                 error!("{} — {}", fatal.what, fatal.todo);
@@ -197,49 +208,65 @@ impl Init {
         Ok(boot)
     }
 
-    /// Reports the seed's model, verifies it against the initramfs's trusted roots, then
-    /// checks the seeded snaps against the store's assertions and the model. Returns the
-    /// verified model's base snap, or `None` when the seed has no model.
-    fn report(&mut self, boot: &BootPartition) -> Result<Option<String>, Fatal> {
-        let seed = std::path::Path::new(mounts::SEED);
-        let system = model::find(seed).map_err(|e| Fatal {
-            what: format!("cannot list systems/ on {}: {e}", boot.device.display()),
-            todo: "check the boot partition for file system errors, then press Enter".into(),
-        })?;
-        let Some(system) = system else {
-            info!("no model assertion found");
-            return Ok(None);
-        };
-        let found = model::read(&system).map_err(Fatal::from)?;
+    /// Reads what the device is from the initramfs (refusing to go on without it), raises
+    /// the clock to the image's build time, opens the one seed label the device was built
+    /// with and requires its model to be the device's, verifies it against the initramfs's
+    /// trusted roots, then checks the seeded snaps against the store's assertions and the
+    /// model. Returns what was verified, or `None` when the seed has no snaps to hand over to.
+    fn report(&mut self) -> Result<Option<Verified>, Fatal> {
+        let seed = Path::new(mounts::SEED);
+        let pin = model::read_pin(Path::new(model::PIN_PATH))?;
+        let now = clock::raise_to(pin.build_time);
+        let pinned = model::open(seed, &pin)?;
+        if let Some(warning) = pinned.warning() {
+            warn!("{warning}");
+        }
+        let found = pinned.model;
         info!(
-            "model: brand={} model={}",
+            "model: brand={} model={} (seed label {})",
             model::printable(&found.model.brand_id),
-            model::printable(&found.model.model)
+            model::printable(&found.model.model),
+            model::printable(&pin.seed_label)
         );
-        let db = model::trust_db(&found, std::path::Path::new(model::TRUSTED_DIR))
-            .map_err(Fatal::from)?;
-        let verified = model::verify_in(&db, &found).map_err(Fatal::from)?;
+        let db = model::trust_db(&found, model::Sources::initramfs(), now)?;
+        let verified = model::verify_in(&db, &found)?;
         info!("{}", model::verified_line(&verified, &found.model));
         let uname = rustix::system::uname();
         let machine = uname.machine().to_string_lossy();
-        match seed::verify(seed, &db, &found.model, &machine).map_err(Fatal::from)? {
-            seed::Outcome::NoSnaps => info!("no snaps seeded"),
-            seed::Outcome::Verified(summary) => info!("{}", summary.line()),
+        match seed::verify(seed, &db, &found.model, &machine)? {
+            seed::Outcome::NoSnaps => {
+                info!("no snaps seeded: nothing to hand over to");
+                Ok(None)
+            }
+            seed::Outcome::Verified(snaps) => {
+                info!("{}", snaps.summary().line());
+                for snap in std::iter::once(snaps.base()).chain(snaps.others().values()) {
+                    debug!(
+                        "seed: snap {} verified, {} held open",
+                        model::printable(snap.name()),
+                        snap.path().display()
+                    );
+                }
+                Ok(Some(Verified {
+                    pin,
+                    model: found.model,
+                    db,
+                    seed: snaps,
+                }))
+            }
         }
-        Ok(Some(found.model.base_or_core().to_owned()))
     }
 
-    /// Grows and mounts `writable` and mounts the model's base snap; runs console-conf (or
+    /// Grows and mounts `writable` and mounts the verified base snap; runs console-conf (or
     /// applies the preseed file) unless the device is configured; then switches root into the
     /// OS (returning only if something failed, with everything unmounted for a retry).
-    /// `base` is the verified model's base; `None` (no model) has nothing to hand over to.
-    /// Taking it from `report()` rather than reading the model again means the base mounted
-    /// is the one the verified model names.
-    fn hand_over(&mut self, base: Option<&str>) -> Result<(), Fatal> {
-        let Some(base) = base else {
+    /// `None` (no snaps seeded) has nothing to hand over to. The base is mounted from the
+    /// very file descriptor `report()` hashed, never looked up again by name.
+    fn hand_over(&mut self, verified: Option<&Verified>) -> Result<(), Fatal> {
+        let Some(verified) = verified else {
             return Ok(());
         };
-        let result = configure_and_enter(Path::new(mounts::SEED), base, self.status.as_ref());
+        let result = configure_and_enter(Path::new(mounts::SEED), verified, self.status.as_ref());
         handover::release();
         result
     }
@@ -277,14 +304,20 @@ impl Init {
 }
 
 /// The steps of [`Init::hand_over`] that leave mounts behind when they fail.
-fn configure_and_enter(seed: &Path, base: &str, light: Option<&StatusLight>) -> Result<(), Fatal> {
+fn configure_and_enter(
+    seed: &Path,
+    verified: &Verified,
+    light: Option<&StatusLight>,
+) -> Result<(), Fatal> {
     let show = |status| {
         if let Some(light) = light {
             light.set(status);
         }
     };
     handover::prepare_data().map_err(Fatal::from)?;
-    handover::mount_base(seed, base).map_err(Fatal::from)?;
+    let base = verified.seed.base();
+    handover::mount_base_file(base.file(), &base.path().display().to_string())
+        .map_err(Fatal::from)?;
     let data = Path::new(handover::DATA);
     match state::state(data) {
         Ok(State::Configured(record)) => {
@@ -299,7 +332,15 @@ fn configure_and_enter(seed: &Path, base: &str, light: Option<&StatusLight>) -> 
         }
         Ok(State::Unconfigured) => {
             show(Status::WaitingForSetup);
-            match firstboot::configure(seed, data, Path::new(handover::BASE))? {
+            // A preseed on the card is applied only if it is the one the pin binds, or a
+            // brand-signed system-user verified in this database vouches for it.
+            let trust = firstboot::PreseedTrust {
+                pinned: verified.pin.preseed_sha3_384.as_deref(),
+                db: &verified.db,
+                model: &verified.model,
+                now: clock::at_least(Timestamp::now(), verified.pin.build_time),
+            };
+            match firstboot::configure(seed, data, Path::new(handover::BASE), &trust)? {
                 Configured::Interactively(login) | Configured::Preseeded(login) => {
                     info!("configured: account {}", login.user)
                 }

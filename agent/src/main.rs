@@ -6,6 +6,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod clock;
 mod cmdline;
 mod console;
 mod consoleconf;

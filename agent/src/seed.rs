@@ -5,11 +5,16 @@
 //! Runs after the model verified, on the read-only boot partition, before anything is
 //! trusted or written. The snaps are hashed in parallel, one thread per core, since
 //! hashing hundreds of MiB is most of the work.
+//!
+//! Each snap file is opened once. The open files come back in the [`VerifiedSeed`], so the
+//! base that is mounted is read through the very descriptor that was hashed, with no second
+//! look-up by name.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -24,7 +29,7 @@ use crate::model::printable;
 /// Bytes read at a time while hashing: large reads keep an SD card streaming.
 const CHUNK: usize = 128 << 10;
 
-/// What a verified seed holds.
+/// What a verified seed holds, for the console.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     /// How many snap files were checked.
@@ -53,13 +58,65 @@ impl Summary {
     }
 }
 
+/// A seeded snap file, open read-only: for an asserted snap, the very descriptor whose
+/// bytes were hashed and matched its snap-revision; for an unasserted snap of a dangerous
+/// model, the descriptor opened when the seed was listed. Never opened again by name.
+#[derive(Debug)]
+pub struct SeedSnap {
+    name: String,
+    path: PathBuf,
+    file: File,
+}
+
+impl SeedSnap {
+    /// The snap's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where it was opened (for messages only: never open it again by this path).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The open file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+/// A seed whose snaps all checked out, with their open files. Only [`verify`] makes one.
+#[derive(Debug)]
+pub struct VerifiedSeed {
+    summary: Summary,
+    base: SeedSnap,
+    others: BTreeMap<String, SeedSnap>,
+}
+
+impl VerifiedSeed {
+    /// What it holds, for the console.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// The model's base snap (`core` for a model without a base).
+    pub fn base(&self) -> &SeedSnap {
+        &self.base
+    }
+
+    /// Every other seeded snap, by name.
+    pub fn others(&self) -> &BTreeMap<String, SeedSnap> {
+        &self.others
+    }
+}
+
 /// The outcome of a seed check that found nothing wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Outcome {
     /// The seed has no `snaps/` folder (test disks with only a model).
     NoSnaps,
     /// Every snap checked out.
-    Verified(Summary),
+    Verified(VerifiedSeed),
 }
 
 /// Why the seed's snaps cannot be trusted; each says what was wrong.
@@ -140,6 +197,26 @@ pub enum Failure {
         file: String,
         /// The snap-id.
         snap_id: String,
+    },
+    /// The revision's snap-id is not its declaration's.
+    DeclarationId {
+        /// The file name.
+        file: String,
+        /// The revision's snap-id.
+        revision: String,
+        /// The declaration's snap-id.
+        declared: String,
+    },
+    /// The model names the snap with another snap-id than the store's assertions.
+    ModelId {
+        /// The file name.
+        file: String,
+        /// The snap name.
+        name: String,
+        /// The id the model gives it.
+        model: String,
+        /// The snap-id of its declaration and revision.
+        store: String,
     },
     /// The declaration names another snap than the file.
     Name {
@@ -235,6 +312,32 @@ impl fmt::Display for Failure {
                 printable(file),
                 printable(snap_id)
             ),
+            Failure::DeclarationId {
+                file,
+                revision,
+                declared,
+            } => write!(
+                f,
+                "seed snap snaps/{}: its snap-revision is for snap-id {} but its \
+                 snap-declaration is for snap-id {}",
+                printable(file),
+                printable(revision),
+                printable(declared)
+            ),
+            Failure::ModelId {
+                file,
+                name,
+                model,
+                store,
+            } => write!(
+                f,
+                "seed snap snaps/{}: the model names snap {} with id {}, but the store's \
+                 snap-declaration and snap-revision are for snap-id {}",
+                printable(file),
+                printable(name),
+                printable(model),
+                printable(store)
+            ),
             Failure::Name { file, declared } => write!(
                 f,
                 "seed snap snaps/{}: the store declares its snap-id as snap {}",
@@ -275,7 +378,7 @@ impl Failure {
     }
 }
 
-/// A file under `snaps/`, by its name.
+/// A file under `snaps/`, by its name, open.
 #[derive(Debug)]
 struct SnapFile {
     file: String,
@@ -283,11 +386,14 @@ struct SnapFile {
     /// `None` for an unasserted `_x<N>` file.
     revision: Option<u64>,
     path: PathBuf,
+    /// Opened once, when the folder was listed; hashed and handed over through this.
+    open: File,
 }
 
 /// Checks the snaps under `<seed>/snaps` against `db` (the seed's trust database, see
 /// `model::trust_db`) and `model` (verified already), on a kernel whose uname machine is
-/// `machine`. A seed with no `snaps/` folder is not checked at all.
+/// `machine`. A seed with no `snaps/` folder is not checked at all. The verified seed keeps
+/// every snap file open, as it was hashed.
 pub fn verify(seed: &Path, db: &TrustDb, model: &Model, machine: &str) -> Result<Outcome, Failure> {
     let started = Instant::now();
     let Some(files) = list(&seed.join("snaps"))? else {
@@ -316,46 +422,95 @@ pub fn verify(seed: &Path, db: &TrustDb, model: &Model, machine: &str) -> Result
         }
     }
     let asserted: Vec<&SnapFile> = files.iter().filter(|f| f.revision.is_some()).collect();
-    let paths: Vec<&Path> = asserted.iter().map(|f| f.path.as_path()).collect();
+    let open: Vec<&File> = asserted.iter().map(|f| &f.open).collect();
     let hashing = Instant::now();
-    let hashes = hash_all(&paths);
+    let hashes = hash_all(&open);
     let bytes: u64 = hashes.iter().flatten().map(|(_, size)| size).sum();
     log::debug!(
         "seed: hashed {} snaps, {bytes} bytes, in {} ms on {} threads",
-        paths.len(),
+        open.len(),
         hashing.elapsed().as_millis(),
-        workers(paths.len())
+        workers(open.len())
     );
     for (f, hashed) in asserted.iter().zip(hashes) {
         let (digest, size) = hashed.map_err(|error| Failure::Read {
             path: f.path.clone(),
             error,
         })?;
-        check(f, &digest, size, db, &model.series)?;
+        check(f, &digest, size, db, model)?;
     }
-    Ok(Outcome::Verified(Summary {
+    let summary = Summary {
         snaps: files.len(),
         gadget: model.gadget.clone().unwrap_or_else(|| "none".into()),
         kernel: model.kernel.clone().unwrap_or_else(|| "none".into()),
         base: model.base_or_core().to_owned(),
         took: started.elapsed(),
+    };
+    let mut base = None;
+    let mut others = BTreeMap::new();
+    for f in files {
+        let snap = SeedSnap {
+            name: f.name,
+            path: f.path,
+            file: f.open,
+        };
+        if snap.name == summary.base {
+            base = Some(snap);
+        } else {
+            others.insert(snap.name.clone(), snap);
+        }
+    }
+    // Checked above with the other snaps the model needs.
+    let Some(base) = base else {
+        return Err(Failure::Missing {
+            role: "base",
+            name: summary.base,
+        });
+    };
+    Ok(Outcome::Verified(VerifiedSeed {
+        summary,
+        base,
+        others,
     }))
 }
 
-/// One asserted file against the store's assertions: revision by digest, size, revision
-/// number, and the declaration's name.
-fn check(f: &SnapFile, digest: &str, size: u64, db: &TrustDb, series: &str) -> Result<(), Failure> {
+/// One asserted file against the store's assertions: revision by digest, its declaration,
+/// size, the snap-ids of revision, declaration and model, the declaration's name, and the
+/// revision number.
+fn check(
+    f: &SnapFile,
+    digest: &str,
+    size: u64,
+    db: &TrustDb,
+    model: &Model,
+) -> Result<(), Failure> {
+    let series = model.series.as_str();
     let unverified = |what, error| Failure::Unverified {
         file: f.file.clone(),
         what,
         error: Box::new(error),
     };
+    // What is missing first (the revision would not verify without its declaration, but
+    // "no declaration" says more), then whether what is there verifies.
     let Some(found) = db.find("snap-revision", &[digest]) else {
         return Err(tampered(f, digest, db, series));
     };
+    let rev =
+        SnapRevision::from_assertion(found).map_err(|e| unverified("snap-revision", e.into()))?;
+    let no_declaration = |snap_id: String| Failure::NoDeclaration {
+        file: f.file.clone(),
+        snap_id,
+    };
+    if db
+        .find("snap-declaration", &[series, &rev.snap_id])
+        .is_none()
+    {
+        return Err(no_declaration(rev.snap_id));
+    }
     let verified = db
-        .verify(found)
-        .map_err(|e| unverified("snap-revision", e))?;
+        .find_verified("snap-revision", &[digest])
+        .map_err(|e| unverified("snap-revision", e))?
+        .ok_or_else(|| tampered(f, digest, db, series))?;
     let rev = SnapRevision::from_assertion(verified.assertion())
         .map_err(|e| unverified("snap-revision", e.into()))?;
     if rev.snap_size != size {
@@ -365,21 +520,38 @@ fn check(f: &SnapFile, digest: &str, size: u64, db: &TrustDb, series: &str) -> R
             asserted: rev.snap_size,
         });
     }
-    let Some(decl) = db.find("snap-declaration", &[series, &rev.snap_id]) else {
-        return Err(Failure::NoDeclaration {
-            file: f.file.clone(),
-            snap_id: rev.snap_id,
-        });
+    let Some(verified) = db
+        .find_verified("snap-declaration", &[series, &rev.snap_id])
+        .map_err(|e| unverified("snap-declaration", e))?
+    else {
+        return Err(no_declaration(rev.snap_id));
     };
-    let verified = db
-        .verify(decl)
-        .map_err(|e| unverified("snap-declaration", e))?;
     let decl = SnapDeclaration::from_assertion(verified.assertion())
         .map_err(|e| unverified("snap-declaration", e.into()))?;
+    if decl.snap_id != rev.snap_id {
+        return Err(Failure::DeclarationId {
+            file: f.file.clone(),
+            revision: rev.snap_id,
+            declared: decl.snap_id,
+        });
+    }
     if decl.snap_name != f.name {
         return Err(Failure::Name {
             file: f.file.clone(),
             declared: decl.snap_name,
+        });
+    }
+    let model_id = model
+        .snaps
+        .iter()
+        .find(|s| s.name == f.name)
+        .and_then(|s| s.id.as_ref());
+    if let Some(id) = model_id.filter(|id| **id != decl.snap_id) {
+        return Err(Failure::ModelId {
+            file: f.file.clone(),
+            name: f.name.clone(),
+            model: id.clone(),
+            store: decl.snap_id,
         });
     }
     if Some(rev.snap_revision) != f.revision {
@@ -390,7 +562,6 @@ fn check(f: &SnapFile, digest: &str, size: u64, db: &TrustDb, series: &str) -> R
     }
     Ok(())
 }
-
 /// The error for a digest no revision has: if some revision of the same name and number
 /// is asserted, the file was changed; else nothing in the seed vouches for it.
 fn tampered(f: &SnapFile, digest: &str, db: &TrustDb, series: &str) -> Failure {
@@ -418,7 +589,8 @@ fn tampered(f: &SnapFile, digest: &str, db: &TrustDb, series: &str) -> Failure {
     }
 }
 
-/// The `*.snap` files in `dir` by name, `None` if there is no such folder.
+/// The `*.snap` files in `dir` by name, each opened once (read-only), `None` if there is
+/// no such folder.
 fn list(dir: &Path) -> Result<Option<Vec<SnapFile>>, Failure> {
     let failed = |error| Failure::Read {
         path: dir.to_path_buf(),
@@ -433,28 +605,51 @@ fn list(dir: &Path) -> Result<Option<Vec<SnapFile>>, Failure> {
     for entry in entries {
         let entry = entry.map_err(failed)?;
         let file = entry.file_name().to_string_lossy().into_owned();
-        let Some(f) = parse_name(&file, entry.path()) else {
+        let Some((name, revision)) = parse_name(&file) else {
             return Err(Failure::BadName { file });
         };
-        if let Some(first) = by_name.get(&f.name) {
-            let (first, second) = if first.file < f.file {
-                (first.file.clone(), f.file)
+        if let Some(first) = by_name.get(&name) {
+            let (first, second) = if first.file < file {
+                (first.file.clone(), file)
             } else {
-                (f.file, first.file.clone())
+                (file, first.file.clone())
             };
             return Err(Failure::Twice {
-                name: f.name,
+                name,
                 first,
                 second,
             });
         }
-        by_name.insert(f.name.clone(), f);
+        let path = entry.path();
+        let open = open_snap(&path).map_err(|error| Failure::Read {
+            path: path.clone(),
+            error,
+        })?;
+        by_name.insert(
+            name.clone(),
+            SnapFile {
+                file,
+                name,
+                revision,
+                path,
+                open,
+            },
+        );
     }
     Ok(Some(by_name.into_values().collect()))
 }
 
-/// `<name>_<revision>.snap` or the unasserted `<name>_x<N>.snap`.
-fn parse_name(file: &str, path: PathBuf) -> Option<SnapFile> {
+/// Opens a snap file read-only; it must be a regular file.
+fn open_snap(path: &Path) -> io::Result<File> {
+    let file = File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    Ok(file)
+}
+
+/// `<name>_<revision>.snap` or the unasserted `<name>_x<N>.snap` (revision `None`).
+fn parse_name(file: &str) -> Option<(String, Option<u64>)> {
     let (name, rev) = file.strip_suffix(".snap")?.rsplit_once('_')?;
     if name.is_empty() {
         return None;
@@ -466,12 +661,7 @@ fn parse_name(file: &str, path: PathBuf) -> Option<SnapFile> {
         }
         None => Some(rev.parse::<u64>().ok().filter(|r| *r > 0)?),
     };
-    Some(SnapFile {
-        file: file.to_owned(),
-        name: name.to_owned(),
-        revision,
-        path,
-    })
+    Some((name.to_owned(), revision))
 }
 
 /// The snaps the model cannot do without, with their role.
@@ -513,14 +703,14 @@ pub fn debian_arch(machine: &str) -> Option<&'static str> {
     })
 }
 
-/// SHA3-384 (unpadded base64url, as snap-revisions write it) and size of each file, in
-/// order; one thread per core, each taking whole files from a shared queue. The queue
+/// SHA3-384 (unpadded base64url, as snap-revisions write it) and size of each open file,
+/// in order; one thread per core, each taking whole files from a shared queue. The queue
 /// holds the largest files first, so that a big kernel snap does not start last and
 /// leave the other cores idle while it is hashed alone.
-fn hash_all(paths: &[&Path]) -> Vec<io::Result<(String, u64)>> {
-    let threads = workers(paths.len());
-    let mut queue: Vec<usize> = (0..paths.len()).collect();
-    queue.sort_by_cached_key(|&i| std::cmp::Reverse(fs::metadata(paths[i]).map_or(0, |m| m.len())));
+fn hash_all(files: &[&File]) -> Vec<io::Result<(String, u64)>> {
+    let threads = workers(files.len());
+    let mut queue: Vec<usize> = (0..files.len()).collect();
+    queue.sort_by_cached_key(|&i| std::cmp::Reverse(files[i].metadata().map_or(0, |m| m.len())));
     let next = AtomicUsize::new(0);
     let mut done: Vec<(usize, io::Result<(String, u64)>)> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
@@ -532,8 +722,7 @@ fn hash_all(paths: &[&Path]) -> Vec<io::Result<(String, u64)>> {
                         let Some(&i) = queue.get(next.fetch_add(1, Ordering::Relaxed)) else {
                             return mine;
                         };
-                        let path = paths[i];
-                        mine.push((i, hash_file(path, &mut buf)));
+                        mine.push((i, hash_file(files[i], &mut buf)));
                     }
                 })
             })
@@ -547,9 +736,9 @@ fn hash_all(paths: &[&Path]) -> Vec<io::Result<(String, u64)>> {
             .collect()
     });
     done.sort_by_key(|(i, _)| *i);
-    let mut out: Vec<io::Result<(String, u64)>> = Vec::with_capacity(paths.len());
+    let mut out: Vec<io::Result<(String, u64)>> = Vec::with_capacity(files.len());
     let mut done = done.into_iter().peekable();
-    for i in 0..paths.len() {
+    for i in 0..files.len() {
         match done.next_if(|(j, _)| *j == i) {
             Some((_, r)) => out.push(r),
             None => out.push(Err(io::Error::other("not hashed"))),
@@ -566,13 +755,13 @@ fn workers(files: usize) -> usize {
         .max(1)
 }
 
-/// Streams `path` through SHA3-384.
-fn hash_file(path: &Path, buf: &mut [u8]) -> io::Result<(String, u64)> {
-    let mut file = File::open(path)?;
+/// Streams `file` through SHA3-384 from its start, by offset (the descriptor's own position
+/// is left alone: it is shared with whoever holds the file next).
+fn hash_file(file: &File, buf: &mut [u8]) -> io::Result<(String, u64)> {
     let mut hasher = Sha3_384::new();
     let mut size = 0u64;
     loop {
-        let n = match file.read(buf) {
+        let n = match file.read_at(buf, size) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

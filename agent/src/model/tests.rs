@@ -1,4 +1,5 @@
-//! Seed reading and verification against snapd's vectors, read in place.
+//! Seed reading and verification against snapd's vectors, read in place; the device pin:
+//! which label is opened and which model is accepted.
 
 use super::*;
 
@@ -67,8 +68,48 @@ fn seed(dir: &Path, model: &[u8], files: &[(&str, Vec<u8>)]) -> PathBuf {
     system
 }
 
+/// Reads and decodes `<system>/model` (the pin's checks aside: see `open`).
+fn read(system: &Path) -> Result<SeedModel, Failure> {
+    decode(
+        system,
+        &read_file(&system.join("model"))?.unwrap_or_default(),
+    )
+}
+
+/// Verifies `seed` against the roots in `trusted` (no known store assertions), now.
+fn verify(seed: &SeedModel, trusted: &Path) -> Result<Verified, Failure> {
+    let known = trusted.join("no-known");
+    let sources = Sources {
+        trusted,
+        known: &known,
+    };
+    verify_in(&trust_db(seed, sources, Timestamp::now())?, seed)
+}
+
 fn verify_seed(system: &Path, trusted: &Path) -> Result<Verified, Failure> {
     verify(&read(system)?, trusted)
+}
+
+/// The pin `build-image` writes for `model` (the file's bytes) at seed label `label`.
+fn pin_for(model: &[u8], label: &str) -> DevicePin {
+    let m = Model::from_assertion(&Assertion::decode(model).unwrap()).unwrap();
+    DevicePin {
+        brand_id: m.brand_id,
+        model: m.model,
+        grade: m.grade,
+        model_sha3_384: sha3_384(model),
+        seed_label: label.into(),
+        build_time: Timestamp::parse("2026-12-01T00:00:00Z").unwrap(),
+        preseed_sha3_384: None,
+    }
+}
+
+/// The error of `open`, which must fail.
+fn open_err(seed: &Path, pin: &DevicePin) -> Failure {
+    match open(seed, pin) {
+        Ok(p) => panic!("{}/{} opened", p.model.model.brand_id, p.model.model.model),
+        Err(e) => e,
+    }
 }
 
 /// The verification error inside a failure, if it is one.
@@ -301,19 +342,264 @@ fn the_model_file_must_hold_one_model() {
 }
 
 #[test]
-fn find_picks_the_first_label_with_a_model() {
-    let dir = temp("find");
-    assert_eq!(find(&dir).ok().flatten(), None);
-    for label in ["20240102", "20240101", "20230101"] {
-        fs::create_dir_all(dir.join("systems").join(label)).unwrap();
-    }
-    assert_eq!(find(&dir).ok().flatten(), None);
-    let model = vector("models/developer1-pc.model");
-    fs::write(dir.join("systems/20240102/model"), &model).unwrap();
-    fs::write(dir.join("systems/20240101/model"), &model).unwrap();
+fn only_the_pinned_label_is_opened_and_the_others_are_named() {
+    let dir = temp("pinned");
+    let trusted = testrootorg_roots(&dir);
+    let model = vector("models/developer1-20-signed.model");
+    let system = seed(&dir, &model, &[("model-etc", stream(&CHAIN))]);
+    let card = dir.join("seed");
+    // Another model under a label that sorts first, with a verifying chain of its own.
+    let other = card.join("systems/0000");
+    fs::create_dir_all(other.join("assertions")).unwrap();
+    fs::write(other.join("model"), vector("models/developer1-pc.model")).unwrap();
+    fs::write(other.join("assertions/model-etc"), stream(&CHAIN)).unwrap();
+    fs::create_dir_all(card.join("systems/zz\x1b[2J")).unwrap();
+    let pin = pin_for(&model, "20240101");
+    let pinned = open(&card, &pin).unwrap();
+    assert_eq!(pinned.model.system, system);
     assert_eq!(
-        find(&dir).ok().flatten(),
-        Some(dir.join("systems/20240101"))
+        pinned.model.model.model,
+        "testkeys-snapd-signed-core-20-amd64"
+    );
+    assert_eq!(pinned.others, ["0000", "zz\x1b[2J"]);
+    assert_eq!(
+        pinned.warning().as_deref(),
+        Some("ignoring other seed labels on the card: 0000, zz\\u{1b}[2J")
+    );
+    let v = verify(&pinned.model, &trusted).unwrap();
+    assert_eq!(v.assertion().header_str("grade"), Some("signed"));
+    // The card holds nothing else: no warning.
+    fs::remove_dir_all(card.join("systems/0000")).unwrap();
+    fs::remove_dir_all(card.join("systems/zz\x1b[2J")).unwrap();
+    assert_eq!(open(&card, &pin).unwrap().warning(), None);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_model_with_another_digest_is_refused() {
+    let dir = temp("digest");
+    let device = vector("models/developer1-pc.model");
+    // Same brand, model name and grade (none), another assertion: only the digest differs.
+    let card_model = vector("models/developer1-pc-18.model");
+    seed(&dir, &card_model, &[("model-etc", stream(&CHAIN))]);
+    let pin = pin_for(&device, "20240101");
+    let e = open_err(&dir.join("seed"), &pin);
+    assert!(matches!(e, Failure::OtherModel(_)), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "refusing the model on the card: this device is developer1/my-model (grade none, \
+             SHA3-384 {}), but the card's systems/20240101/model is another model of that \
+             name: developer1/my-model (grade none, SHA3-384 {})",
+            sha3_384(&device),
+            sha3_384(&card_model)
+        )
+    );
+    assert!(e.todo().contains("boots only the model"), "{}", e.todo());
+    // A byte changed in the model the device was built for is another model too.
+    let mut changed = device.clone();
+    changed.push(b'\n');
+    seed(&dir, &changed, &[]);
+    assert!(matches!(
+        open_err(&dir.join("seed"), &pin),
+        Failure::OtherModel(_)
+    ));
+    // Something that is not a model at all.
+    seed(&dir, b"not a model", &[]);
+    let e = open_err(&dir.join("seed"), &pin).to_string();
+    assert!(
+        e.ends_with(&format!(
+            "is not a model assertion (SHA3-384 {})",
+            sha3_384(b"not a model")
+        )),
+        "{e}"
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_model_of_another_brand_model_or_grade_is_refused() {
+    let dir = temp("identity");
+    let model = vector("models/developer1-20-signed.model");
+    seed(&dir, &model, &[("model-etc", stream(&CHAIN))]);
+    let card = dir.join("seed");
+    let pin = pin_for(&model, "20240101");
+    assert!(open(&card, &pin).is_ok());
+    let name = "testkeys-snapd-signed-core-20-amd64";
+    // The digest is right but the pin says otherwise: each header on its own refuses.
+    let cases = [
+        (
+            DevicePin {
+                brand_id: "zephyrlabs".into(),
+                ..pin.clone()
+            },
+            format!("this device is zephyrlabs/{name} (grade signed, "),
+        ),
+        (
+            DevicePin {
+                model: "pi3".into(),
+                ..pin.clone()
+            },
+            "this device is developer1/pi3 (grade signed, ".to_owned(),
+        ),
+        (
+            DevicePin {
+                grade: Some("secured".into()),
+                ..pin.clone()
+            },
+            format!("this device is developer1/{name} (grade secured, "),
+        ),
+        (
+            DevicePin {
+                grade: None,
+                ..pin.clone()
+            },
+            format!("this device is developer1/{name} (grade none, "),
+        ),
+        // The attack: an image built for zephyrlabs, a card carrying another brand's model.
+        (
+            DevicePin {
+                brand_id: "zephyrlabs".into(),
+                model_sha3_384: sha3_384(b"zephyrlabs's model"),
+                ..pin.clone()
+            },
+            format!("this device is zephyrlabs/{name} (grade signed, "),
+        ),
+    ];
+    for (pin, device) in cases {
+        let e = open_err(&card, &pin);
+        let text = e.to_string();
+        assert!(matches!(e, Failure::OtherModel(_)), "{e:?}");
+        assert!(text.contains(&device), "{text}");
+        assert!(
+            text.contains(&format!(
+                "but the card's systems/20240101/model is developer1/{name} (grade signed, \
+                 SHA3-384 {})",
+                sha3_384(&model)
+            )),
+            "{text}"
+        );
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_pinned_label_absent_from_the_card_is_refused() {
+    let dir = temp("no-label");
+    let model = vector("models/developer1-pc.model");
+    let pin = pin_for(&model, "20261201");
+    let card = dir.join("seed");
+    // No systems/ at all.
+    let e = open_err(&card, &pin);
+    assert_eq!(
+        e.to_string(),
+        "the card has no seed label 20261201 (no systems/20261201/model), the one this device \
+         was built with; seed labels on the card: none"
+    );
+    // Only other labels, one of them with the device's very model.
+    seed(&dir, &model, &[]);
+    fs::create_dir_all(card.join("systems/0000")).unwrap();
+    fs::create_dir_all(card.join("systems/20261201")).unwrap();
+    let e = open_err(&card, &pin);
+    assert!(matches!(e, Failure::NoLabel { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .ends_with("seed labels on the card: 0000, 20240101"),
+        "{e}"
+    );
+    assert!(
+        e.todo().starts_with("this device boots only"),
+        "{}",
+        e.todo()
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_missing_or_malformed_pin_is_refused() {
+    let dir = temp("pin");
+    let path = dir.join("device");
+    let pin = pin_for(&vector("models/developer1-pc.model"), "20240101");
+    let e = read_pin(&path).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Failure::Pin {
+                problem: PinProblem::Missing,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "this initramfs was not made by `coreforge build-image`: it does not say which model \
+             this device is ({} holds that, and it is missing)",
+            path.display()
+        )
+    );
+    assert!(
+        e.todo()
+            .starts_with("rebuild the image with `coreforge build-image`"),
+        "{}",
+        e.todo()
+    );
+    let cases: [(Vec<u8>, &str); 3] = [
+        (b"garbage".to_vec(), "it is malformed: device pin line 1"),
+        (
+            pin.encode().replace("model-sha3-384", "# ").into_bytes(),
+            "it is malformed: the device pin has no \"model-sha3-384\"",
+        ),
+        (vec![b'#'; MAX_PIN_SIZE + 100], "more than 4096"),
+    ];
+    for (bytes, want) in cases {
+        fs::write(&path, bytes).unwrap();
+        let e = read_pin(&path).unwrap_err();
+        assert!(matches!(e, Failure::Pin { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains("not made by `coreforge build-image`"),
+            "{text}"
+        );
+        assert!(text.contains(want), "{want}: {text}");
+    }
+    fs::write(&path, pin.encode()).unwrap();
+    assert_eq!(read_pin(&path).unwrap(), pin);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_store_assertions_in_the_initramfs_take_part() {
+    let dir = temp("known");
+    let trusted = testrootorg_roots(&dir);
+    let model = vector("models/developer1-pc.model");
+    // The store's key only in the initramfs's known folder, the rest on the card.
+    let system = seed(&dir, &model, &[("model-etc", stream(&CHAIN[1..]))]);
+    let found = read(&system).unwrap();
+    let known = dir.join("known");
+    let sources = Sources {
+        trusted: &trusted,
+        known: &known,
+    };
+    let e = verify_in(
+        &trust_db(&found, sources, Timestamp::now()).unwrap(),
+        &found,
+    )
+    .unwrap_err();
+    assert!(matches!(e, Failure::Unverified { .. }), "{e:?}");
+    fs::create_dir_all(&known).unwrap();
+    fs::write(known.join("store.assertion"), stream(&CHAIN[..1])).unwrap();
+    let db = trust_db(&found, sources, Timestamp::now()).unwrap();
+    assert_eq!(verify_in(&db, &found).unwrap().chain().len(), 3);
+    // Known, not trusted: an account-key there is verified like any other.
+    assert!(!db.is_trusted_account("developer1"));
+    fs::write(known.join("broken.assertion"), b"type: account\n").unwrap();
+    let e = trust_db(&found, sources, Timestamp::now()).unwrap_err();
+    assert!(matches!(e, Failure::MalformedKnown { .. }), "{e:?}");
+    assert!(
+        e.to_string().starts_with("malformed store assertions "),
+        "{e}"
     );
     fs::remove_dir_all(&dir).unwrap();
 }
