@@ -12,7 +12,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
-use rsa::{BigUint, Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
+use rsa::{BigUint, Pkcs1v15Sign, RsaPrivateKey};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use zeroize::Zeroizing;
 
@@ -159,6 +159,95 @@ pub enum PublicKey {
     Rsa(RsaPublicKey),
 }
 
+/// An RSA public key: modulus and exponent, big-endian without leading zeros. Verification
+/// is `ring`'s (which the agent links for TLS already), at native speed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RsaPublicKey {
+    n: Vec<u8>,
+    e: Vec<u8>,
+}
+
+impl RsaPublicKey {
+    /// Checks the numbers: a modulus of 1024 to [`MAX_RSA_BITS`] bits, odd, and an odd
+    /// exponent from 3 to 2^33 - 1 (what `ring` verifies with).
+    pub fn new(n: &[u8], e: &[u8]) -> Result<RsaPublicKey, KeyError> {
+        let (n, e) = (strip_zeros(n), strip_zeros(e));
+        let bits = bit_length(n);
+        if !(1024..=MAX_RSA_BITS).contains(&bits) {
+            return Err(KeyError::InvalidRsa(format!(
+                "the modulus has {bits} bits; 1024 to {MAX_RSA_BITS} are accepted"
+            )));
+        }
+        if n.last().is_some_and(|b| b & 1 == 0) {
+            return Err(KeyError::InvalidRsa("the modulus is even".into()));
+        }
+        let e_bits = bit_length(e);
+        if !(2..=33).contains(&e_bits) || e.last().is_some_and(|b| b & 1 == 0) {
+            return Err(KeyError::InvalidRsa(
+                "the public exponent must be odd, from 3 to 2^33 - 1".into(),
+            ));
+        }
+        Ok(RsaPublicKey {
+            n: n.to_vec(),
+            e: e.to_vec(),
+        })
+    }
+
+    /// The modulus, big-endian, no leading zeros.
+    pub fn n(&self) -> &[u8] {
+        &self.n
+    }
+
+    /// The public exponent, big-endian, no leading zeros.
+    pub fn e(&self) -> &[u8] {
+        &self.e
+    }
+
+    /// The modulus's width in bits.
+    pub fn bits(&self) -> usize {
+        bit_length(&self.n)
+    }
+
+    /// The modulus's width in bytes (what a PKCS#1 signature is padded to).
+    pub fn size(&self) -> usize {
+        self.n.len()
+    }
+
+    /// Verifies a PKCS#1 v1.5 signature `s` (as wide as the modulus) over `message`,
+    /// hashed with the OpenPGP hash algorithm `hash_algo`.
+    fn verify(&self, hash_algo: u8, message: &[u8], s: &[u8]) -> Result<(), SignatureError> {
+        use ring::signature as sig;
+        let wide = self.bits() >= 2048;
+        let params: &sig::RsaParameters = match (hash_algo, wide) {
+            (openpgp::HASH_SHA256, true) => &sig::RSA_PKCS1_2048_8192_SHA256,
+            (openpgp::HASH_SHA256, false) => &sig::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+            (openpgp::HASH_SHA384, true) => &sig::RSA_PKCS1_2048_8192_SHA384,
+            (openpgp::HASH_SHA512, true) => &sig::RSA_PKCS1_2048_8192_SHA512,
+            (openpgp::HASH_SHA512, false) => &sig::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
+            (other, _) => return Err(SignatureError::UnsupportedHash(other)),
+        };
+        sig::RsaPublicKeyComponents {
+            n: &self.n,
+            e: &self.e,
+        }
+        .verify(params, message, s)
+        .map_err(|_| SignatureError::Invalid)
+    }
+}
+
+fn strip_zeros(b: &[u8]) -> &[u8] {
+    let first = b.iter().position(|&x| x != 0).unwrap_or(b.len());
+    &b[first..]
+}
+
+fn bit_length(b: &[u8]) -> usize {
+    let b = strip_zeros(b);
+    match b.first() {
+        None => 0,
+        Some(top) => (b.len() - 1) * 8 + (8 - top.leading_zeros() as usize),
+    }
+}
+
 impl PublicKey {
     /// Decodes base64 text as in an account-key body (newlines allowed anywhere).
     pub fn decode(base64_text: &[u8]) -> Result<PublicKey, KeyError> {
@@ -190,14 +279,7 @@ impl PublicKey {
             return Err(KeyError::CreationTime(parsed.created));
         }
         let key = match parsed.material {
-            KeyMaterial::Rsa { n, e } => PublicKey::Rsa(
-                RsaPublicKey::new_with_max_size(
-                    BigUint::from_bytes_be(n),
-                    BigUint::from_bytes_be(e),
-                    MAX_RSA_BITS,
-                )
-                .map_err(|e| KeyError::InvalidRsa(e.to_string()))?,
-            ),
+            KeyMaterial::Rsa { n, e } => PublicKey::Rsa(RsaPublicKey::new(n, e)?),
             KeyMaterial::Ed25519(k) => PublicKey::Ed25519(
                 VerifyingKey::from_bytes(&k).map_err(|_| KeyError::InvalidEd25519)?,
             ),
@@ -212,8 +294,7 @@ impl PublicKey {
     fn packet_body(&self) -> Vec<u8> {
         match self {
             PublicKey::Rsa(k) => {
-                let (n, e) = (k.n().to_bytes_be(), k.e().to_bytes_be());
-                openpgp::write_public_key(KEY_CREATION_TIME, &KeyMaterial::Rsa { n: &n, e: &e })
+                openpgp::write_public_key(KEY_CREATION_TIME, &KeyMaterial::Rsa { n: &k.n, e: &k.e })
             }
             PublicKey::Ed25519(k) => {
                 openpgp::write_public_key(KEY_CREATION_TIME, &KeyMaterial::Ed25519(k.to_bytes()))
@@ -246,7 +327,7 @@ impl PublicKey {
     pub fn algorithm(&self) -> &'static str {
         match self {
             PublicKey::Ed25519(_) => "ed25519",
-            PublicKey::Rsa(k) => match k.n().bits() {
+            PublicKey::Rsa(k) => match k.bits() {
                 1024 => "rsa-1024",
                 2048 => "rsa-2048",
                 3072 => "rsa-3072",
@@ -289,13 +370,14 @@ impl PublicKey {
                 // Go and GnuPG may strip leading zero octets; PKCS#1 wants the key's width.
                 let s =
                     openpgp::left_pad(sig.mpis[0], key.size()).ok_or(SignatureError::Invalid)?;
-                let scheme = match sig.hash_algo {
-                    openpgp::HASH_SHA256 => Pkcs1v15Sign::new::<Sha256>(),
-                    openpgp::HASH_SHA384 => Pkcs1v15Sign::new::<Sha384>(),
-                    _ => Pkcs1v15Sign::new::<Sha512>(),
-                };
-                key.verify(scheme, &digest, &s)
-                    .map_err(|_| SignatureError::Invalid)
+                // ring hashes the message itself: the same bytes the digest was made from.
+                let trailer = openpgp::signature_trailer(sig.hashed_part);
+                let mut message =
+                    Vec::with_capacity(content.len() + sig.hashed_part.len() + trailer.len());
+                message.extend_from_slice(content);
+                message.extend_from_slice(sig.hashed_part);
+                message.extend_from_slice(&trailer);
+                key.verify(sig.hash_algo, &message, &s)
             }
             PublicKey::Ed25519(key) => {
                 let r = openpgp::left_pad(sig.mpis[0], 32).ok_or(SignatureError::Invalid)?;
@@ -417,7 +499,10 @@ impl PrivateKey {
     pub fn public_key(&self) -> PublicKey {
         match self {
             PrivateKey::Ed25519(k) => PublicKey::Ed25519(k.verifying_key()),
-            PrivateKey::Rsa(k) => PublicKey::Rsa(k.to_public_key()),
+            PrivateKey::Rsa(k) => PublicKey::Rsa(RsaPublicKey {
+                n: k.n().to_bytes_be(),
+                e: k.e().to_bytes_be(),
+            }),
         }
     }
 

@@ -55,6 +55,6 @@ pub use typed::{
 mod keys;
 mod openpgp;
 pub use keys::{
-    parse_signature, KeyError, PrivateKey, PublicKey, SignatureAlgorithm, SignatureError,
-    SignatureInfo,
+    parse_signature, KeyError, PrivateKey, PublicKey, RsaPublicKey, SignatureAlgorithm,
+    SignatureError, SignatureInfo,
 };

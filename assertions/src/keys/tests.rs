@@ -474,9 +474,7 @@ fn gnupg_signatures_verify() {
         let parsed = openpgp::parse_public_key(body).unwrap();
         let public = match parsed.material {
             KeyMaterial::Ed25519(k) => PublicKey::Ed25519(VerifyingKey::from_bytes(&k).unwrap()),
-            KeyMaterial::Rsa { n, e } => PublicKey::Rsa(
-                RsaPublicKey::new(BigUint::from_bytes_be(n), BigUint::from_bytes_be(e)).unwrap(),
-            ),
+            KeyMaterial::Rsa { n, e } => PublicKey::Rsa(RsaPublicKey::new(n, e).unwrap()),
         };
         let content_path = gpg.home.join("content");
         std::fs::write(&content_path, b"type: model\n\nhello").unwrap();

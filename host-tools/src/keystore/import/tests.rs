@@ -2,7 +2,6 @@
 
 use super::*;
 use coreforge_assertions::PublicKey;
-use rsa::traits::PublicKeyParts;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -146,8 +145,8 @@ fn gpg_passphrase_protected_rsa_export_imports() {
     let PublicKey::Rsa(public) = key.public_key() else {
         panic!("not RSA")
     };
-    assert_eq!(public.n().to_bytes_be(), n);
-    assert_eq!(public.e().to_bytes_be(), e);
+    assert_eq!(public.n().to_vec(), n);
+    assert_eq!(public.e().to_vec(), e);
     let sig = key.sign(b"x", 1).unwrap();
     key.public_key().verify(b"x", &sig).unwrap();
 }
@@ -287,7 +286,7 @@ fn gpg1_fixtures_with_other_ciphers_import() {
         let PublicKey::Rsa(public) = key.public_key() else {
             panic!("not RSA")
         };
-        assert_eq!(public.n().to_bytes_be(), n, "{name}");
-        assert_eq!(public.e().to_bytes_be(), e, "{name}");
+        assert_eq!(public.n().to_vec(), n, "{name}");
+        assert_eq!(public.e().to_vec(), e, "{name}");
     }
 }
