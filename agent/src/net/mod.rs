@@ -363,3 +363,16 @@ fn apply(
 
 #[cfg(test)]
 mod tests;
+
+/// Interface names a shell would act on, or that are too long or a path: refused everywhere
+/// (the tests of every place that takes a name try them all).
+#[cfg(test)]
+pub(crate) const HOSTILE_NAMES: &[&str] = &[
+    "eth0;reboot",
+    "$(x)",
+    "`x`",
+    "wl an0",
+    "wl\nan0",
+    "abcdefghijklmnop",
+    "..",
+];

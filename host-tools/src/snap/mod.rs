@@ -177,18 +177,25 @@ pub fn read_file(snap: &Path, inner: &str) -> Result<Vec<u8>, SnapError> {
 /// `(sha3-384, size)` of the snap file: unpadded base64url of SHA3-384 of the whole
 /// file, as snap-revision's `snap-sha3-384`, and its length in bytes.
 pub fn digest(path: &Path) -> Result<(String, u64), SnapError> {
-    let mut f = fs::File::open(path).map_err(io_err("open", path))?;
+    let f = fs::File::open(path).map_err(io_err("open", path))?;
+    digest_copy(f, io::sink()).map_err(io_err("read", path))
+}
+
+/// `(sha3-384, size)` as [`digest`] gives them, of what is read from `from`, which is
+/// also written to `to`: a copy that is checked is the copy that was hashed.
+pub fn digest_copy(mut from: impl Read, mut to: impl io::Write) -> io::Result<(String, u64)> {
     let mut hasher = Sha3_384::new();
-    let mut buf = vec![0u8; 1 << 16];
+    let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
-        let n = match f.read(&mut buf) {
+        let n = match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_err("read", path)(e)),
+            Err(e) => return Err(e),
         };
         hasher.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
         size += n as u64;
     }
     let sum = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hasher.finalize());

@@ -2,14 +2,11 @@
 //! model and the assertions that vouch for it and for every seeded snap.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use coreforge_assertions::{Assertion, Model, Timestamp};
-use sha3::{Digest as _, Sha3_384};
 
 use super::resolve::SeedSnap;
 use super::trust::Trust;
@@ -59,23 +56,7 @@ pub(super) fn write_seed(
 /// Copies `from` to `to`, returning the SHA3-384 (unpadded base64url) and size of the
 /// bytes written: what is checked is what the seed holds.
 fn copy_hashing(from: &Path, to: &Path) -> io::Result<(String, u64)> {
-    let mut src = File::open(from)?;
-    let mut dst = File::create(to)?;
-    let mut hasher = Sha3_384::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = match src.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        dst.write_all(&buf[..n])?;
-        size += n as u64;
-    }
-    Ok((URL_SAFE_NO_PAD.encode(hasher.finalize()), size))
+    crate::snap::digest_copy(File::open(from)?, File::create(to)?)
 }
 
 /// Appends `a` to an assertion stream (snapd separates them with a blank line).
