@@ -19,7 +19,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use coreforge_assertions::{sign, Assertion, HeaderValue, PrivateKey, PublicKey, Timestamp};
+use coreforge_assertions::{
+    sign, Assertion, HeaderValue, PrivateKey, PublicKey, Timestamp, TrustDb,
+};
 use rand_core::RngCore;
 
 use super::channel::{Channel, DEFAULT_TRACK};
@@ -680,10 +682,30 @@ impl Store for LocalStore {
                     revision: snap.revision,
                     known: entry.revisions.keys().map(|r| format!("r{r}")).collect(),
                 })?;
-        Ok(vec![
+        let served = vec![
             self.require_assertion("snap-declaration", &entry.snap_id)?,
             self.require_assertion("snap-revision", &rev.sha3_384)?,
-        ])
+        ];
+        // The store checks what it serves with the same rules as its clients: a file in
+        // its directory replaced by one another account signed is refused here first.
+        let mut db = TrustDb::new();
+        for root in self.roots()? {
+            db.add_trusted(root);
+        }
+        for a in self
+            .all_account_assertions()?
+            .into_iter()
+            .chain(served.clone())
+        {
+            db.add(a);
+        }
+        for (a, key) in served.iter().zip([&entry.snap_id, &rev.sha3_384]) {
+            db.verify(a).map_err(|e| StoreError::Corrupt {
+                path: self.assertion_path(a.type_name(), key),
+                reason: format!("it does not verify against the store's roots: {e}"),
+            })?;
+        }
+        Ok(served)
     }
 
     fn account_assertions(&self, account_id: &str) -> Result<Vec<Assertion>, StoreError> {
