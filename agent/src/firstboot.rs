@@ -135,6 +135,12 @@ pub fn configure(
         } => {
             let line = format!("{what} refused: {}", printable_text(&reason));
             error!("{line} — nothing was configured from it; answer console-conf instead");
+            if what != "preseed" && files.contains(&PRESEED_FILE) {
+                error!(
+                    "preseed refused: {PRESEED_FILE} came with {AUTO_IMPORT_FILE}, which was \
+                     refused — nothing was configured from it"
+                );
+            }
             for name in files {
                 if let Err(e) = refuse_file(seed, name) {
                     warn!("cannot rename {name} to {name}.refused: {e}");
@@ -403,7 +409,9 @@ fn refuse_file(seed: &Path, name: &str) -> io::Result<()> {
 /// syncs and remounts it read-only.
 fn with_writable_seed(seed: &Path, f: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
     mounts::remount_seed_at(seed, true)?;
-    let done = f().map(|()| rustix::fs::sync());
+    // fsync of the folder: vfat writes its entries and asks the disk to flush its cache
+    // (sync(2) alone does not, and a power cut then loses the rename).
+    let done = f().and_then(|()| File::open(seed)?.sync_all());
     let readonly = mounts::remount_seed_at(seed, false);
     done?;
     readonly

@@ -684,13 +684,23 @@ fn register_key_makes_sign_chain_verify_through_the_store_root() {
 
     // A second key of the same account; a key registered nowhere does not verify.
     env.create_key("second", Some("brand"));
-    env.ok(&[
+    // Not valid before the store's own key: the store cannot vouch for that time.
+    let err = env.fails(&[
         "register-key",
         "second",
         "--store",
         &s,
         "--since",
         "2019-01-01T00:00:00Z",
+    ]);
+    assert!(err.contains("before the store's own key is valid"), "{err}");
+    env.ok(&[
+        "register-key",
+        "second",
+        "--store",
+        &s,
+        "--since",
+        "2099-01-01T00:00:00Z",
     ]);
     let second_chain = fs::read(env.path("keys/second.chain")).unwrap();
     let second_chain = Assertion::decode_all(&second_chain).unwrap();
@@ -701,7 +711,7 @@ fn register_key_makes_sign_chain_verify_through_the_store_root() {
     );
     assert_eq!(
         second_chain[0].header_str("since"),
-        Some("2019-01-01T00:00:00Z")
+        Some("2099-01-01T00:00:00Z")
     );
     env.create_key("rogue", Some("brand"));
     let rogue = env.ok(&[

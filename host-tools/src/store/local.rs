@@ -390,6 +390,15 @@ impl LocalStore {
             return Err(StoreError::BadKeyName(key_name.to_owned()));
         }
         let key_id = public.id();
+        let root = self.require_assertion("account-key", self.key_id())?;
+        if let Some(store_since) = root.header_str("since").and_then(Timestamp::parse) {
+            if since < store_since {
+                return Err(StoreError::SinceBeforeStore {
+                    since: since.to_string(),
+                    store_since: store_since.to_string(),
+                });
+            }
+        }
         if let Some(existing) = self.load_assertion("account-key", &key_id)? {
             let owner = existing.header_str("account-id").unwrap_or_default();
             if owner != account_id {

@@ -129,6 +129,14 @@ pub enum StoreError {
     /// An account-key name snapd would not accept.
     #[error("invalid key name {0:?} for an account-key: snapd wants lowercase letters, digits and single '-' (with at least one letter); create the key under such a name")]
     BadKeyName(String),
+    /// A key's validity would start before the store's own key's.
+    #[error("--since {since} is before the store's own key is valid ({store_since}): the store could not vouch for what the key signs then; give a later --since")]
+    SinceBeforeStore {
+        /// The start asked for.
+        since: String,
+        /// The store key's start.
+        store_since: String,
+    },
     /// No account-key with this id is registered.
     #[error(
         "no account-key {0:?} is registered with this store (see store/assertions/account-key/)"
