@@ -173,21 +173,22 @@ fn login_details(dev: &mut Device, user: &str) -> Result<(String, Vec<String>)> 
     Ok((ssh_line.trim().to_string(), fingerprints))
 }
 
-/// Logs in as `user` and checks the account: its groups, sudoers file, key file modes.
+/// Logs in as `user` and checks the account: its groups, the sudoers folder (0750 root:
+/// its files are not for the user to read), key file modes.
 fn check_login(dev: &Device, port: u16, user: &str) -> Result<()> {
     let s = shared();
     let out = ssh_run(
         &s.key,
         port,
         user,
-        "id; ls /etc/sudoers.d; stat -c '%a %U %n' .ssh .ssh/authorized_keys",
+        "id; stat -c '%a %U %n' /etc/sudoers.d .ssh .ssh/authorized_keys",
         LOGIN,
     )
     .map_err(|e| dev.failure(&format!("{e:#}")))?;
     for want in [
         format!("({user})"),
         "(sudo)".to_string(),
-        format!("90-coreforge-{user}"),
+        "750 root /etc/sudoers.d".to_string(),
         format!("700 {user} .ssh"),
         format!("600 {user} .ssh/authorized_keys"),
     ] {

@@ -330,19 +330,6 @@ fn never(dev: &Device, text: &str, why: &str) -> Result<()> {
     Ok(())
 }
 
-/// Powers the device off from QEMU's side (`quit` on the monitor: QEMU writes out what the
-/// guest wrote, as a disk does when its power goes off in order), and waits for it to end.
-/// (A power cut, `kill -9`, also drops what the guest wrote without asking the disk to flush
-/// it: the agent's rename to `.refused` was seen lost that way, its `sync()` flushing no
-/// write cache of the FAT's disk.)
-fn power_off(dev: &mut Device) -> Result<()> {
-    // QEMU closes the monitor as it quits: no answer to wait for.
-    let _ = dev.monitor("quit");
-    dev.wait_exit(Duration::from_secs(60))?;
-    dev.power_cut();
-    Ok(())
-}
-
 /// The device's disk as a raw image (to read its boot partition after the power is cut).
 fn raw_disk(dev: &Device) -> Result<PathBuf> {
     let raw = dev.dir().join("disk.raw");
@@ -475,7 +462,9 @@ fn an_unbound_preseed_is_refused() -> Result<()> {
     dev.expect(&t("PRESS_ENTER"), STEP)?;
     never(&dev, CONFIGURED, "something was configured")?;
     no_other_errors(&dev, &[PRESEED_REFUSED])?;
-    power_off(&mut dev)?;
+    // A power cut: the agent fsyncs the boot partition's folder after the rename, which
+    // asks the disk to flush; without that the rename was seen lost here.
+    dev.power_cut();
     let raw = raw_disk(&dev)?;
     let checked = renamed_refused(&dev, &raw, "console-conf.json");
     let _ = std::fs::remove_file(&raw);
@@ -525,10 +514,18 @@ fn mallorys_system_user_is_refused_with_its_preseed() -> Result<()> {
             "the refusal names no mallory or rule: {refusal:?}"
         ))
     );
+    // The preseed that came with it is refused too, and says so.
+    let preseed = agent_line(&mut dev, PRESEED_REFUSED, STEP)?;
+    ensure!(
+        preseed.contains("came with auto-import.assert"),
+        dev.failure(&format!("the preseed's refusal: {preseed:?}"))
+    );
     dev.expect(&t("PRESS_ENTER"), STEP)?;
     never(&dev, CONFIGURED, "something was configured")?;
-    no_other_errors(&dev, &[AUTO_IMPORT_REFUSED])?;
-    power_off(&mut dev)?;
+    no_other_errors(&dev, &[AUTO_IMPORT_REFUSED, PRESEED_REFUSED])?;
+    // A power cut: the agent fsyncs the boot partition's folder after the rename, which
+    // asks the disk to flush; without that the rename was seen lost here.
+    dev.power_cut();
     let raw = raw_disk(&dev)?;
     let checked = renamed_refused(&dev, &raw, "console-conf.json")
         .and_then(|_| renamed_refused(&dev, &raw, "auto-import.assert"));
@@ -720,7 +717,9 @@ fn an_expired_system_user_is_refused() -> Result<()> {
     dev.expect(&t("PRESS_ENTER"), STEP)?;
     never(&dev, CONFIGURED, "something was configured")?;
     no_other_errors(&dev, &[AUTO_IMPORT_REFUSED])?;
-    power_off(&mut dev)?;
+    // A power cut: the agent fsyncs the boot partition's folder after the rename, which
+    // asks the disk to flush; without that the rename was seen lost here.
+    dev.power_cut();
     let raw = raw_disk(&dev)?;
     let checked = renamed_refused(&dev, &raw, "auto-import.assert");
     let _ = std::fs::remove_file(&raw);
