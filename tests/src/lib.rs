@@ -5,6 +5,7 @@
 //! helpers fail with a message saying so, never skip.
 
 mod artifacts;
+mod console;
 mod disk;
 pub mod flows;
 pub mod image;
@@ -16,6 +17,7 @@ pub mod sso;
 mod text;
 
 pub use artifacts::{agent_binary, initramfs, trivial_init, InitKind};
+pub use console::unexpected_errors;
 pub use disk::{make_boot_disk, DISK_SIZE};
 pub use kernel::Kernel;
 pub use qemu::{Boot, Prepared, Qemu};

@@ -1,14 +1,14 @@
 //! Booting a board in QEMU and talking to its first serial port.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use coreforge_boards::{Board, QemuInputs};
 
+use crate::console::{self, lock, SharedLog};
 use crate::{initramfs, make_boot_disk, InitKind, Kernel};
 
 /// What to boot: a board, its init, an optional boot disk, extra kernel arguments.
@@ -136,21 +136,12 @@ pub struct Prepared {
     pub modules: Vec<String>,
 }
 
-#[derive(Debug, Default)]
-struct Log {
-    text: String,
-    /// Complete lines with the time since QEMU started when their newline arrived.
-    lines: Vec<(Duration, String)>,
-    partial: String,
-    closed: bool,
-}
-
 /// A running QEMU; killed when dropped.
 #[derive(Debug)]
 pub struct Qemu {
     child: Child,
     stdin: Option<ChildStdin>,
-    log: Arc<(Mutex<Log>, Condvar)>,
+    log: SharedLog,
     name: String,
     second_serial: PathBuf,
     /// The modules in the initramfs, in load order.
@@ -172,17 +163,7 @@ impl Qemu {
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {program}: run cross/setup.sh to install QEMU"))?;
-        let log = Arc::new((Mutex::new(Log::default()), Condvar::new()));
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-        let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
-        spawn_reader(stdout, log.clone(), started, "");
-        spawn_reader(stderr, log.clone(), started, "qemu stderr: ");
-        let mut header = format!("$ {program}");
-        for a in args {
-            header.push(' ');
-            header.push_str(&a.to_string_lossy());
-        }
-        lock(&log).text.push_str(&(header + "\n"));
+        let log = console::attach(&mut child, program, args, started)?;
         Ok(Qemu {
             stdin: child.stdin.take(),
             child,
@@ -213,6 +194,16 @@ impl Qemu {
             self.name,
             self.transcript()
         )
+    }
+
+    /// Fails, with the serial log, on an agent `error:` line that contains none of
+    /// `expected` (see [`console::unexpected_errors`]); every agent boot test ends with it.
+    pub fn no_unexpected_errors(&self, expected: &[&str]) -> anyhow::Result<()> {
+        let unexpected = console::unexpected_errors(&self.transcript(), expected);
+        if unexpected.is_empty() {
+            return Ok(());
+        }
+        Err(self.failure(&format!("unexpected error lines: {unexpected:#?}")))
     }
 
     /// Waits until `needle` has appeared `count` times in the transcript.
@@ -334,48 +325,4 @@ impl Drop for Qemu {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn lock(log: &Arc<(Mutex<Log>, Condvar)>) -> std::sync::MutexGuard<'_, Log> {
-    log.0.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Copies a QEMU output stream into the log, timing each line; `prefix` marks stderr.
-fn spawn_reader(
-    mut from: impl Read + Send + 'static,
-    log: Arc<(Mutex<Log>, Condvar)>,
-    started: Instant,
-    prefix: &'static str,
-) {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = from.read(&mut buf).unwrap_or(0);
-            let (mutex, cond) = &*log;
-            let mut l = mutex.lock().unwrap_or_else(|e| e.into_inner());
-            if n == 0 {
-                // The serial console is stdout: once it ends, nothing more will match.
-                l.closed |= prefix.is_empty();
-                cond.notify_all();
-                return;
-            }
-            let chunk = String::from_utf8_lossy(&buf[..n]).replace('\r', "");
-            if prefix.is_empty() {
-                l.text.push_str(&chunk);
-                for c in chunk.chars() {
-                    if c == '\n' {
-                        let line = std::mem::take(&mut l.partial);
-                        l.lines.push((started.elapsed(), line));
-                    } else {
-                        l.partial.push(c);
-                    }
-                }
-            } else {
-                for line in chunk.lines() {
-                    l.text.push_str(&format!("{prefix}{line}\n"));
-                }
-            }
-            cond.notify_all();
-        }
-    });
 }

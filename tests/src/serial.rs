@@ -5,15 +5,15 @@
 //! (`virtio-gpu-pci`) and the QEMU monitor for screen dumps.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 
+use crate::console::{self, lock, SharedLog};
 use crate::image::BootFiles;
 
 /// How a device is wired up.
@@ -35,15 +35,6 @@ pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
 }
-
-#[derive(Debug, Default)]
-struct Log {
-    /// Everything the console printed this boot (`\r` removed, invalid UTF-8 replaced).
-    text: String,
-    closed: bool,
-}
-
-type SharedLog = Arc<(Mutex<Log>, Condvar)>;
 
 /// One emulated device with its own disk; QEMU is killed when it is dropped.
 #[derive(Debug)]
@@ -78,7 +69,7 @@ impl Device {
             disk,
             child: None,
             stdin: None,
-            log: Arc::default(),
+            log: SharedLog::default(),
             cursor: 0,
             history: String::new(),
             boots: 0,
@@ -179,19 +170,9 @@ impl Device {
                 .push_str(&format!("----- boot {} -----\n{}\n", self.boots, old.text));
         }
         self.boots += 1;
-        self.log = Arc::default();
         self.cursor = 0;
         self.started = Instant::now();
-        let mut header = format!("$ {program}");
-        for a in &args {
-            header.push(' ');
-            header.push_str(&a.to_string_lossy());
-        }
-        lock(&self.log).text.push_str(&(header + "\n"));
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-        let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
-        spawn_reader(stdout, self.log.clone(), "");
-        spawn_reader(stderr, self.log.clone(), "qemu stderr: ");
+        self.log = console::attach(&mut child, program, &args, self.started)?;
         self.stdin = child.stdin.take();
         self.child = Some(child);
         Ok(())
@@ -248,6 +229,18 @@ impl Device {
             self.boots,
             self.transcript()
         )
+    }
+
+    /// Fails, with every boot's log, on an agent `error:` line in any boot so far that
+    /// contains none of `expected` (see [`console::unexpected_errors`]); every test that
+    /// boots the agent ends with it.
+    pub fn no_unexpected_errors(&self, expected: &[&str]) -> anyhow::Result<()> {
+        let all = format!("{}{}", self.history, self.transcript());
+        let unexpected = console::unexpected_errors(&all, expected);
+        if unexpected.is_empty() {
+            return Ok(());
+        }
+        Err(self.failure(&format!("unexpected error lines: {unexpected:#?}")))
     }
 
     /// Waits for `text` after the previous match; returns the whole line it is on (up to
@@ -432,37 +425,6 @@ fn read_until_prompt(sock: &mut UnixStream) -> anyhow::Result<String> {
             return Ok(String::from_utf8_lossy(&out).into_owned());
         }
     }
-}
-
-fn lock(log: &SharedLog) -> std::sync::MutexGuard<'_, Log> {
-    log.0.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Copies a QEMU output stream into the log; `prefix` marks QEMU's own stderr.
-fn spawn_reader(mut from: impl Read + Send + 'static, log: SharedLog, prefix: &'static str) {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = from.read(&mut buf).unwrap_or(0);
-            let (mutex, cond) = &*log;
-            let mut l = mutex.lock().unwrap_or_else(|e| e.into_inner());
-            if n == 0 {
-                // The console is stdout: once it ends, nothing more will match.
-                l.closed |= prefix.is_empty();
-                cond.notify_all();
-                return;
-            }
-            let chunk = String::from_utf8_lossy(&buf[..n]).replace('\r', "");
-            if prefix.is_empty() {
-                l.text.push_str(&chunk);
-            } else {
-                for line in chunk.lines() {
-                    l.text.push_str(&format!("{prefix}{line}\n"));
-                }
-            }
-            cond.notify_all();
-        }
-    });
 }
 
 /// Checks a binary PPM (P6) screen dump: returns (width, height, distinct colours) and fails

@@ -17,6 +17,8 @@ fn boot_timeout(board: &Board) -> Duration {
 }
 
 const PROMPT: &str = "Press r to reboot, p to power off, Enter to retry";
+/// The agent's error when no disk has its boot partition.
+const NO_DISK: &str = "no FAT partition labelled system-boot found";
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn board(name: &str, arch: Arch) -> &'static Board {
@@ -84,14 +86,14 @@ fn boot_to_report(
 }
 
 /// Types `p` at the prompt and expects QEMU to exit cleanly (guest power-off).
-fn power_off_by_typing(mut qemu: Qemu) -> Result<()> {
+fn power_off_by_typing(mut qemu: Qemu, expected_errors: &[&str]) -> Result<()> {
     qemu.type_until("p\r", EXIT_TIMEOUT, Qemu::has_exited)?;
     let status = qemu.wait_exit(EXIT_TIMEOUT)?;
     ensure!(
         status.success(),
         qemu.failure(&format!("QEMU exited with {status}"))
     );
-    Ok(())
+    qemu.no_unexpected_errors(expected_errors)
 }
 
 /// Types `r` at the prompt and expects the agent to start a second time.
@@ -99,19 +101,20 @@ fn reboot_by_typing(qemu: &mut Qemu, timeout: Duration) -> Result<()> {
     let starting = format!("coreforge-agent {} starting", env!("CARGO_PKG_VERSION"));
     qemu.type_until("r\r", timeout, |q| {
         q.transcript().matches(&starting).count() >= 2
-    })
+    })?;
+    qemu.no_unexpected_errors(&[])
 }
 
 #[test]
 fn qemu_virt_arm64_boots_to_the_model_and_powers_off_on_p() -> Result<()> {
     let qemu = boot_to_report("virt-arm64-p", board("qemu-virt", Arch::Arm64), "", false)?;
-    power_off_by_typing(qemu)
+    power_off_by_typing(qemu, &[])
 }
 
 #[test]
 fn qemu_virt_armhf_boots_to_the_model_and_powers_off_on_p() -> Result<()> {
     let qemu = boot_to_report("virt-armhf-p", board("qemu-virt", Arch::Armhf), "", false)?;
-    power_off_by_typing(qemu)
+    power_off_by_typing(qemu, &[])
 }
 
 #[test]
@@ -148,21 +151,21 @@ fn pi3_armhf_boots_on_raspi2b_and_powers_off_unattended() -> Result<()> {
         status.success(),
         qemu.failure(&format!("QEMU exited with {status}"))
     );
-    Ok(())
+    qemu.no_unexpected_errors(&[])
 }
 
 #[test]
 fn qemu_virt_arm64_without_a_boot_disk_reports_an_error_and_still_prompts() -> Result<()> {
     let virt = board("qemu-virt", Arch::Arm64);
     let qemu = Boot::new("virt-arm64-nodisk", virt, InitKind::Agent).start()?;
-    qemu.wait_for("error: ", boot_timeout(virt))?;
+    qemu.wait_for(&format!("error: {NO_DISK}"), boot_timeout(virt))?;
     qemu.wait_for(PROMPT, boot_timeout(virt))?;
     let log = qemu.transcript();
     ensure!(
         !log.contains("boot partition: "),
         qemu.failure("found a boot partition on a machine with no disk")
     );
-    power_off_by_typing(qemu)
+    power_off_by_typing(qemu, &[NO_DISK])
 }
 
 #[test]

@@ -259,7 +259,7 @@ fn interactive_setup_over_serial_then_ssh_and_reboot() -> Result<()> {
         host_fingerprints(port)? == offered,
         dev.failure("the host key changed across the reboot")
     );
-    Ok(())
+    dev.no_unexpected_errors(&[])
 }
 
 /// Scenario 2: a preseed file and nobody at the console: configured, logged in, and the
@@ -288,6 +288,7 @@ fn preseed_configures_with_nobody_at_the_console() -> Result<()> {
         !dev.transcript().contains(&t("PRESS_ENTER")),
         dev.failure("a preseeded device asked for Enter")
     );
+    dev.no_unexpected_errors(&[])?;
     dev.power_cut();
 
     let raw = dev.dir().join("disk.raw");
@@ -354,7 +355,7 @@ fn framebuffer_shows_the_welcome_screen() -> Result<()> {
         welcome.display(),
         claimed.display()
     );
-    Ok(())
+    dev.no_unexpected_errors(&[])
 }
 
 /// Scenario 4: a Pi 3 (QEMU raspi3b, mini UART console): no network, a pasted public key
@@ -388,7 +389,7 @@ fn raspi3b_serial_setup_with_a_pasted_key() -> Result<()> {
         String::from_utf8_lossy(&passwd).contains(&format!("{PASTED_USER}:")),
         "passwd lacks {PASTED_USER}"
     );
-    Ok(())
+    dev.no_unexpected_errors(&[])
 }
 
 /// What a power cut left on `writable`: `Some(true)` configured (a complete account),
@@ -481,7 +482,7 @@ fn power_cuts_around_the_commit_never_leave_half_a_configuration() -> Result<()>
         !dev.transcript().contains(&t("PRESS_ENTER")),
         dev.failure("console-conf ran again after a complete commit")
     );
-    Ok(())
+    dev.no_unexpected_errors(&[])
 }
 
 #[test]

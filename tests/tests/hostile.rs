@@ -306,22 +306,6 @@ fn agent_line(dev: &mut Device, text: &str, timeout: Duration) -> Result<String>
     agent_line_any(dev, &[text], timeout).map(|(_, line)| line)
 }
 
-/// Fails on an `error:` line of this boot that contains none of `expected`.
-fn no_other_errors(dev: &Device, expected: &[&str]) -> Result<()> {
-    let transcript = dev.transcript();
-    let unexpected: Vec<&str> = transcript
-        .lines()
-        .map(str::trim_start)
-        .filter(|l| l.starts_with("error:"))
-        .filter(|l| !expected.iter().any(|e| l.contains(e)))
-        .collect();
-    ensure!(
-        unexpected.is_empty(),
-        dev.failure(&format!("unexpected error lines: {unexpected:#?}"))
-    );
-    Ok(())
-}
-
 /// Fails if a line of this boot contains `text`.
 fn never(dev: &Device, text: &str, why: &str) -> Result<()> {
     if let Some(line) = dev.transcript().lines().find(|l| l.contains(text)) {
@@ -437,7 +421,7 @@ fn another_label_is_ignored_and_the_pinned_preseed_applies() -> Result<()> {
         &t("PRESS_ENTER"),
         "a preseeded device asked for Enter",
     )?;
-    no_other_errors(&dev, &[])?;
+    dev.no_unexpected_errors(&[])?;
     std::thread::sleep(Duration::from_secs(2));
     dev.power_cut();
     configured(&dev, PRESEED_USER, OPS_KEY)
@@ -461,7 +445,7 @@ fn an_unbound_preseed_is_refused() -> Result<()> {
     );
     dev.expect(&t("PRESS_ENTER"), STEP)?;
     never(&dev, CONFIGURED, "something was configured")?;
-    no_other_errors(&dev, &[PRESEED_REFUSED])?;
+    dev.no_unexpected_errors(&[PRESEED_REFUSED])?;
     // A power cut: the agent fsyncs the boot partition's folder after the rename, which
     // asks the disk to flush; without that the rename was seen lost here.
     dev.power_cut();
@@ -522,7 +506,7 @@ fn mallorys_system_user_is_refused_with_its_preseed() -> Result<()> {
     );
     dev.expect(&t("PRESS_ENTER"), STEP)?;
     never(&dev, CONFIGURED, "something was configured")?;
-    no_other_errors(&dev, &[AUTO_IMPORT_REFUSED, PRESEED_REFUSED])?;
+    dev.no_unexpected_errors(&[AUTO_IMPORT_REFUSED, PRESEED_REFUSED])?;
     // A power cut: the agent fsyncs the boot partition's folder after the rename, which
     // asks the disk to flush; without that the rename was seen lost here.
     dev.power_cut();
@@ -596,7 +580,7 @@ fn a_replaced_model_is_refused() -> Result<()> {
     never(&dev, MODEL_VERIFIED, "the replaced model verified")?;
     never(&dev, SEED_VERIFIED, "the seed was verified")?;
     never(&dev, &t("PRESS_ENTER"), "console-conf ran")?;
-    no_other_errors(&dev, &[OTHER_MODEL])
+    dev.no_unexpected_errors(&[OTHER_MODEL])
 }
 
 /// c: the gadget snap changed on the card and its snap-revision replaced by one mallory
@@ -683,7 +667,7 @@ fn a_snap_revision_signed_by_mallory_is_refused() -> Result<()> {
     std::thread::sleep(Duration::from_secs(3));
     never(&dev, SEED_VERIFIED, "the seed verified")?;
     never(&dev, &t("PRESS_ENTER"), "console-conf ran")?;
-    no_other_errors(&dev, &["does not verify"])
+    dev.no_unexpected_errors(&["does not verify"])
 }
 
 /// e: an auto-import.assert the brand signed that has expired: refused with the reason,
@@ -716,7 +700,7 @@ fn an_expired_system_user_is_refused() -> Result<()> {
     );
     dev.expect(&t("PRESS_ENTER"), STEP)?;
     never(&dev, CONFIGURED, "something was configured")?;
-    no_other_errors(&dev, &[AUTO_IMPORT_REFUSED])?;
+    dev.no_unexpected_errors(&[AUTO_IMPORT_REFUSED])?;
     // A power cut: the agent fsyncs the boot partition's folder after the rename, which
     // asks the disk to flush; without that the rename was seen lost here.
     dev.power_cut();
@@ -757,7 +741,7 @@ fn a_brand_signed_system_user_creates_its_account() -> Result<()> {
         "the brand's system-user was refused",
     )?;
     never(&dev, &t("PRESS_ENTER"), "console-conf asked anyway")?;
-    no_other_errors(&dev, &[])?;
+    dev.no_unexpected_errors(&[])?;
     std::thread::sleep(Duration::from_secs(2));
     dev.power_cut();
     configured(&dev, "ops", OPS_KEY)
