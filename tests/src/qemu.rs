@@ -116,12 +116,38 @@ impl Boot {
         };
         Ok(Prepared {
             program: self.board.arch.qemu_system(),
-            args: self.board.qemu_args(&inputs),
+            args: self
+                .board
+                .qemu_args(&inputs)
+                .into_iter()
+                .chain(["-trace".into(), TRACE_SHUTDOWN.into()])
+                .collect(),
             other_serial: second_serial,
             modules: image.modules,
         })
     }
 }
+
+/// The QEMU trace event that names why the guest asked QEMU to stop (QEMU's
+/// `ShutdownCause`; 6 is `guest-shutdown`, a power-off). A guest reset, which `-no-reboot`
+/// also turns into an exit (a reboot, a panic's reboot, a watchdog's reset), does not emit it.
+const TRACE_SHUTDOWN: &str = "qemu_system_shutdown_request";
+
+/// What a clean power-off leaves in the log: the kernel's last line and QEMU's trace of a
+/// shutdown the guest asked for.
+const POWER_DOWN: &str = "reboot: Power down";
+const GUEST_SHUTDOWN: &str = "qemu_system_shutdown_request reason=6";
+
+/// Lines that a clean power-off never has: a kernel panic, a reboot (also how a panic with
+/// `panic=-1` or a watchdog ends under `-no-reboot`), a watchdog that fired or was left
+/// running.
+const NOT_A_POWER_OFF: [&str; 5] = [
+    "Kernel panic",
+    "reboot: Restarting system",
+    "Reboot failed",
+    "watchdog did not stop",
+    "qemu_system_shutdown_request reason=7",
+];
 
 /// A boot ready to run: the QEMU program and arguments, with their files in place.
 #[derive(Debug, Clone)]
@@ -299,6 +325,26 @@ impl Qemu {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Waits for QEMU to exit and requires a clean power-off by the guest: the kernel's
+    /// `reboot: Power down`, QEMU's trace of a guest shutdown, exit status 0, and no panic,
+    /// reboot or watchdog line (QEMU exits 0 on those too under `-no-reboot`).
+    pub fn wait_power_off(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let status = self.wait_exit(timeout)?;
+        let log = self.transcript();
+        if let Some(bad) = NOT_A_POWER_OFF.iter().find(|b| log.contains(*b)) {
+            bail!(self.failure(&format!("not a clean power-off: {bad:?} in the log")));
+        }
+        for want in [POWER_DOWN, GUEST_SHUTDOWN] {
+            if !log.contains(want) {
+                bail!(self.failure(&format!("not a clean power-off: no {want:?}")));
+            }
+        }
+        if !status.success() {
+            bail!(self.failure(&format!("QEMU exited with {status}")));
+        }
+        Ok(())
     }
 
     /// Waits for QEMU to exit by itself (guest power-off, or reboot with `-no-reboot`).
