@@ -8,6 +8,7 @@
 //! Needs the board snaps, the cross-built agent, QEMU, qemu-user, e2fsprogs and
 //! openssh-client (`cross/setup.sh`).
 
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::Path;
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use coreforge_boards::{Arch, Board};
-use coreforge_tests::image::{board_snap, raw_copy, world, BootFiles};
+use coreforge_tests::image::{board_snap, fat_read, raw_copy, world, BootFiles, World};
 use coreforge_tests::serial::{free_port, Device, DeviceOptions};
 use coreforge_tests::ssh::{host_fingerprints, ssh_run, SshKey};
 
@@ -37,10 +38,14 @@ fn run(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The (start, size) in bytes of MBR partition `n` (0-based) of `image`.
+/// The (start, size) in bytes of MBR partition `n` (0-based) of `image`, or of GPT
+/// partition `n` behind a protective MBR.
 fn partition(image: &Path, n: usize) -> Result<(u64, u64)> {
     let mut mbr = [0u8; 512];
     File::open(image)?.read_exact_at(&mut mbr, 0)?;
+    if mbr[446 + 4] == 0xEE {
+        return gpt_partition(image, n);
+    }
     let e = &mbr[446 + 16 * n..446 + 16 * (n + 1)];
     let field = |o: usize| u64::from(u32::from_le_bytes([e[o], e[o + 1], e[o + 2], e[o + 3]]));
     Ok((field(8) * 512, field(12) * 512))
@@ -282,6 +287,257 @@ fn configured_device_grows_writable_hands_over_and_accepts_ssh() -> Result<()> {
     let again = login(&dev)?;
     ensure!(again.starts_with(&format!("uid=1000({USER})")), "{again}");
     dev.no_unexpected_errors(&[])?;
+    dev.power_cut();
+    Ok(())
+}
+
+/// How much larger than the GPT image the device's disk is: not a whole number of MiB.
+const EXTRA_GPT: u64 = (256 << 20) + 7 * 512;
+
+/// A little-endian u64 at `o` in `b`.
+fn le64(b: &[u8], o: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[o..o + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// The (start, size) in bytes of GPT partition `n` (0-based) of `image`, from its primary
+/// header and entries (their checksums are `sfdisk --verify`'s to check).
+fn gpt_partition(image: &Path, n: usize) -> Result<(u64, u64)> {
+    let file = File::open(image)?;
+    let mut h = [0u8; 512];
+    file.read_exact_at(&mut h, 512)?;
+    ensure!(
+        &h[..8] == b"EFI PART",
+        "{} has no GPT header",
+        image.display()
+    );
+    let size = u64::from(u32::from_le_bytes([h[84], h[85], h[86], h[87]]));
+    let mut e = vec![0u8; size as usize];
+    file.read_exact_at(&mut e, le64(&h, 72) * 512 + n as u64 * size)?;
+    let (first, last) = (le64(&e, 32), le64(&e, 40));
+    ensure!(
+        first != 0 && last >= first,
+        "GPT entry {n}: {first}..{last}"
+    );
+    Ok((first * 512, (last + 1 - first) * 512))
+}
+
+/// `sfdisk --verify` accepts `image` without a warning.
+fn sfdisk_verify(image: &Path) -> Result<()> {
+    let out = Command::new("sfdisk")
+        .arg("--verify")
+        .arg(image)
+        .output()
+        .context("running sfdisk (package fdisk): run cross/setup.sh")?;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    ensure!(
+        out.status.success() && stdout.contains("No errors detected") && stderr.trim().is_empty(),
+        "sfdisk --verify {}: {stdout}{stderr}",
+        image.display()
+    );
+    Ok(())
+}
+
+/// The qemu-virt gadget with the GPT layout of `tests/data/gpt-gadget`, released to the
+/// store's `edge` channel (the other scenarios build from `beta`, where the MBR one stays).
+fn release_gpt_gadget(w: &World, scratch: &Path) -> Result<()> {
+    let dir = scratch.join("gpt-gadget");
+    let _ = fs::remove_dir_all(&dir);
+    run(Command::new("unsquashfs")
+        .args(["-q", "-n", "-d"])
+        .arg(&dir)
+        .arg(board_snap("qemu-virt", "arm64")?))?;
+    let yaml = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/gpt-gadget/gadget.yaml");
+    fs::copy(&yaml, dir.join("meta/gadget.yaml"))
+        .with_context(|| format!("copying {}", yaml.display()))?;
+    let snap = scratch.join("qemu-virt-gpt.snap");
+    let store = w.path("store");
+    w.ok([
+        OsStr::new("pack"),
+        dir.as_os_str(),
+        OsStr::new("-o"),
+        snap.as_os_str(),
+    ])?;
+    let out = w.ok([
+        OsStr::new("store"),
+        OsStr::new("upload"),
+        store.as_os_str(),
+        snap.as_os_str(),
+    ])?;
+    let rev = out
+        .split_whitespace()
+        .nth(1)
+        .with_context(|| format!("store upload printed no revision: {out:?}"))?;
+    w.ok([
+        "store",
+        "release",
+        &store.to_string_lossy(),
+        "qemu-virt",
+        rev,
+        "edge",
+    ])?;
+    Ok(())
+}
+
+/// [`BootFiles::read`] for a GPT image: the same files, from the FAT partition that GPT
+/// entry 1 holds (qemu-virt arm64: a compressed kernel, no device tree).
+fn gpt_boot_files(image: &Path, board: &'static Board, dir: &Path) -> Result<BootFiles> {
+    ensure!(
+        !board.qemu.uncompressed_kernel && board.qemu.dtb.is_none(),
+        "gpt_boot_files reads no device tree and unpacks no kernel"
+    );
+    fs::create_dir_all(dir)?;
+    let (offset, _) = gpt_partition(image, 0)?;
+    let (kernel, initrd) = (dir.join("kernel"), dir.join("initrd.img"));
+    fs::write(&kernel, fat_read(image, offset, "kernel.img")?)?;
+    fs::write(&initrd, fat_read(image, offset, "initrd.img")?)?;
+    let cmdline = String::from_utf8_lossy(&fat_read(image, offset, "cmdline.txt")?)
+        .split_whitespace()
+        .filter(|w| !w.starts_with("console="))
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok(BootFiles {
+        image: image.to_path_buf(),
+        board,
+        kernel,
+        initrd,
+        dtb: None,
+        cmdline,
+    })
+}
+
+/// The same device on a GPT disk (a gadget with `schema: gpt`), enlarged by an amount that
+/// is not a whole number of MiB: the agent moves the backup table to the new end, grows
+/// `writable` and its file system, hands over, and `ssh` logs in. The table it leaves
+/// passes `sfdisk --verify`, and the next boot's kernel reads it without a complaint.
+#[test]
+fn gpt_device_grows_writable_hands_over_and_accepts_ssh() -> Result<()> {
+    let w = world()?;
+    let scratch = coreforge_tests::scratch_dir("handover-gpt")?;
+    release_gpt_gadget(w, &scratch)?;
+    let model = w.model("handover-gpt", "qemu-virt")?;
+    let built = w.path("handover-gpt.img");
+    let store = w.path("store");
+    w.ok([
+        OsStr::new("build-image"),
+        OsStr::new("-c"),
+        OsStr::new("edge"),
+        OsStr::new("--store"),
+        store.as_os_str(),
+        OsStr::new("-o"),
+        built.as_os_str(),
+        model.as_os_str(),
+    ])?;
+
+    let snap_root = scratch.join("core");
+    let _ = fs::remove_dir_all(&snap_root);
+    run(Command::new("unsquashfs")
+        .args(["-q", "-n", "-d"])
+        .arg(&snap_root)
+        .arg(board_snap("core", "arm64")?))?;
+    let key = SshKey::generate(&scratch.join("key"), "handover-gpt-test")?;
+    let content = scratch.join("writable");
+    system_data(&content, &snap_root, &key)?;
+
+    let image = scratch.join("handover-gpt.img");
+    fs::copy(&built, &image)?;
+    sfdisk_verify(&image)?; // as build-image wrote it
+    write_writable(&image, &content, &scratch)?;
+    let (_, before) = partition(&image, 1)?;
+    let len = fs::metadata(&image)?.len() + EXTRA_GPT;
+    File::options().write(true).open(&image)?.set_len(len)?;
+
+    let board = Board::all()
+        .iter()
+        .find(|b| b.name == "qemu-virt" && b.arch == Arch::Arm64)
+        .context("no qemu-virt arm64 board")?;
+    let files = gpt_boot_files(&image, board, &scratch.join("boot"))?;
+    let port = free_port()?;
+    let options = DeviceOptions {
+        ssh_port: Some(port),
+        ..DeviceOptions::default()
+    };
+    let mut dev = Device::new("handover-gpt-device", &files, options)?;
+
+    dev.power_on()?;
+    dev.expect("writable partition: /dev/vda2", BOOT)?;
+    // Fails fast when the agent hands over without growing (or warns that it cannot).
+    let (which, line) = dev.expect_any(
+        &[
+            "/dev/vda2 grown from",
+            "cannot grow",
+            "handing over to /sbin/init",
+        ],
+        BOOT,
+    )?;
+    if which != 0 {
+        bail!(
+            "{}",
+            dev.failure(&format!("writable was not grown: {line}"))
+        );
+    }
+    dev.expect("writable's file system grown from", BOOT)?;
+    dev.expect("handing over to /sbin/init", BOOT)?;
+    dev.expect("coreforge core: dropbear started", BOOT)?;
+    // This boot's kernel read the table before it was grown: the backup was not at the end.
+    if !dev.transcript().contains("GPT:") {
+        bail!(
+            "{}",
+            dev.failure("the kernel did not see the enlarged GPT disk")
+        );
+    }
+    let login = |dev: &Device| -> Result<String> {
+        ssh_run(
+            &key,
+            port,
+            USER,
+            "id; df -k /run/mnt/data",
+            Duration::from_secs(120),
+        )
+        .map_err(|e| dev.failure(&format!("{e:#}")))
+    };
+    let out = login(&dev)?;
+    ensure!(
+        out.starts_with(&format!("uid=1000({USER}) gid=1000({USER})")),
+        "id as {USER}: {out}"
+    );
+    let kib = df_kib(out.lines().skip(1).collect::<Vec<_>>().join("\n").as_str())?;
+    ensure!(
+        kib * 1024 > before + EXTRA_GPT / 2,
+        "writable is {kib} KiB after growing; it was {before} bytes on a disk {EXTRA_GPT} bytes larger"
+    );
+
+    // On the disk: writable ends at the last usable sector, before the 33 of the backup
+    // table, and the whole table passes sfdisk's checks.
+    dev.power_cut();
+    let raw = scratch.join("after.raw");
+    raw_copy(dev.disk(), &raw)?;
+    let (start, size) = partition(&raw, 1)?;
+    ensure!(
+        start + size == len - 33 * 512,
+        "partition 2 ends at {} on a disk of {len}",
+        start + size
+    );
+    sfdisk_verify(&raw)?;
+    fs::remove_file(&raw)?;
+
+    // The next boot: the kernel finds nothing wrong, nothing is grown, the same login.
+    dev.power_on()?;
+    dev.expect("handing over to /sbin/init", BOOT)?;
+    let transcript = dev.transcript();
+    if transcript.contains("GPT:") || transcript.contains("grown from") {
+        bail!(
+            "{}",
+            dev.failure("the second boot found the GPT to mend or writable to grow")
+        );
+    }
+    dev.expect("coreforge core: dropbear started", BOOT)?;
+    let again = login(&dev)?;
+    ensure!(again.starts_with(&format!("uid=1000({USER})")), "{again}");
     dev.power_cut();
     Ok(())
 }

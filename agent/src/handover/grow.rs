@@ -1,6 +1,7 @@
-//! Growing `writable` to fill its disk: the MBR entry and the kernel's view of the
-//! partition (BLKPG), then the mounted ext4 online (`EXT4_IOC_RESIZE_FS`). Both are no-ops
-//! when there is nothing to grow, so every boot may run them.
+//! Growing `writable` to fill its disk: the MBR or GPT entry (GPT: [`gpt`]) and the
+//! kernel's view of the partition (BLKPG), then the mounted ext4 online
+//! (`EXT4_IOC_RESIZE_FS`). Both are no-ops when there is nothing to grow, so every boot may
+//! run them.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -9,6 +10,7 @@ use std::os::unix::fs::FileExt;
 
 use log::{debug, info};
 
+use super::gpt;
 use super::writable::{superblock, Partition};
 use super::{DATA, LABEL};
 
@@ -21,8 +23,8 @@ pub enum TableError {
     /// Sector 0 has no MBR signature.
     #[error("the disk has no MBR partition table")]
     NoMbr,
-    /// A GPT disk (protective MBR entry).
-    #[error("the disk has a GPT partition table, which coreforge does not grow yet")]
+    /// A GPT disk (protective MBR entry): for [`gpt::grow`], not this MBR code.
+    #[error("the disk has a GPT partition table, not an MBR one")]
     Gpt,
     /// No primary entry starts where the partition starts.
     #[error("no primary MBR entry starts at sector {0}")]
@@ -108,23 +110,32 @@ struct BlkpgIoctlArg {
 const BLKPG: u32 = 0x1269;
 const BLKPG_RESIZE_PARTITION: i32 = 3;
 
-/// Grows the last partition to the end of its disk in the MBR, then tells the kernel its
-/// new size (BLKPG, which works while other partitions of the disk are mounted). Returns
+/// Grows the last partition to the end of its disk in the MBR or the GPT, then tells the
+/// kernel its new size (BLKPG, which works while other partitions of the disk are mounted). Returns
 /// the partition as it is now.
 pub fn grow_partition(part: &Partition) -> io::Result<Partition> {
     let disk = OpenOptions::new().read(true).write(true).open(&part.disk)?;
     let mut mbr = [0u8; 512];
     disk.read_exact_at(&mut mbr, 0)?;
-    let Some(new) = grow_mbr(&mut mbr, part.start, part.disk_size)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
-    else {
+    let grown = if gpt::is_protective(&mbr) {
+        // Written and flushed step by step in there.
+        gpt::grow(&disk, part.start, part.disk_size).map_err(|e| match e {
+            gpt::GptError::Io(e) => e,
+            e => io::Error::new(io::ErrorKind::InvalidData, e),
+        })?
+    } else {
+        let new = grow_mbr(&mut mbr, part.start, part.disk_size)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        if new.is_some_and(|new| new > part.size) {
+            disk.write_all_at(&mbr, 0)?;
+            disk.sync_all()?;
+        }
+        new
+    };
+    let Some(new) = grown else {
         debug!("{} fills its disk already", part.device.display());
         return Ok(part.clone());
     };
-    if new > part.size {
-        disk.write_all_at(&mbr, 0)?;
-        disk.sync_all()?;
-    }
     let mut data = BlkpgPartition {
         start: i64::try_from(part.start * SECTOR).map_err(io::Error::other)?,
         length: i64::try_from(new * SECTOR).map_err(io::Error::other)?,

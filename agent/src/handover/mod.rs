@@ -6,6 +6,7 @@
 //! nothing. The OS is entered only when `writable` holds `system-data/`, which exists only
 //! after a complete first-boot commit.
 
+mod gpt;
 mod grow;
 mod loopdev;
 mod writable;
