@@ -13,6 +13,7 @@ PACKAGES=(
     squashfs-tools e2fsprogs dosfstools mtools genimage # filesystems and images
     gnupg snapd openssh-client                  # snapd/gpg interop tests, ssh keys
     xz-utils zstd file                          # (de)compression, ELF checks
+    fdisk                                       # sfdisk: makes and checks the GPT disks the agent grows in its tests
     kmod                                        # depmod/modprobe: the initramfs-tools hook and its test
     iproute2 dnsmasq-base                       # agent net tests: namespaces + veth, a real DHCP server
     dropbear-bin                                # dropbearkey: checks the agent's SSH host key files
