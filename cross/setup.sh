@@ -18,6 +18,8 @@ PACKAGES=(
     iproute2 dnsmasq-base                       # agent net tests: namespaces + veth, a real DHCP server
     dropbear-bin                                # dropbearkey: checks the agent's SSH host key files
     ca-certificates                             # build-image's default TLS roots for the device
+    bmap-tools                                  # bmaptool: the flash tests check build-image's bmaps with it
+    tesseract-ocr                               # OCR of QEMU screen dumps: the framebuffer tests read tty1
 )
 # Packages taken from bookworm-backports (QEMU 10: raspi3b/raspi2b and virt as the tests use them).
 BACKPORTS_PACKAGES=(qemu-system-arm qemu-user qemu-utils) # qemu-utils: qemu-img for `coreforge boot` overlays

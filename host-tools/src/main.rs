@@ -5,6 +5,7 @@
 //! 2 usage error; 3 an assertion did not verify.
 
 mod cmd;
+mod flash;
 // tests/layout.rs compiles this module on its own and uses all of its API (plan,
 // FatReader's details); the binary uses a part of it.
 #[allow(dead_code, unused_imports)]

@@ -46,6 +46,10 @@ pub struct Args {
     /// Size of the image (e.g. 512M, 1G); default: just what the content needs.
     #[arg(long, value_name = "SIZE")]
     image_size: Option<String>,
+    /// Also write a bmap file (format 2.0, SHA-256) for the image, for `coreforge flash
+    /// --bmap` or `bmaptool copy --bmap`.
+    #[arg(long, value_name = "FILE")]
+    bmap: Option<PathBuf>,
     /// Keep intermediate files here instead of a temporary directory.
     #[arg(long, value_name = "DIR")]
     workdir: Option<PathBuf>,
@@ -230,6 +234,13 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    if let Some(path) = &args.bmap {
+        if let Err(e) = write_bmap(&args.output, path) {
+            // Nothing half done: the image goes too.
+            let _ = fs::remove_file(&args.output);
+            return Err(e);
+        }
+    }
     eprintln!(
         "{}: {} MiB, model {}/{} ({}), seeded: {}",
         args.output.display(),
@@ -251,6 +262,24 @@ fn is_boot_structure(s: &Structure) -> bool {
     s.filesystem.is_fat()
         && (s.effective_label() == Some("system-boot")
             || matches!(s.role, Some(Role::SystemSeed) | Some(Role::SystemBoot)))
+}
+
+/// Writes the image's bmap to `path` (a temporary file beside it, renamed into place).
+fn write_bmap(image: &Path, path: &Path) -> Result<()> {
+    let text = image::bmap::create(image)
+        .with_context(|| format!("cannot map the blocks of {}", image.display()))?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    fs::write(tmp.path(), text).with_context(|| format!("cannot write {}", path.display()))?;
+    fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 /// Copies the kernel image and device trees from the kernel snap to the boot partition's root.

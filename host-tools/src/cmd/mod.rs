@@ -4,6 +4,7 @@ mod boot;
 mod build_image;
 mod create_key;
 mod export_key;
+mod flash;
 mod import_key;
 mod info;
 mod keys;
@@ -49,6 +50,8 @@ enum Command {
     Verify(verify::Args),
     /// Build a bootable, seeded disk image from a signed model and a store.
     BuildImage(build_image::Args),
+    /// Write an image to an SD card: its mapped ranges only, the partition table last, read back.
+    Flash(flash::Args),
     /// Boot a disk image under QEMU (kernel, device tree and initramfs from its boot partition).
     Boot(boot::Args),
     /// Pack a snap directory into a reproducible snap (squashfs) file.
@@ -78,6 +81,7 @@ impl Cli {
             Command::ExportKey(a) => export_key::run(a, &store()?),
             Command::Sign(a) => sign::run(a, &store()?),
             Command::Verify(a) => verify::run(a),
+            Command::Flash(a) => flash::run(a),
             Command::BuildImage(a) => build_image::run(a),
             Command::Boot(a) => boot::run(a),
             Command::Pack(a) => pack::run(a),

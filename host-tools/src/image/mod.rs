@@ -9,6 +9,7 @@
 //!
 //! This module uses nothing else from the crate, so tests can compile it on its own.
 
+pub mod bmap;
 pub mod ext4;
 pub mod fat;
 pub mod gadget;
