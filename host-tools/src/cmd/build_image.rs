@@ -275,8 +275,11 @@ fn write_bmap(image: &Path, path: &Path) -> Result<()> {
     let tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("cannot write in {}", dir.display()))?;
     fs::write(tmp.path(), text).with_context(|| format!("cannot write {}", path.display()))?;
-    fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .with_context(|| format!("cannot write {}", path.display()))?;
     tmp.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
