@@ -427,6 +427,32 @@ fn read_until_prompt(sock: &mut UnixStream) -> anyhow::Result<String> {
     }
 }
 
+/// The text on a screen dump, read by Debian's `tesseract-ocr` (it reads QEMU's PPM as
+/// is), with runs of whitespace made one space so that a test can look for a whole line.
+/// A missing tesseract is a failure (cross/setup.sh installs it), never a skip.
+pub fn ocr(image: &Path) -> anyhow::Result<String> {
+    let out = Command::new("tesseract")
+        .arg(image)
+        .arg("stdout")
+        // One thread: its OpenMP threads would take both cores from the running QEMUs.
+        .env("OMP_THREAD_LIMIT", "1")
+        .stdin(Stdio::null())
+        .output()
+        .context("running tesseract: run cross/setup.sh to install tesseract-ocr")?;
+    if !out.status.success() {
+        bail!(
+            "tesseract {} failed ({}): {}",
+            image.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
 /// Checks a binary PPM (P6) screen dump: returns (width, height, distinct colours) and fails
 /// when it is not a PPM or every pixel has the same colour (a blank screen).
 pub fn check_ppm(bytes: &[u8]) -> anyhow::Result<(usize, usize, usize)> {

@@ -22,7 +22,7 @@ use coreforge_tests::flows::{
     choose_network, os_shell, paste_key_and_commit, press_enter, t, BOOT, STEP,
 };
 use coreforge_tests::image::{boot_partition_offset, fat_has, world, BootFiles, Writable};
-use coreforge_tests::serial::{check_ppm, free_port, Device, DeviceOptions};
+use coreforge_tests::serial::{check_ppm, free_port, ocr, Device, DeviceOptions};
 use coreforge_tests::ssh::{host_fingerprints, ssh_run, SshKey};
 use coreforge_tests::sso::{SsoAccount, SsoServer};
 
@@ -315,9 +315,9 @@ fn artifact(name: &str) -> Result<PathBuf> {
     Ok(coreforge_tests::scratch_dir("artifacts")?.join(name))
 }
 
-/// Scenario 3: the framebuffer console on virt with virtio-gpu: the Press Enter screen is
-/// drawn on tty1 (a screen dump that is not blank, kept as an artifact), and once the serial
-/// console takes the session the framebuffer changes to say so.
+/// Scenario 3: the framebuffer console on virt with virtio-gpu: tty1 reads "Press Enter to
+/// configure" (the screen dump, kept as an artifact, read by tesseract), and once the serial
+/// console takes the session tty1 reads that setup is in progress there.
 #[test]
 fn framebuffer_shows_the_welcome_screen() -> Result<()> {
     let files = virt_image()?;
@@ -339,6 +339,15 @@ fn framebuffer_shows_the_welcome_screen() -> Result<()> {
         (w, h) == (1280, 800),
         "framebuffer is {w}x{h}, not 1280x800"
     );
+    let text = ocr(&welcome)?;
+    ensure!(
+        text.contains(&t("PRESS_ENTER")),
+        dev.failure(&format!(
+            "tty1 does not read {:?}; OCR of {} read:\n{text}",
+            t("PRESS_ENTER"),
+            welcome.display()
+        ))
+    );
 
     dev.send_until(b"\r", &t("WELCOME"), Duration::from_secs(5), STEP)?;
     std::thread::sleep(Duration::from_secs(3));
@@ -349,6 +358,15 @@ fn framebuffer_shows_the_welcome_screen() -> Result<()> {
     ensure!(
         after != bytes,
         dev.failure("tty1 did not change when the serial console took the session")
+    );
+    let text = ocr(&claimed)?;
+    ensure!(
+        text.contains(&t("IN_PROGRESS")),
+        dev.failure(&format!(
+            "tty1 does not read {:?} once the serial console has the session; OCR of {} read:\n{text}",
+            t("IN_PROGRESS"),
+            claimed.display()
+        ))
     );
     println!(
         "screen dumps kept: {} and {}",
@@ -499,6 +517,7 @@ fn the_texts_the_tests_wait_for_exist_in_the_agent() {
         "SSH_PREFIX",
         "FINGERPRINTS",
         "PRESEED_START",
+        "IN_PROGRESS",
     ] {
         let text = agent_text(name).unwrap();
         assert!(!text.trim().is_empty(), "{name} is empty");
