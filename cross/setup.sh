@@ -18,7 +18,6 @@ PACKAGES=(
     iproute2 dnsmasq-base                       # agent net tests: namespaces + veth, a real DHCP server
     dropbear-bin                                # dropbearkey: checks the agent's SSH host key files
     ca-certificates                             # build-image's default TLS roots for the device
-    tesseract-ocr                               # OCR of QEMU screen dumps: the framebuffer tests read tty1
     bmap-tools                                  # bmaptool: the flash tests check build-image's bmaps with it
     tesseract-ocr                               # OCR of QEMU screen dumps: the framebuffer tests read tty1
 )
