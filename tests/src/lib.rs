@@ -21,7 +21,7 @@ pub use console::unexpected_errors;
 pub use disk::{make_boot_disk, DISK_SIZE};
 pub use kernel::Kernel;
 pub use qemu::{Boot, Prepared, Qemu};
-pub use text::agent_text;
+pub use text::{agent_const, agent_text};
 
 use std::path::PathBuf;
 

@@ -178,12 +178,17 @@ impl Device {
         Ok(())
     }
 
-    /// Cuts the power: SIGKILL to QEMU, nothing flushed that the guest did not flush.
+    /// Cuts the power: SIGKILL to QEMU, nothing flushed that the guest did not flush. The
+    /// log then holds everything the console printed before the cut (what QEMU had written
+    /// to its pipe is still read), and nothing after.
     pub fn power_cut(&mut self) {
         self.stdin = None;
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            let (mutex, cond) = &*self.log;
+            let log = mutex.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = cond.wait_timeout_while(log, Duration::from_secs(2), |l| !l.closed);
         }
         self.save_log();
     }

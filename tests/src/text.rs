@@ -1,5 +1,5 @@
 //! The exact lines console-conf prints, read from the agent's source (`pub const NAME: &str
-//! = "...";` items under `agent/src/consoleconf/`), so that the end-to-end tests wait for
+//! = "...";` items under `agent/src/consoleconf/`, or another folder of `agent/src/`), so that the end-to-end tests wait for
 //! what the agent really says and follow its wording when it changes.
 
 use std::path::Path;
@@ -8,10 +8,16 @@ use anyhow::{anyhow, bail, Context};
 
 /// The value of the string constant `name` in the agent's console-conf sources.
 pub fn agent_text(name: &str) -> anyhow::Result<String> {
-    let dir = crate::workspace_root().join("agent/src/consoleconf");
+    agent_const("consoleconf", name)
+}
+
+/// The value of the string constant `name` in the agent's sources under `agent/src/{dir}`
+/// (e.g. `state` for the commit's markers).
+pub fn agent_const(dir: &str, name: &str) -> anyhow::Result<String> {
+    let dir = crate::workspace_root().join("agent/src").join(dir);
     let mut files = Vec::new();
     collect_rs(&dir, &mut files)
-        .with_context(|| format!("reading {}: console-conf's texts", dir.display()))?;
+        .with_context(|| format!("reading {}: the agent's texts", dir.display()))?;
     files.sort();
     for file in &files {
         let source = std::fs::read_to_string(file)?;

@@ -438,9 +438,30 @@ fn disk_state(dev: &Device, user: &str, key: &str) -> Result<bool> {
     Ok(result)
 }
 
-/// Scenario 5: power cuts at several moments around the commit, each followed by the next
-/// boot from the same disk: the device is unconfigured (and asks again) or configured (and
-/// the login works), never half, on the disk and at boot.
+/// Where a power cut lands, relative to the two lines the agent prints (with
+/// `coreforge.debug`) around its commit: [`commit_start`] just before the rename of
+/// `system-data.new` to `system-data`, [`commit_done`] once the rename is synced.
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    /// This many milliseconds after the line before the rename: inside the window.
+    AfterStart(u64),
+    /// Once the line after the synced rename has appeared.
+    AfterDone,
+}
+
+fn commit_start() -> String {
+    coreforge_tests::agent_const("state", "COMMIT_START").unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+fn commit_done() -> String {
+    coreforge_tests::agent_const("state", "COMMIT_DONE").unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// Scenario 5: power cuts inside the commit window, scheduled on the agent's markers around
+/// the rename (at the first marker, then a few milliseconds after it), and one after the
+/// window; each followed by the next boot from the same disk. Both outcomes must occur: an
+/// unconfigured device that asks again, and a configured one whose login works; never half,
+/// on the disk or at boot.
 #[test]
 fn power_cuts_around_the_commit_never_leave_half_a_configuration() -> Result<()> {
     let s = shared();
@@ -448,35 +469,48 @@ fn power_cuts_around_the_commit_never_leave_half_a_configuration() -> Result<()>
     let port = free_port()?;
     let options = DeviceOptions {
         ssh_port: Some(port),
+        // The commit's markers are debug lines.
+        extra_cmdline: "coreforge.debug".into(),
         ..DeviceOptions::default()
     };
     let mut dev = Device::new("firstboot-power-cut", &files, options)?;
-    // Cut this long after answering y; the last round is cut once the details are shown.
-    let delays_ms: &[u64] = &[0, 150, 400, 800, 1500, 3000];
+    let (start, done) = (commit_start(), commit_done());
+    let schedule = [
+        Cut::AfterStart(0),
+        Cut::AfterStart(3),
+        Cut::AfterStart(15),
+        Cut::AfterDone,
+    ];
     let mut outcomes = Vec::new();
+    let mut unconfigured_inside = 0;
     let mut configured = false;
     dev.power_on()?;
-    for round in 0..=delays_ms.len() {
+    for cut in schedule {
         start_session(&mut dev, true)?;
         answer_with_email(&mut dev, false)?;
         dev.send_line("y")?;
-        let sent = Instant::now();
-        let when = match delays_ms.get(round) {
-            Some(ms) => {
-                std::thread::sleep(Duration::from_millis(*ms));
-                format!("{ms} ms after y")
+        dev.expect(&start, STEP)?;
+        let marker = Instant::now();
+        match cut {
+            Cut::AfterStart(ms) => std::thread::sleep(Duration::from_millis(ms)),
+            Cut::AfterDone => {
+                dev.expect(&done, STEP)?;
             }
-            None => {
-                dev.expect(&t("DONE"), STEP)?;
-                format!("after {:?}, once done", sent.elapsed())
-            }
-        };
-        let shown_done = dev.unread().contains(&t("DONE"));
+        }
+        let after = marker.elapsed();
         dev.power_cut();
+        // Inside the window: the line after the synced rename was not printed before the cut.
+        let inside = !dev.transcript().contains(&done);
+        let shown_done = dev.unread().contains(&t("DONE"));
         configured = disk_state(&dev, USER, &s.key.public)
-            .map_err(|e| dev.failure(&format!("cut {when}: {e:#}")))?;
+            .map_err(|e| dev.failure(&format!("cut {cut:?}: {e:#}")))?;
         outcomes.push(format!(
-            "cut {when}: {} (done shown: {shown_done})",
+            "cut {cut:?}, {after:?} after the start marker arrived, {}: {}",
+            if inside {
+                "inside the window"
+            } else {
+                "after the window"
+            },
             if configured {
                 "configured"
             } else {
@@ -484,17 +518,33 @@ fn power_cuts_around_the_commit_never_leave_half_a_configuration() -> Result<()>
             }
         ));
         ensure!(
+            configured || inside,
+            dev.failure(&format!(
+                "cut {cut:?}: the commit was reported synced but the disk is unconfigured"
+            ))
+        );
+        ensure!(
             configured || !shown_done,
             dev.failure("\"Setup is complete\" was shown but the disk is unconfigured")
         );
+        if inside && !configured {
+            unconfigured_inside += 1;
+        }
         dev.power_on()?;
         if configured {
             break;
         }
         // Unconfigured: the next boot asks again (start_session waits for Press Enter).
     }
-    println!("{}", outcomes.join("\n"));
-    ensure!(configured, "never configured:\n{}", outcomes.join("\n"));
+    let summary = outcomes.join("\n");
+    println!("{summary}");
+    ensure!(
+        unconfigured_inside > 0,
+        dev.failure(&format!(
+            "no cut inside the commit window left the device unconfigured:\n{summary}"
+        ))
+    );
+    ensure!(configured, "never configured:\n{summary}");
     check_login(&dev, port, USER)?;
     ensure!(
         !dev.transcript().contains(&t("PRESS_ENTER")),

@@ -212,13 +212,22 @@ pub(super) fn commit_steps(
     stage.file(RECORD, &record.to_json(), 0o644, ROOT)?;
     stage.sync_dirs()?;
 
-    // The commit point.
+    // The commit point. The two debug lines bound the window in which a power cut may
+    // leave either state (the power-cut test cuts on them): before the first, the device
+    // stays unconfigured; after the second, it is configured.
     stage.steps.next()?;
+    log::debug!("{COMMIT_START}");
     fs::rename(&staging, &system).map_err(|e| write_error(&system, e))?;
     stage.steps.next()?;
     sync_dir(data).map_err(|e| write_error(data, e))?;
+    log::debug!("{COMMIT_DONE}");
     Ok(Committed { record, uid, gid })
 }
+
+/// Printed (debug) just before the rename of `system-data.new` to `system-data`.
+pub const COMMIT_START: &str = "commit: renaming system-data.new to system-data";
+/// Printed (debug) once the rename is durable (the partition's root fsynced).
+pub const COMMIT_DONE: &str = "commit: system-data is in place and synced";
 
 /// sudo's drop-in directory.
 const SUDOERS_D: &str = "etc/sudoers.d";
