@@ -159,6 +159,13 @@ fn virt_framebuffer_ssh_port_and_typing_on_the_serial_console() {
         transcript.contains("qemu-virt"),
         "the failure names the tampered snap:\n{transcript}"
     );
+    // The tampered gadget's error (on the serial console and in the kernel's echo), and
+    // nothing else.
+    let unexpected = coreforge_tests::unexpected_errors(&transcript, &["snaps/qemu-virt_"]);
+    assert!(
+        unexpected.is_empty(),
+        "unexpected error lines {unexpected:#?}:\n{transcript}"
+    );
     // QEMU forwards the port as soon as it runs (the guest need not listen yet).
     TcpStream::connect(("127.0.0.1", port))
         .unwrap_or_else(|e| panic!("nothing listens on the --ssh-port {port}: {e}"));

@@ -146,6 +146,12 @@ fn boot_until_model(image: &Path, machine: &str) {
         "seed verified: ",
     ]);
     assert!(out.status.success(), "boot on {machine}:\n{}", show(&out));
+    let unexpected = coreforge_tests::unexpected_errors(&String::from_utf8_lossy(&out.stdout), &[]);
+    assert!(
+        unexpected.is_empty(),
+        "boot on {machine}: unexpected error lines {unexpected:#?}:\n{}",
+        show(&out)
+    );
 }
 
 /// Builds an image for a fresh model and boots it on `machine` until the seed verifies.
