@@ -7,8 +7,8 @@
 //! (`coreforge_tests::sso`), which the guest reaches through QEMU's gateway 10.0.2.2; the
 //! image trusts the server's test CA (`build-image --sso-url --tls-roots`). Every text the
 //! tests wait for is read from the agent's `consoleconf/text.rs`. Needs `cross/setup.sh`
-//! (kernels, cross toolchain, QEMU, mtools, e2fsprogs, openssh-client) and fails, never
-//! skips, without it; each failure prints every boot's whole serial log.
+//! (kernels, cross toolchain, QEMU, mtools, e2fsprogs, openssh-client, tesseract-ocr) and
+//! fails, never skips, without it; each failure prints every boot's whole serial log.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
