@@ -269,9 +269,9 @@ impl Device {
             let found = texts
                 .iter()
                 .enumerate()
-                .filter_map(|(i, t)| rest.find(t).map(|at| (at, i)))
+                .filter_map(|(i, t)| find_between_kernel_lines(rest, t).map(|at| (at, i)))
                 .min();
-            if let Some((at, which)) = found {
+            if let Some(((at, end), which)) = found {
                 let start = self.cursor + at;
                 let line_start = log.text[..start].rfind('\n').map_or(0, |n| n + 1);
                 // Give the rest of the line a moment to arrive.
@@ -286,7 +286,7 @@ impl Device {
                     .find('\n')
                     .map_or(log.text.len(), |n| start + n);
                 let line = log.text[line_start..line_end].to_string();
-                self.cursor = start + texts[which].len();
+                self.cursor += end;
                 return Ok((which, line));
             }
             let now = Instant::now();
@@ -507,8 +507,70 @@ pub fn check_ppm(bytes: &[u8]) -> anyhow::Result<(usize, usize, usize)> {
     Ok((width, height, colours.len()))
 }
 
+/// Where `needle` is in `text`: `(start, end)` byte offsets. The kernel prints its own lines
+/// on the same console whenever it likes, so an agent line can arrive cut in two by one
+/// (`Press En[   14.97] dwc2 ...\nter to configure`): such `[ seconds] ...\n` lines inside
+/// the match are skipped over.
+fn find_between_kernel_lines(text: &str, needle: &str) -> Option<(usize, usize)> {
+    if let Some(at) = text.find(needle) {
+        return Some((at, at + needle.len()));
+    }
+    // The text without kernel lines, and where each of its bytes is in `text`.
+    let bytes = text.as_bytes();
+    let mut kept = Vec::with_capacity(bytes.len());
+    let mut from = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(len) = kernel_line_len(&bytes[i..]) {
+            i += len;
+            continue;
+        }
+        kept.push(bytes[i]);
+        from.push(i);
+        i += 1;
+    }
+    let at = kept
+        .windows(needle.len().max(1))
+        .position(|w| w == needle.as_bytes())?;
+    let last = *from.get(at + needle.len().checked_sub(1)?)?;
+    Some((from[at], last + 1))
+}
+
+/// The length of a kernel console line (`[ 12.345678] text\n`) at the start of `b`.
+fn kernel_line_len(b: &[u8]) -> Option<usize> {
+    let rest = b.strip_prefix(b"[")?;
+    let spaces = rest.iter().take_while(|c| **c == b' ').count();
+    let digits = rest[spaces..]
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    let after = rest.get(spaces + digits..)?;
+    let after = after.strip_prefix(b".")?;
+    let frac = after.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || frac == 0 || after.get(frac) != Some(&b']') {
+        return None;
+    }
+    let nl = after[frac..].iter().position(|c| *c == b'\n')?;
+    Some(1 + spaces + digits + 1 + frac + nl + 1)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_line_cut_by_a_kernel_line_is_found() {
+        let text = "x\nPress En[   14.971234] dwc2 3f980000.usb: new device\nter to configure\n";
+        let (at, end) = super::find_between_kernel_lines(text, "Press Enter to configure").unwrap();
+        assert_eq!(
+            (&text[at..at + 8], &text[end - 9..end]),
+            ("Press En", "configure")
+        );
+        assert_eq!(super::find_between_kernel_lines("[ 1.5] a\nb", "ab"), None);
+        assert_eq!(
+            super::find_between_kernel_lines("plain", "la"),
+            Some((1, 3))
+        );
+    }
+
     use super::*;
 
     fn ppm(w: usize, h: usize, f: impl Fn(usize) -> [u8; 3]) -> Vec<u8> {

@@ -538,6 +538,7 @@ fn gpt_device_grows_writable_hands_over_and_accepts_ssh() -> Result<()> {
     dev.expect("coreforge core: dropbear started", BOOT)?;
     let again = login(&dev)?;
     ensure!(again.starts_with(&format!("uid=1000({USER})")), "{again}");
+    dev.no_unexpected_errors(&[])?;
     dev.power_cut();
     Ok(())
 }
