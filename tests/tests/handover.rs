@@ -235,17 +235,7 @@ fn configured_device_grows_writable_hands_over_and_accepts_ssh() -> Result<()> {
     dev.expect("coreforge core: rcS running", BOOT)?;
     dev.expect("coreforge core: dropbear started", BOOT)?;
 
-    let login = |dev: &Device| -> Result<String> {
-        ssh_run(
-            &key,
-            port,
-            USER,
-            "id; df -k /run/mnt/data",
-            Duration::from_secs(120),
-        )
-        .map_err(|e| dev.failure(&format!("{e:#}")))
-    };
-    let out = login(&dev)?;
+    let out = login(&dev, &key, port)?;
     ensure!(
         out.starts_with(&format!("uid=1000({USER}) gid=1000({USER})")) && out.contains("27(sudo)"),
         "id as {USER}: {out}"
@@ -284,7 +274,7 @@ fn configured_device_grows_writable_hands_over_and_accepts_ssh() -> Result<()> {
         bail!("{}", dev.failure("the second boot grew writable again"));
     }
     dev.expect("coreforge core: dropbear started", BOOT)?;
-    let again = login(&dev)?;
+    let again = login(&dev, &key, port)?;
     ensure!(again.starts_with(&format!("uid=1000({USER})")), "{again}");
     dev.no_unexpected_errors(&[])?;
     dev.power_cut();
@@ -292,6 +282,18 @@ fn configured_device_grows_writable_hands_over_and_accepts_ssh() -> Result<()> {
 }
 
 /// How much larger than the GPT image the device's disk is: not a whole number of MiB.
+/// Logs in as [`USER`] over the forwarded port: `id` and the size of writable.
+fn login(dev: &Device, key: &SshKey, port: u16) -> Result<String> {
+    ssh_run(
+        key,
+        port,
+        USER,
+        "id; df -k /run/mnt/data",
+        Duration::from_secs(120),
+    )
+    .map_err(|e| dev.failure(&format!("{e:#}")))
+}
+
 const EXTRA_GPT: u64 = (256 << 20) + 7 * 512;
 
 /// A little-endian u64 at `o` in `b`.
@@ -490,17 +492,7 @@ fn gpt_device_grows_writable_hands_over_and_accepts_ssh() -> Result<()> {
             dev.failure("the kernel did not see the enlarged GPT disk")
         );
     }
-    let login = |dev: &Device| -> Result<String> {
-        ssh_run(
-            &key,
-            port,
-            USER,
-            "id; df -k /run/mnt/data",
-            Duration::from_secs(120),
-        )
-        .map_err(|e| dev.failure(&format!("{e:#}")))
-    };
-    let out = login(&dev)?;
+    let out = login(&dev, &key, port)?;
     ensure!(
         out.starts_with(&format!("uid=1000({USER}) gid=1000({USER})")),
         "id as {USER}: {out}"
@@ -536,7 +528,7 @@ fn gpt_device_grows_writable_hands_over_and_accepts_ssh() -> Result<()> {
         );
     }
     dev.expect("coreforge core: dropbear started", BOOT)?;
-    let again = login(&dev)?;
+    let again = login(&dev, &key, port)?;
     ensure!(again.starts_with(&format!("uid=1000({USER})")), "{again}");
     dev.no_unexpected_errors(&[])?;
     dev.power_cut();
