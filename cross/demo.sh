@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, as a brand would do it: make a signing key, set up a local store, register
 # the key, upload and release the board snaps to beta, sign a pi3 model, build the image with
-# `coreforge build-image -c beta`, and boot it under QEMU with the serial console here.
+# `coreforge build-image -c beta` (with a bmap), flash it to a file standing in for an SD
+# card, and boot the image under QEMU with the serial console here.
 #
 #   cross/demo.sh [arm64|armhf|virt]   (default arm64: a pi3 image on QEMU raspi3b, with a USB
 #                                      network, so `ssh -p 2222 USER@127.0.0.1` logs in once
@@ -77,8 +78,10 @@ EOF
 "$cf" verify --trusted store/root.assertions keys/default.chain "$gadget.model"
 
 image="$gadget-test.img"
-step "coreforge build-image -c beta -o $image $gadget.model"
-"$cf" build-image -c beta --store store -o "$image" "$gadget.model"
+step "coreforge build-image -c beta -o $image --bmap $gadget-test.bmap $gadget.model"
+"$cf" build-image -c beta --store store -o "$image" --bmap "$gadget-test.bmap" "$gadget.model"
+step "coreforge flash --bmap $gadget-test.bmap $image card.img (a file standing in for /dev/sdX)"
+"$cf" flash --force --bmap "$gadget-test.bmap" "$image" card.img
 
 step "coreforge boot $image --machine $machine ${boot_args[*]}"
 if [ -t 0 ] && [ -t 1 ]; then
