@@ -347,7 +347,7 @@ pub fn flash(
             pos += n as u64;
             progress(done, total);
         }
-        let sum = hex(&hasher.finalize());
+        let sum = bmap::hex(&hasher.finalize());
         if let Some(expected) = plan.sums.as_ref().and_then(|v| v.get(i)) {
             if *expected != sum {
                 return Err(FlashError::ImageChanged {
@@ -403,10 +403,6 @@ pub fn flash(
         written: done,
         verified,
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `O_EXCL` on a block device: the open fails while the kernel or another program holds it

@@ -6,6 +6,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -339,22 +340,65 @@ impl BootFiles {
     }
 }
 
-/// The byte offset of the first FAT partition in an MBR image.
+/// The byte offset of the first FAT partition of an image: by MBR type, or on a GPT disk
+/// (a protective MBR) by type GUID (Microsoft basic data or EFI system).
 pub fn boot_partition_offset(image: &Path) -> anyhow::Result<u64> {
+    let file = std::fs::File::open(image)
+        .with_context(|| format!("reading the MBR of {}", image.display()))?;
     let mut head = [0u8; 512];
-    std::fs::File::open(image)
-        .and_then(|mut f| f.read_exact(&mut head))
+    file.read_exact_at(&mut head, 0)
         .with_context(|| format!("reading the MBR of {}", image.display()))?;
     ensure!(
         head[510..] == [0x55, 0xAA],
         "{} has no MBR",
         image.display()
     );
-    (0..4)
+    let entries: Vec<&[u8]> = (0..4)
         .map(|i| &head[446 + 16 * i..446 + 16 * (i + 1)])
+        .collect();
+    if entries[0][4] == 0xEE {
+        return gpt_fat_offset(&file)
+            .with_context(|| format!("reading the GPT of {}", image.display()));
+    }
+    entries
+        .iter()
         .find(|e| matches!(e[4], 0x0B | 0x0C | 0x0E))
         .map(|e| u64::from(u32::from_le_bytes([e[8], e[9], e[10], e[11]])) * 512)
         .ok_or_else(|| anyhow!("{} has no FAT partition", image.display()))
+}
+
+/// The first GPT entry whose type is a FAT one, from the primary header.
+fn gpt_fat_offset(file: &std::fs::File) -> anyhow::Result<u64> {
+    // On-disk (mixed-endian) forms of EBD0A0A2-B9E5-4433-87C0-68B6B72699C7 (basic data)
+    // and C12A7328-F81F-11D2-BA4B-00A0C93EC93B (EFI system).
+    const FAT_TYPES: [[u8; 16]; 2] = [
+        [
+            0xA2, 0xA0, 0xD0, 0xEB, 0xE5, 0xB9, 0x33, 0x44, 0x87, 0xC0, 0x68, 0xB6, 0xB7, 0x26,
+            0x99, 0xC7,
+        ],
+        [
+            0x28, 0x73, 0x2A, 0xC1, 0x1F, 0xF8, 0xD2, 0x11, 0xBA, 0x4B, 0x00, 0xA0, 0xC9, 0x3E,
+            0xC9, 0x3B,
+        ],
+    ];
+    let mut h = [0u8; 92];
+    file.read_exact_at(&mut h, 512)?;
+    ensure!(
+        &h[..8] == b"EFI PART",
+        "no GPT header after the protective MBR"
+    );
+    let u64_at = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().unwrap_or([0; 8]));
+    let u32_at = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().unwrap_or([0; 4]));
+    let (table, count, size) = (u64_at(72), u32_at(80).min(256), u32_at(84));
+    ensure!((128..=4096).contains(&size), "GPT entry size {size}");
+    let mut e = vec![0u8; size as usize];
+    for i in 0..u64::from(count) {
+        file.read_exact_at(&mut e, table * 512 + i * u64::from(size))?;
+        if FAT_TYPES.iter().any(|t| e[..16] == t[..]) {
+            return Ok(u64::from_le_bytes(e[32..40].try_into().unwrap_or([0; 8])) * 512);
+        }
+    }
+    anyhow::bail!("no FAT partition (basic data or EFI system type) in the GPT")
 }
 
 /// A file of the FAT partition at `offset`, or an error naming it.

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use coreforge_boards::{Arch, Board};
-use coreforge_tests::image::{board_snap, fat_read, raw_copy, world, BootFiles, World};
+use coreforge_tests::image::{board_snap, raw_copy, world, BootFiles, World};
 use coreforge_tests::serial::{free_port, Device, DeviceOptions};
 use coreforge_tests::ssh::{host_fingerprints, ssh_run, SshKey};
 
@@ -385,33 +385,6 @@ fn release_gpt_gadget(w: &World, scratch: &Path) -> Result<()> {
     Ok(())
 }
 
-/// [`BootFiles::read`] for a GPT image: the same files, from the FAT partition that GPT
-/// entry 1 holds (qemu-virt arm64: a compressed kernel, no device tree).
-fn gpt_boot_files(image: &Path, board: &'static Board, dir: &Path) -> Result<BootFiles> {
-    ensure!(
-        !board.qemu.uncompressed_kernel && board.qemu.dtb.is_none(),
-        "gpt_boot_files reads no device tree and unpacks no kernel"
-    );
-    fs::create_dir_all(dir)?;
-    let (offset, _) = gpt_partition(image, 0)?;
-    let (kernel, initrd) = (dir.join("kernel"), dir.join("initrd.img"));
-    fs::write(&kernel, fat_read(image, offset, "kernel.img")?)?;
-    fs::write(&initrd, fat_read(image, offset, "initrd.img")?)?;
-    let cmdline = String::from_utf8_lossy(&fat_read(image, offset, "cmdline.txt")?)
-        .split_whitespace()
-        .filter(|w| !w.starts_with("console="))
-        .collect::<Vec<_>>()
-        .join(" ");
-    Ok(BootFiles {
-        image: image.to_path_buf(),
-        board,
-        kernel,
-        initrd,
-        dtb: None,
-        cmdline,
-    })
-}
-
 /// The same device on a GPT disk (a gadget with `schema: gpt`), enlarged by an amount that
 /// is not a whole number of MiB: the agent moves the backup table to the new end, grows
 /// `writable` and its file system, hands over, and `ssh` logs in. The table it leaves
@@ -457,7 +430,7 @@ fn gpt_device_grows_writable_hands_over_and_accepts_ssh() -> Result<()> {
         .iter()
         .find(|b| b.name == "qemu-virt" && b.arch == Arch::Arm64)
         .context("no qemu-virt arm64 board")?;
-    let files = gpt_boot_files(&image, board, &scratch.join("boot"))?;
+    let files = BootFiles::read(&image, board, &scratch.join("boot"))?;
     let port = free_port()?;
     let options = DeviceOptions {
         ssh_port: Some(port),

@@ -314,6 +314,28 @@ fn never(dev: &Device, text: &str, why: &str) -> Result<()> {
     Ok(())
 }
 
+/// The end of every refused-preseed boot: console-conf asks, nothing was configured, no
+/// other error was said; then a power cut (the agent fsyncs the boot partition's folder
+/// after the rename, which asks the disk to flush; without that a rename was seen lost),
+/// and on the card each of `files` is renamed `.refused` and writable holds no account.
+fn refused_and_nothing_configured(
+    dev: &mut Device,
+    expected_errors: &[&str],
+    files: &[&str],
+) -> Result<()> {
+    dev.expect(&t("PRESS_ENTER"), STEP)?;
+    never(dev, CONFIGURED, "something was configured")?;
+    dev.no_unexpected_errors(expected_errors)?;
+    dev.power_cut();
+    let raw = raw_disk(dev)?;
+    let checked = files
+        .iter()
+        .try_for_each(|name| renamed_refused(dev, &raw, name));
+    let _ = std::fs::remove_file(&raw);
+    checked?;
+    unconfigured(dev)
+}
+
 /// The device's disk as a raw image (to read its boot partition after the power is cut).
 fn raw_disk(dev: &Device) -> Result<PathBuf> {
     let raw = dev.dir().join("disk.raw");
@@ -443,17 +465,7 @@ fn an_unbound_preseed_is_refused() -> Result<()> {
         refusal.contains("console-conf.json") && refusal.contains("without --preseed"),
         dev.failure(&format!("the refusal gives no reason: {refusal:?}"))
     );
-    dev.expect(&t("PRESS_ENTER"), STEP)?;
-    never(&dev, CONFIGURED, "something was configured")?;
-    dev.no_unexpected_errors(&[PRESEED_REFUSED])?;
-    // A power cut: the agent fsyncs the boot partition's folder after the rename, which
-    // asks the disk to flush; without that the rename was seen lost here.
-    dev.power_cut();
-    let raw = raw_disk(&dev)?;
-    let checked = renamed_refused(&dev, &raw, "console-conf.json");
-    let _ = std::fs::remove_file(&raw);
-    checked?;
-    unconfigured(&dev)
+    refused_and_nothing_configured(&mut dev, &[PRESEED_REFUSED], &["console-conf.json"])
 }
 
 /// mallory's preseed: its own account and key, no network.
@@ -504,18 +516,11 @@ fn mallorys_system_user_is_refused_with_its_preseed() -> Result<()> {
         preseed.contains("came with auto-import.assert"),
         dev.failure(&format!("the preseed's refusal: {preseed:?}"))
     );
-    dev.expect(&t("PRESS_ENTER"), STEP)?;
-    never(&dev, CONFIGURED, "something was configured")?;
-    dev.no_unexpected_errors(&[AUTO_IMPORT_REFUSED, PRESEED_REFUSED])?;
-    // A power cut: the agent fsyncs the boot partition's folder after the rename, which
-    // asks the disk to flush; without that the rename was seen lost here.
-    dev.power_cut();
-    let raw = raw_disk(&dev)?;
-    let checked = renamed_refused(&dev, &raw, "console-conf.json")
-        .and_then(|_| renamed_refused(&dev, &raw, "auto-import.assert"));
-    let _ = std::fs::remove_file(&raw);
-    checked?;
-    unconfigured(&dev)
+    refused_and_nothing_configured(
+        &mut dev,
+        &[AUTO_IMPORT_REFUSED, PRESEED_REFUSED],
+        &["console-conf.json", "auto-import.assert"],
+    )
 }
 
 /// b: the pinned label's model replaced by one with the same brand and name, signed with a
@@ -698,17 +703,7 @@ fn an_expired_system_user_is_refused() -> Result<()> {
         refusal.contains(&until) || refusal.contains("expired"),
         dev.failure(&format!("the refusal does not say it expired: {refusal:?}"))
     );
-    dev.expect(&t("PRESS_ENTER"), STEP)?;
-    never(&dev, CONFIGURED, "something was configured")?;
-    dev.no_unexpected_errors(&[AUTO_IMPORT_REFUSED])?;
-    // A power cut: the agent fsyncs the boot partition's folder after the rename, which
-    // asks the disk to flush; without that the rename was seen lost here.
-    dev.power_cut();
-    let raw = raw_disk(&dev)?;
-    let checked = renamed_refused(&dev, &raw, "auto-import.assert");
-    let _ = std::fs::remove_file(&raw);
-    checked?;
-    unconfigured(&dev)
+    refused_and_nothing_configured(&mut dev, &[AUTO_IMPORT_REFUSED], &["auto-import.assert"])
 }
 
 /// e: a valid auto-import.assert the brand signed for this model: the account is created

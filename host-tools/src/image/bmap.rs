@@ -128,7 +128,8 @@ pub fn sha256_of(file: &mut File, start: u64, end: u64) -> io::Result<String> {
     Ok(hex(&hasher.finalize()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex, as bmap checksums are written.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");
         s
