@@ -46,10 +46,12 @@ for target in "${targets[@]}"; do
     # TLS, which brings the agent under its 2 MiB budget. Cargo appends these flags to the
     # target's rustflags in cargo-config.toml. 4 KiB segment alignment: the default 64 KiB
     # pads the file by up to 64 KiB between its two segments, for nothing on the kernels we
-    # boot (Debian's arm64 and armmp kernels use 4 KiB pages).
+    # boot (Debian's arm64 and armmp kernels use 4 KiB pages). No source locations in panic
+    # messages (-Zlocation-detail=none): -61,440 bytes on aarch64; the agent never panics by
+    # design, and its panic hook still prints the message.
     /usr/bin/cargo build --quiet --manifest-path "$root/Cargo.toml" -p coreforge-agent \
         --config "$here/cargo-config.toml" \
-        --config "target.$target.rustflags = [\"-C\", \"force-unwind-tables=no\", \"-C\", \"link-arg=-Wl,-z,max-page-size=4096\"]" \
+        --config "target.$target.rustflags = [\"-C\", \"force-unwind-tables=no\", \"-C\", \"link-arg=-Wl,-z,max-page-size=4096\", \"-Zlocation-detail=none\"]" \
         --profile agent --target "$target" \
         --target-dir "$target_dir" -Zbuild-std=std,panic_abort \
         -Zbuild-std-features=optimize_for_size >&2
