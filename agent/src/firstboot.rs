@@ -517,7 +517,8 @@ impl Backend for Device {
             Some(key) => key,
             None => HostKey::generate().map_err(|e| e.to_string())?,
         };
-        let files = net::os_files(&setup.network, setup.wifi.as_ref());
+        let os = crate::setup::Os::of(&self.base);
+        let files = net::os_files(&setup.network, setup.wifi.as_ref(), os);
         let result = state::commit(&self.data, &self.base, setup, &key, &files);
         let fingerprint = format!("ED25519 {}", key.fingerprint());
         self.host_key = Some(key);

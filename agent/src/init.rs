@@ -325,10 +325,7 @@ fn configure_and_enter(
                 "configured already: account {} (keys from {})",
                 record.user, record.source
             );
-            match state::load_host_key(data) {
-                Ok(key) => info!("SSH host key: ED25519 {}", key.fingerprint()),
-                Err(e) => warn!("cannot read the SSH host key: {e}"),
-            }
+            info!("SSH host key: ED25519 {}", record.host_key);
         }
         Ok(State::Unconfigured) => {
             show(Status::WaitingForSetup);
@@ -354,7 +351,11 @@ fn configure_and_enter(
         }
     }
     show(Status::Done);
-    match handover::enter().map_err(Fatal::from)? {}
+    let seed = &verified.seed;
+    let snaps: Vec<&seed::SeedSnap> = std::iter::once(seed.base())
+        .chain(seed.others().values())
+        .collect();
+    match handover::enter(&snaps).map_err(Fatal::from)? {}
 }
 
 /// Waits for a key on any console; Enter counts only if `retry` is offered.

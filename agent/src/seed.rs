@@ -64,6 +64,7 @@ impl Summary {
 #[derive(Debug)]
 pub struct SeedSnap {
     name: String,
+    revision: String,
     path: PathBuf,
     file: File,
 }
@@ -74,6 +75,12 @@ impl SeedSnap {
         &self.name
     }
 
+    /// Its revision as the file name gives it (checked against the snap-revision for an
+    /// asserted snap): digits, or `x<N>` for an unasserted one, as snapd names them.
+    pub fn revision(&self) -> &str {
+        &self.revision
+    }
+
     /// Where it was opened (for messages only: never open it again by this path).
     pub fn path(&self) -> &Path {
         &self.path
@@ -82,6 +89,17 @@ impl SeedSnap {
     /// The open file.
     pub fn file(&self) -> &File {
         &self.file
+    }
+
+    /// A snap as [`verify`] would hand it over (tests of what comes after).
+    #[cfg(test)]
+    pub fn for_tests(name: &str, revision: &str, path: &Path, file: File) -> SeedSnap {
+        SeedSnap {
+            name: name.into(),
+            revision: revision.into(),
+            path: path.into(),
+            file,
+        }
     }
 }
 
@@ -449,8 +467,13 @@ pub fn verify(seed: &Path, db: &TrustDb, model: &Model, machine: &str) -> Result
     let mut base = None;
     let mut others = BTreeMap::new();
     for f in files {
+        let revision = match f.revision {
+            Some(r) => r.to_string(),
+            None => revision_text(&f.file).to_owned(),
+        };
         let snap = SeedSnap {
             name: f.name,
+            revision,
             path: f.path,
             file: f.open,
         };
@@ -662,6 +685,13 @@ fn parse_name(file: &str) -> Option<(String, Option<u64>)> {
         None => Some(rev.parse::<u64>().ok().filter(|r| *r > 0)?),
     };
     Some((name.to_owned(), revision))
+}
+
+/// The revision part of a file name [`parse_name`] accepted: `x1` of `name_x1.snap`.
+fn revision_text(file: &str) -> &str {
+    file.trim_end_matches(".snap")
+        .rsplit_once('_')
+        .map_or("", |(_, rev)| rev)
 }
 
 /// The snaps the model cannot do without, with their role.

@@ -36,8 +36,34 @@ pub struct Account {
 pub struct OsFile {
     /// Path relative to the OS's root, e.g. `etc/network/interfaces`.
     pub path: std::path::PathBuf,
-    /// Whole contents.
+    /// Whole contents (empty for a link).
     pub contents: Vec<u8>,
     /// Permission bits, e.g. `0o644` (`0o600` for secrets).
     pub mode: u32,
+    /// When set, a symbolic link to this target instead of a file (`systemctl enable`'s
+    /// links in `*.wants/`).
+    pub link: Option<std::path::PathBuf>,
+}
+
+/// The kind of OS in the base snap, which decides the configuration files it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    /// Debian with systemd: systemd-networkd, wpa_supplicant@.service, OpenSSH, sudo.
+    Systemd,
+    /// The busybox test base: ifupdown's interfaces, dropbear.
+    Busybox,
+}
+
+impl Os {
+    /// The OS of the base snap mounted at `base`: systemd if it has systemd's manager.
+    pub fn of(base: &std::path::Path) -> Os {
+        // Debian's merged /usr: lib is a relative link to usr/lib, which resolves here too.
+        if base.join("usr/lib/systemd/systemd").exists()
+            || base.join("lib/systemd/systemd").exists()
+        {
+            Os::Systemd
+        } else {
+            Os::Busybox
+        }
+    }
 }

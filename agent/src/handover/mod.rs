@@ -9,6 +9,7 @@
 mod gpt;
 mod grow;
 mod loopdev;
+mod snaps;
 mod writable;
 
 use std::ffi::CString;
@@ -23,6 +24,7 @@ use log::{info, warn};
 use rustix::mount::{mount, mount_move, unmount, MountFlags, UnmountFlags};
 
 use crate::disk;
+use crate::seed::SeedSnap;
 use writable::{disk_of, find_writable, Partition};
 
 /// The label of the OS's writable ext4 partition, as ubuntu-image writes it.
@@ -177,11 +179,12 @@ pub fn mount_base_file(file: &File, name: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Mounts the overlay of `writable`'s `system-data/` over the base snap and switches root
+/// Mounts the overlay of `writable`'s `system-data/` over the base snap, mounts `snaps` (the
+/// verified seed's, base included) at `/snap/<name>/<revision>` in it, and switches root
 /// into the OS's init; returns only on failure, with nothing left mounted but [`DATA`] and
 /// [`BASE`] (see [`release`]).
-pub fn enter() -> Result<std::convert::Infallible, Failure> {
-    let error = match try_enter() {
+pub fn enter(snaps: &[&SeedSnap]) -> Result<std::convert::Infallible, Failure> {
+    let error = match try_enter(snaps) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -197,7 +200,7 @@ pub fn release() {
     }
 }
 
-fn try_enter() -> Result<std::convert::Infallible, Failure> {
+fn try_enter(snaps: &[&SeedSnap]) -> Result<std::convert::Infallible, Failure> {
     let work = Path::new(DATA).join(WORK);
     fs::create_dir_all(&work).map_err(step(format!("create {}", work.display())))?;
     fs::create_dir_all(ROOT).map_err(step(format!("create {ROOT}")))?;
@@ -218,6 +221,7 @@ fn try_enter() -> Result<std::convert::Infallible, Failure> {
             error: io::ErrorKind::NotFound.into(),
         });
     }
+    snaps::mount_all(Path::new(ROOT), snaps);
     info!("handing over to {INIT}");
     Err(switch_root(Path::new(ROOT)))
 }

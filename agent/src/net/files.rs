@@ -1,5 +1,7 @@
-//! The OS's network configuration files: busybox ifupdown's `/etc/network/interfaces`,
-//! `/etc/resolv.conf` for static name servers and wpa_supplicant's configuration for Wi-Fi.
+//! The OS's network configuration files, in the form its base reads: systemd-networkd's
+//! `.network` units and `wpa_supplicant@<interface>.service` on the Debian base, busybox
+//! ifupdown's `/etc/network/interfaces` on the busybox test base; `/etc/resolv.conf` for
+//! static name servers and wpa_supplicant's configuration for Wi-Fi on both.
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -7,7 +9,7 @@ use std::path::PathBuf;
 
 use coreforge_preseed::valid_interface;
 
-use crate::setup::{Network, OsFile, Wifi, WifiSecret};
+use crate::setup::{Network, Os, OsFile, Wifi, WifiSecret};
 
 /// Where the OS's init (`ifup -a`) reads the interfaces.
 pub const INTERFACES: &str = "etc/network/interfaces";
@@ -15,17 +17,41 @@ pub const INTERFACES: &str = "etc/network/interfaces";
 pub const RESOLV_CONF: &str = "etc/resolv.conf";
 /// The Wi-Fi network for wpa_supplicant (holds the secret: 0600).
 pub const WPA_SUPPLICANT: &str = "etc/wpa_supplicant/wpa_supplicant.conf";
+/// systemd-networkd's configuration folder.
+pub const NETWORKD: &str = "etc/systemd/network";
+/// Where `systemctl enable` links the units multi-user.target wants.
+pub const WANTS: &str = "etc/systemd/system/multi-user.target.wants";
 
-/// The files the commit writes for the OS to bring up `network` and `wifi` by itself.
-pub fn os_files(network: &Network, wifi: Option<&Wifi>) -> Vec<OsFile> {
-    let mut files = vec![file(INTERFACES, interfaces(network, wifi), 0o644)];
+/// The files the commit writes for the OS `os` to bring up `network` and `wifi` by itself.
+pub fn os_files(network: &Network, wifi: Option<&Wifi>, os: Os) -> Vec<OsFile> {
+    let mut files = match os {
+        Os::Busybox => vec![file(INTERFACES, interfaces(network, wifi), 0o644)],
+        Os::Systemd => networkd(network, wifi),
+    };
     if let Network::Static { dns, .. } = network {
         if !dns.is_empty() {
             files.push(file(RESOLV_CONF, resolv_conf(dns), 0o644));
         }
     }
-    if let Some(wifi) = wifi {
-        files.push(file(WPA_SUPPLICANT, wpa_supplicant(wifi), 0o600));
+    if let Some(wifi) = wifi.filter(|w| valid_interface(&w.interface)) {
+        match os {
+            Os::Busybox => files.push(file(WPA_SUPPLICANT, wpa_supplicant(wifi), 0o600)),
+            Os::Systemd => {
+                let interface = &wifi.interface;
+                files.push(file(
+                    &format!("etc/wpa_supplicant/wpa_supplicant-{interface}.conf"),
+                    wpa_supplicant(wifi),
+                    0o600,
+                ));
+                // `systemctl enable wpa_supplicant@<interface>.service`, as Debian documents.
+                files.push(OsFile {
+                    path: PathBuf::from(format!("{WANTS}/wpa_supplicant@{interface}.service")),
+                    contents: Vec::new(),
+                    mode: 0o777,
+                    link: Some(PathBuf::from("/lib/systemd/system/wpa_supplicant@.service")),
+                });
+            }
+        }
     }
     files
 }
@@ -35,7 +61,55 @@ fn file(path: &str, contents: String, mode: u32) -> OsFile {
         path: PathBuf::from(path),
         contents: contents.into_bytes(),
         mode,
+        link: None,
     }
+}
+
+/// systemd-networkd units: one per interface, DHCP or static. Only names of
+/// [`valid_interface`]'s set are written (they become file names).
+fn networkd(network: &Network, wifi: Option<&Wifi>) -> Vec<OsFile> {
+    let header = "# Written by coreforge console-conf on first boot.\n";
+    let mut files = Vec::new();
+    let wired = network.interface().filter(|name| valid_interface(name));
+    if let Some(interface) = wired {
+        let mut text = format!("{header}[Match]\nName={interface}\n\n[Network]\n");
+        match network {
+            Network::Dhcp { .. } => text.push_str("DHCP=ipv4\n"),
+            Network::Static {
+                address,
+                prefix,
+                gateway,
+                dns,
+                ..
+            } => {
+                let _ = writeln!(text, "Address={address}/{prefix}");
+                if let Some(gateway) = gateway {
+                    let _ = writeln!(text, "Gateway={gateway}");
+                }
+                for server in dns {
+                    let _ = writeln!(text, "DNS={server}");
+                }
+            }
+            Network::None => {}
+        }
+        files.push(file(
+            &format!("{NETWORKD}/10-coreforge-{interface}.network"),
+            text,
+            0o644,
+        ));
+    }
+    if let Some(wifi) = wifi.filter(|w| valid_interface(&w.interface)) {
+        // The same interface cannot be both; the wired choice above wins.
+        if wired != Some(wifi.interface.as_str()) {
+            let interface = &wifi.interface;
+            files.push(file(
+                &format!("{NETWORKD}/20-coreforge-{interface}.network"),
+                format!("{header}[Match]\nName={interface}\n\n[Network]\nDHCP=ipv4\n"),
+                0o644,
+            ));
+        }
+    }
+    files
 }
 
 /// `/etc/network/interfaces` in busybox ifupdown syntax.
@@ -152,7 +226,7 @@ mod tests {
 
     #[test]
     fn dhcp() {
-        let files = os_files(&Network::dhcp("eth0").unwrap(), None);
+        let files = os_files(&Network::dhcp("eth0").unwrap(), None, Os::Busybox);
         assert_eq!(paths(&files), [(INTERFACES.to_owned(), 0o644)]);
         let body = text(&files, INTERFACES);
         assert!(body.contains("auto lo\niface lo inet loopback\n"), "{body}");
@@ -171,7 +245,7 @@ mod tests {
             "192.168.1.1 9.9.9.9",
         )
         .unwrap();
-        let files = os_files(&net, None);
+        let files = os_files(&net, None, Os::Busybox);
         assert_eq!(
             paths(&files),
             [
@@ -191,7 +265,7 @@ mod tests {
     #[test]
     fn static_without_gateway_or_dns() {
         let net = Network::parse_static("eth0", "10.1.2.3/8", "", "").unwrap();
-        let files = os_files(&net, None);
+        let files = os_files(&net, None, Os::Busybox);
         assert_eq!(files.len(), 1, "no resolv.conf without name servers");
         let body = text(&files, INTERFACES);
         assert!(body.ends_with("    netmask 255.0.0.0\n"), "{body}");
@@ -200,7 +274,7 @@ mod tests {
 
     #[test]
     fn none_is_loopback_only() {
-        let files = os_files(&Network::None, None);
+        let files = os_files(&Network::None, None, Os::Busybox);
         let body = text(&files, INTERFACES);
         assert!(
             body.ends_with("auto lo\niface lo inet loopback\n"),
@@ -212,7 +286,7 @@ mod tests {
     #[test]
     fn wifi_passphrase() {
         let wifi = Wifi::new("wlan0", "home net", "pa\"ss #word").unwrap();
-        let files = os_files(&Network::None, Some(&wifi));
+        let files = os_files(&Network::None, Some(&wifi), Os::Busybox);
         assert_eq!(
             paths(&files),
             [
@@ -232,7 +306,7 @@ mod tests {
     fn wifi_psk_and_odd_ssid() {
         let hex_psk = "00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff";
         let wifi = Wifi::new("wlan0", "café\"", hex_psk).unwrap();
-        let files = os_files(&Network::dhcp("eth0").unwrap(), Some(&wifi));
+        let files = os_files(&Network::dhcp("eth0").unwrap(), Some(&wifi), Os::Busybox);
         let conf = text(&files, WPA_SUPPLICANT);
         assert!(
             conf.contains(&format!("\n    psk={}\n", hex_psk.to_lowercase())),
@@ -259,7 +333,7 @@ mod tests {
                 ssid: "home".into(),
                 secret: WifiSecret::Passphrase("12345678".into()),
             };
-            let body = text(&os_files(&wired, Some(&wifi)), INTERFACES);
+            let body = text(&os_files(&wired, Some(&wifi), Os::Busybox), INTERFACES);
             assert!(!body.contains(bad), "{bad:?}: {body}");
             assert_eq!(body.matches("iface ").count(), 1, "{bad:?}: {body}");
             assert!(!body.contains("pre-up"), "{bad:?}: {body}");
@@ -270,9 +344,83 @@ mod tests {
     fn wifi_on_the_wired_interface_is_not_doubled() {
         let wifi = Wifi::new("eth0", "home", "12345678").unwrap();
         let body = text(
-            &os_files(&Network::dhcp("eth0").unwrap(), Some(&wifi)),
+            &os_files(&Network::dhcp("eth0").unwrap(), Some(&wifi), Os::Busybox),
             INTERFACES,
         );
         assert_eq!(body.matches("iface eth0").count(), 1, "{body}");
+    }
+
+    #[test]
+    fn systemd_dhcp_is_a_networkd_unit_and_nothing_for_ifupdown() {
+        let files = os_files(&Network::dhcp("eth0").unwrap(), None, Os::Systemd);
+        let unit = "etc/systemd/network/10-coreforge-eth0.network";
+        assert_eq!(paths(&files), [(unit.to_owned(), 0o644)]);
+        assert!(
+            text(&files, unit).ends_with("[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\n"),
+            "{}",
+            text(&files, unit)
+        );
+    }
+
+    #[test]
+    fn systemd_static_with_gateway_and_dns() {
+        let net = Network::Static {
+            interface: "end0".into(),
+            address: Ipv4Addr::new(192, 168, 7, 20),
+            prefix: 24,
+            gateway: Some(Ipv4Addr::new(192, 168, 7, 1)),
+            dns: vec![Ipv4Addr::new(9, 9, 9, 9)],
+        };
+        let files = os_files(&net, None, Os::Systemd);
+        let unit = "etc/systemd/network/10-coreforge-end0.network";
+        assert_eq!(
+            text(&files, unit).split_once("[Network]\n").unwrap().1,
+            "Address=192.168.7.20/24\nGateway=192.168.7.1\nDNS=9.9.9.9\n"
+        );
+        assert_eq!(
+            text(&files, RESOLV_CONF),
+            "# Written by coreforge.\nnameserver 9.9.9.9\n"
+        );
+    }
+
+    /// Wi-Fi on the Debian base: the interface's own wpa_supplicant file, its service enabled
+    /// the way `systemctl enable wpa_supplicant@wlan0` links it, and DHCP on it.
+    #[test]
+    fn systemd_wifi_enables_wpa_supplicant_at_the_interface() {
+        let wifi = Wifi::new("wlan0", "home net", "secret passphrase").unwrap();
+        let files = os_files(&Network::dhcp("eth0").unwrap(), Some(&wifi), Os::Systemd);
+        assert_eq!(
+            paths(&files),
+            [
+                (
+                    "etc/systemd/network/10-coreforge-eth0.network".to_owned(),
+                    0o644
+                ),
+                (
+                    "etc/systemd/network/20-coreforge-wlan0.network".to_owned(),
+                    0o644
+                ),
+                (
+                    "etc/wpa_supplicant/wpa_supplicant-wlan0.conf".to_owned(),
+                    0o600
+                ),
+                (
+                    "etc/systemd/system/multi-user.target.wants/wpa_supplicant@wlan0.service"
+                        .to_owned(),
+                    0o777
+                ),
+            ]
+        );
+        let link = files.last().unwrap();
+        assert_eq!(
+            link.link.as_deref(),
+            Some(Path::new("/lib/systemd/system/wpa_supplicant@.service"))
+        );
+        let conf = text(&files, "etc/wpa_supplicant/wpa_supplicant-wlan0.conf");
+        assert!(conf.contains("\n    ssid=\"home net\"\n"), "{conf}");
+        assert!(
+            text(&files, "etc/systemd/network/20-coreforge-wlan0.network")
+                .ends_with("Name=wlan0\n\n[Network]\nDHCP=ipv4\n")
+        );
     }
 }

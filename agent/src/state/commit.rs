@@ -6,8 +6,8 @@
 use super::accounts::{self, AccountError, BaseFiles};
 use super::read::{read_bounded, MAX_ACCOUNT_FILE};
 use super::record::{self, Record};
-use super::{HostKey, HOST_KEY, RECORD, STAGING, SYSTEM_DATA};
-use crate::setup::{OsFile, Setup};
+use super::{HostKey, HOST_KEY, OPENSSH_HOST_KEY, RECORD, STAGING, SYSTEM_DATA};
+use crate::setup::{Os, OsFile, Setup};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -186,15 +186,32 @@ pub(super) fn commit_steps(
         stage.file("etc/gshadow", gshadow.as_bytes(), shadow_mode, shadow_owner)?;
     }
     // sudo reads it as root only: root:root 0750 as Debian's sudo package ships it, not
-    // the 0755 a parent directory gets by default; the file itself 0440.
+    // the 0755 a parent directory gets by default; the file itself 0440. Name and text are
+    // snapd's (`snap create-user`); user names here need none of its escaping.
     stage.dir(Path::new(SUDOERS_D), 0o750, ROOT)?;
     stage.file(
-        &format!("{SUDOERS_D}/90-coreforge-{user}"),
-        format!("{user} ALL=(ALL) NOPASSWD:ALL\n").as_bytes(),
+        &format!("{SUDOERS_D}/create-user-{user}"),
+        format!(
+            "\n# Created by snap create-user\n\n# User rules for {user}\n{user} ALL=(ALL) NOPASSWD:ALL\n"
+        )
+        .as_bytes(),
         0o440,
         ROOT,
     )?;
-    stage.file(HOST_KEY, &host_key.to_dropbear(), 0o600, ROOT)?;
+    // The host key console-conf showed, where the base's SSH server reads it.
+    match Os::of(base_root) {
+        Os::Systemd => {
+            let comment = "root@coreforge";
+            stage.file(OPENSSH_HOST_KEY, &host_key.to_openssh(comment), 0o600, ROOT)?;
+            stage.file(
+                &format!("{OPENSSH_HOST_KEY}.pub"),
+                host_key.public_openssh_file(comment).as_bytes(),
+                0o644,
+                ROOT,
+            )?;
+        }
+        Os::Busybox => stage.file(HOST_KEY, &host_key.to_dropbear(), 0o600, ROOT)?,
+    }
     let home = format!("home/{user}");
     stage.dir(Path::new(&home), 0o750, (uid, gid))?;
     stage.dir(Path::new(&format!("{home}/.ssh")), 0o700, (uid, gid))?;
@@ -205,7 +222,10 @@ pub(super) fn commit_steps(
         (uid, gid),
     )?;
     for file in os_files {
-        stage.file_at(&file.path, &file.contents, file.mode, ROOT)?;
+        match &file.link {
+            Some(target) => stage.link_at(&file.path, target)?,
+            None => stage.file_at(&file.path, &file.contents, file.mode, ROOT)?,
+        }
     }
     stage.sync_dirs()?;
     // Last inside the staging directory: a record means every file before it is complete.
@@ -292,6 +312,20 @@ impl Stage<'_> {
         let path = self.root.join(rel);
         self.steps.next()?;
         write_file(&path, contents, mode, owner).map_err(|e| write_error(&path, e))
+    }
+
+    /// Makes `rel` a symbolic link to `target` (root-owned, like every link), creating its
+    /// parents.
+    fn link_at(&mut self, rel: &Path, target: &Path) -> Result<(), CommitError> {
+        if let Some(parent) = rel.parent() {
+            if !parent.as_os_str().is_empty() && !self.root.join(parent).is_dir() {
+                self.dir(parent, 0o755, ROOT)?;
+            }
+            self.note_changed(self.root.join(parent));
+        }
+        let path = self.root.join(rel);
+        self.steps.next()?;
+        std::os::unix::fs::symlink(target, &path).map_err(|e| write_error(&path, e))
     }
 
     /// Remembers that `dir`'s entries changed, so it is fsynced.

@@ -1,9 +1,14 @@
 //! The device's SSH host key: generated here so console-conf can show its fingerprint before
-//! the OS's SSH server (dropbear) ever starts, and written in dropbear's own key file format.
+//! the OS's SSH server ever starts, and written in the format of that server: OpenSSH's
+//! `sshd` (the Debian base) or dropbear (the busybox test base).
 //!
 //! Dropbear's Ed25519 private key file (what `dropbearkey -t ed25519` writes) is two SSH wire
 //! strings: `"ssh-ed25519"`, then 64 bytes: the 32-byte seed followed by the 32-byte public key.
+//! OpenSSH's (what `ssh-keygen -t ed25519 -N ''` writes) is the unencrypted
+//! `openssh-key-v1` container of PROTOCOL.key, in PEM armour.
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use rand_core::{OsRng, RngCore};
 use ssh_key::private::Ed25519Keypair;
 use ssh_key::public::{Ed25519PublicKey, KeyData};
@@ -22,6 +27,7 @@ pub enum HostKeyError {
     #[error("cannot generate the SSH host key: the kernel's random number generator failed ({0}); reboot and try again")]
     Random(String),
     /// A file is not a dropbear Ed25519 private key.
+    #[cfg(test)]
     #[error("not a dropbear Ed25519 host key: {0}; delete it so a new one is generated")]
     Format(&'static str),
 }
@@ -65,7 +71,62 @@ impl HostKey {
         out
     }
 
-    /// Reads a dropbear Ed25519 private key file, checking the public half matches the seed.
+    /// The private key file as `ssh-keygen -t ed25519 -N ''` writes it (unencrypted
+    /// `openssh-key-v1`), with `comment`.
+    pub fn to_openssh(&self, comment: &str) -> Zeroizing<Vec<u8>> {
+        let public = self.public_blob();
+        let mut private = Zeroizing::new(Vec::with_capacity(160));
+        // The two equal check integers that tell a right passphrase; any value does unencrypted.
+        let check = [
+            public[public.len() - 4..].to_vec(),
+            public[public.len() - 4..].to_vec(),
+        ]
+        .concat();
+        private.extend_from_slice(&check);
+        put_string(&mut private, KEY_TYPE);
+        put_string(&mut private, self.keypair.public.as_ref());
+        put_string(&mut private, self.keypair.to_bytes().as_ref());
+        put_string(&mut private, comment.as_bytes());
+        // Padded with 1, 2, 3, ... to the cipher's block size (8 for "none").
+        let mut pad = 1u8;
+        while private.len() % 8 != 0 {
+            private.push(pad);
+            pad += 1;
+        }
+        let mut body = Zeroizing::new(Vec::with_capacity(300));
+        body.extend_from_slice(b"openssh-key-v1\0");
+        put_string(&mut body, b"none"); // cipher
+        put_string(&mut body, b"none"); // kdf
+        put_string(&mut body, b""); // kdf options
+        body.extend_from_slice(&1u32.to_be_bytes()); // one key
+        put_string(&mut body, &public);
+        put_string(&mut body, &private);
+        let text = Zeroizing::new(STANDARD.encode(body.as_slice()));
+        let mut out = Zeroizing::new(Vec::with_capacity(text.len() + 80));
+        out.extend_from_slice(b"-----BEGIN OPENSSH PRIVATE KEY-----\n");
+        for line in text.as_bytes().chunks(70) {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"-----END OPENSSH PRIVATE KEY-----\n");
+        out
+    }
+
+    /// The public key file beside it: `ssh-ed25519 AAAA... comment`.
+    pub fn public_openssh_file(&self, comment: &str) -> String {
+        format!("{} {comment}\n", self.public_openssh())
+    }
+
+    /// The public key's SSH wire form: `string "ssh-ed25519"`, `string key`.
+    fn public_blob(&self) -> Vec<u8> {
+        let mut blob = Vec::with_capacity(51);
+        put_string(&mut blob, KEY_TYPE);
+        put_string(&mut blob, self.keypair.public.as_ref());
+        blob
+    }
+
+    /// Reads a dropbear Ed25519 private key file (the tests check our files with it), checking the public half matches the seed.
+    #[cfg(test)]
     pub fn from_dropbear(bytes: &[u8]) -> Result<HostKey, HostKeyError> {
         let mut rest = bytes;
         let kind = take_string(&mut rest).ok_or(HostKeyError::Format("truncated key type"))?;
@@ -86,12 +147,8 @@ impl HostKey {
     }
 
     /// The public key in `authorized_keys` / `known_hosts` form: `ssh-ed25519 AAAA...`.
-    #[cfg(test)]
     pub fn public_openssh(&self) -> String {
-        let data = KeyData::Ed25519(self.public());
-        ssh_key::PublicKey::new(data, "")
-            .to_openssh()
-            .unwrap_or_default()
+        format!("ssh-ed25519 {}", STANDARD.encode(self.public_blob()))
     }
 
     /// The fingerprint users compare, as `ssh-keygen -l` and `ssh` print it: `SHA256:...`.
@@ -114,6 +171,7 @@ fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Takes one SSH wire string off the front of `rest`.
+#[cfg(test)]
 fn take_string<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     let (len, tail) = rest.split_first_chunk::<4>()?;
     let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
@@ -199,6 +257,54 @@ mod tests {
         let text = format!("{key:?}");
         assert!(text.contains("SHA256:"), "{text}");
         assert!(!text.contains("65, 65"), "{text}");
+    }
+
+    /// OpenSSH's own tools read our private key file: `ssh-keygen -y` prints its public key
+    /// and `ssh-keygen -l` its fingerprint, the ones console-conf shows. Needs `ssh-keygen`
+    /// (Debian's openssh-client, installed by cross/setup.sh).
+    #[test]
+    fn ssh_keygen_reads_our_openssh_file() {
+        let key = HostKey::generate().unwrap();
+        let dir = std::env::temp_dir().join(format!("cf-agent-openssh-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ssh_host_ed25519_key");
+        std::fs::write(&path, key.to_openssh("root@coreforge")).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        std::fs::write(
+            dir.join("ssh_host_ed25519_key.pub"),
+            key.public_openssh_file("root@coreforge"),
+        )
+        .unwrap();
+        let keygen = |args: &[&str]| {
+            let out = Command::new("ssh-keygen")
+                .args(args)
+                .arg(&path)
+                .output()
+                .expect("ssh-keygen is missing: run cross/setup.sh (it installs openssh-client)");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let public = keygen(&["-y", "-f"]);
+        assert_eq!(
+            public.trim(),
+            format!("{} root@coreforge", key.public_openssh())
+        );
+        let listed = keygen(&["-l", "-E", "sha256", "-f"]);
+        assert!(listed.contains(&key.fingerprint()), "{listed}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn public_key_text_matches_ssh_key() {
+        let key = HostKey::from_seed(&[9; 32]);
+        let data = KeyData::Ed25519(key.public());
+        let theirs = ssh_key::PublicKey::new(data, "").to_openssh().unwrap();
+        assert_eq!(key.public_openssh(), theirs);
     }
 
     /// The real dropbear tools read our files and agree on the key. Needs `dropbearkey`

@@ -15,14 +15,13 @@ mod record;
 pub use commit::commit;
 pub use hostkey::HostKey;
 #[allow(unused_imports)] // the limits and the error, for callers that match on them
-pub use read::{ReadError, MAX_ACCOUNT_FILE, MAX_HOST_KEY, MAX_RECORD};
+pub use read::{ReadError, MAX_ACCOUNT_FILE, MAX_RECORD};
 pub use record::Record;
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use hostkey::HostKeyError;
 use read::read_bounded;
 
 /// The OS's state, the overlay's upper directory; exists only after a complete commit.
@@ -33,6 +32,8 @@ pub const STAGING: &str = "system-data.new";
 pub const RECORD: &str = "var/lib/coreforge/console-conf.json";
 /// The SSH server's host key, relative to `system-data/` (dropbear's format).
 pub const HOST_KEY: &str = "etc/dropbear/dropbear_ed25519_host_key";
+/// The SSH host key for OpenSSH's sshd (the Debian base), with `.pub` beside it.
+pub const OPENSSH_HOST_KEY: &str = "etc/ssh/ssh_host_ed25519_key";
 
 /// Whether first-boot configuration has happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,17 +85,6 @@ pub enum StateError {
         /// What is wrong.
         reason: String,
     },
-    /// The host key cannot be read (missing, too large, not a file).
-    #[error("cannot read the SSH host key: {0}")]
-    ReadHostKey(ReadError),
-    /// The host key file is not a dropbear Ed25519 key.
-    #[error("{path}: {source}")]
-    BadHostKey {
-        /// The key file.
-        path: PathBuf,
-        /// What is wrong.
-        source: HostKeyError,
-    },
 }
 
 /// The state of the `writable` partition mounted at `data`, after removing what an
@@ -126,15 +116,6 @@ pub fn state(data: &Path) -> Result<State, StateError> {
         reason: e.to_string(),
     })?;
     Ok(State::Configured(record))
-}
-
-/// The host key of a configured device, to show its fingerprint again on later boots.
-pub fn load_host_key(data: &Path) -> Result<HostKey, StateError> {
-    let path = data.join(SYSTEM_DATA).join(HOST_KEY);
-    let bytes = zeroize::Zeroizing::new(
-        read_bounded(&path, "SSH host key", MAX_HOST_KEY).map_err(StateError::ReadHostKey)?,
-    );
-    HostKey::from_dropbear(&bytes).map_err(|source| StateError::BadHostKey { path, source })
 }
 
 /// Deletes `system-data.new` if a commit was cut short, and makes the deletion durable.

@@ -10,8 +10,6 @@ use std::path::{Path, PathBuf};
 /// The configuration record: a user name, a key source and a fingerprint, a few hundred
 /// bytes as written.
 pub const MAX_RECORD: u64 = 16 * 1024;
-/// The SSH host key: 83 bytes in dropbear's Ed25519 format.
-pub const MAX_HOST_KEY: u64 = 1024;
 /// Each of the base snap's `etc/passwd`, `etc/group`, `etc/shadow`, `etc/gshadow`.
 pub const MAX_ACCOUNT_FILE: u64 = 1024 * 1024;
 
@@ -153,9 +151,9 @@ mod tests {
         let err = read_bounded(&fifo, "configuration record", MAX_RECORD).unwrap_err();
         assert!(matches!(err, ReadError::NotAFile { .. }), "{err:?}");
         // /dev/zero never ends: refused as a device, not read until memory runs out.
-        let err = read_bounded(Path::new("/dev/zero"), "SSH host key", MAX_HOST_KEY).unwrap_err();
+        let err = read_bounded(Path::new("/dev/zero"), "SSH host key", 1024).unwrap_err();
         assert!(matches!(err, ReadError::NotAFile { .. }), "{err:?}");
-        let err = read_bounded(&dir.join("absent"), "SSH host key", MAX_HOST_KEY).unwrap_err();
+        let err = read_bounded(&dir.join("absent"), "SSH host key", 1024).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         assert!(err.to_string().contains("absent"), "{err}");
         fs::remove_dir_all(&dir).unwrap();

@@ -78,11 +78,13 @@ fn os_files() -> Vec<OsFile> {
             path: "etc/network/interfaces".into(),
             contents: b"auto eth0\niface eth0 inet dhcp\n".to_vec(),
             mode: 0o644,
+            link: None,
         },
         OsFile {
             path: "etc/wpa_supplicant/wpa_supplicant.conf".into(),
             contents: b"network={\n ssid=\"home\"\n}\n".to_vec(),
             mode: 0o600,
+            link: None,
         },
     ]
 }
@@ -145,8 +147,8 @@ fn assert_complete(scratch: &Scratch) {
     );
     assert!(!scratch.system().join("etc/gshadow").exists());
     assert_eq!(
-        read(scratch, "etc/sudoers.d/90-coreforge-alice"),
-        "alice ALL=(ALL) NOPASSWD:ALL\n"
+        read(scratch, "etc/sudoers.d/create-user-alice"),
+        "\n# Created by snap create-user\n\n# User rules for alice\nalice ALL=(ALL) NOPASSWD:ALL\n"
     );
     assert_eq!(
         read(scratch, "home/alice/.ssh/authorized_keys"),
@@ -155,10 +157,6 @@ fn assert_complete(scratch: &Scratch) {
     assert_eq!(
         fs::read(scratch.system().join(HOST_KEY)).unwrap(),
         host_key().to_dropbear().to_vec()
-    );
-    assert_eq!(
-        load_host_key(&scratch.data()).unwrap().fingerprint(),
-        host_key().fingerprint()
     );
     assert_eq!(
         read(scratch, "etc/network/interfaces"),
@@ -178,7 +176,7 @@ fn assert_complete(scratch: &Scratch) {
         ("etc/group", 0o644, root),
         ("etc/shadow", 0o640, (0, 42)),
         ("etc/sudoers.d", 0o750, root),
-        ("etc/sudoers.d/90-coreforge-alice", 0o440, root),
+        ("etc/sudoers.d/create-user-alice", 0o440, root),
         ("etc/dropbear", 0o755, root),
         (HOST_KEY, 0o600, root),
         ("home", 0o755, root),
@@ -330,6 +328,7 @@ fn bad_input_is_refused_before_anything_is_written() {
             path: path.into(),
             contents: vec![],
             mode: 0o644,
+            link: None,
         };
         assert!(
             try_with(setup(), vec![file]).contains("must be relative"),
@@ -377,6 +376,7 @@ fn a_write_failure_names_the_path_and_leaves_nothing_configured() {
         path: "etc/passwd".into(),
         contents: b"x".to_vec(),
         mode: 0o644,
+        link: None,
     }];
     let err = commit_steps(
         &scratch.data(),
@@ -420,7 +420,7 @@ fn sudoers_d_is_created_0750_and_its_file_0440() {
     run(&scratch, &mut Steps::default()).unwrap();
     assert_eq!(meta(&scratch, "etc/sudoers.d"), (0o750, 0, 0));
     assert_eq!(
-        meta(&scratch, "etc/sudoers.d/90-coreforge-alice"),
+        meta(&scratch, "etc/sudoers.d/create-user-alice"),
         (0o440, 0, 0)
     );
 }
@@ -472,24 +472,6 @@ fn oversized_files_are_refused_before_they_are_read() {
         })
     ));
 
-    let key = scratch.system().join(HOST_KEY);
-    fs::File::options()
-        .write(true)
-        .open(&key)
-        .unwrap()
-        .set_len(MAX_HOST_KEY + 1)
-        .unwrap();
-    let err = load_host_key(&scratch.data()).unwrap_err();
-    assert!(
-        matches!(err, StateError::ReadHostKey(ReadError::TooLarge { limit: MAX_HOST_KEY, ref path, .. }) if *path == key),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string()
-            .contains(&format!("larger than {MAX_HOST_KEY} bytes")),
-        "{err}"
-    );
-
     let fresh = Scratch::new("oversized-base");
     fs::File::options()
         .write(true)
@@ -531,4 +513,47 @@ fn a_record_with_an_escape_sequence_is_read_back_escaped() {
         record.source,
         "\\u{1b}[2J\\u{1b}[H\\u{d}store account\\u{9b}1m"
     );
+}
+
+/// On a systemd base (Debian's), the host key is OpenSSH's pair where sshd reads it, the
+/// Wi-Fi service is enabled by a link, and nothing is written in dropbear's format.
+#[test]
+fn a_systemd_base_gets_openssh_host_keys_and_enable_links() {
+    let scratch = Scratch::new("systemd");
+    fs::create_dir_all(scratch.base().join("usr/lib/systemd")).unwrap();
+    fs::write(scratch.base().join("usr/lib/systemd/systemd"), b"").unwrap();
+    let wifi = crate::setup::Wifi::new("wlan0", "home", "a passphrase").unwrap();
+    let mut s = setup();
+    s.wifi = Some(wifi.clone());
+    let files = crate::net::os_files(&s.network, Some(&wifi), crate::setup::Os::Systemd);
+    commit_steps(
+        &scratch.data(),
+        &scratch.base(),
+        &s,
+        &host_key(),
+        &files,
+        NOW,
+        &mut Steps::default(),
+    )
+    .unwrap();
+    let system = scratch.system();
+    assert_eq!(
+        fs::read(system.join(super::OPENSSH_HOST_KEY)).unwrap(),
+        host_key().to_openssh("root@coreforge").to_vec()
+    );
+    assert_eq!(
+        read(&scratch, "etc/ssh/ssh_host_ed25519_key.pub"),
+        host_key().public_openssh_file("root@coreforge")
+    );
+    assert!(!system.join(HOST_KEY).exists());
+    let link =
+        system.join("etc/systemd/system/multi-user.target.wants/wpa_supplicant@wlan0.service");
+    assert_eq!(
+        fs::read_link(&link).unwrap(),
+        std::path::Path::new("/lib/systemd/system/wpa_supplicant@.service")
+    );
+    assert!(read(&scratch, "etc/systemd/network/10-coreforge-eth0.network").contains("DHCP=ipv4"));
+    assert!(!system.join("etc/network/interfaces").exists());
+    let key = fs::metadata(system.join(super::OPENSSH_HOST_KEY)).unwrap();
+    assert_eq!((key.mode() & 0o777, key.uid()), (0o600, 0));
 }

@@ -1,0 +1,166 @@
+//! The seeded snaps in the OS, laid out as snapd lays them out: each one mounted read-only
+//! at `/snap/<name>/<revision>` (what snapd's `snap-<name>-<revision>.mount` units do), and
+//! `/snap/<name>/current` pointing at that revision. Each is mounted from the file
+//! descriptor the seed check hashed, never opened again by name, so the OS runs the bytes
+//! that were verified on this boot.
+//!
+//! A snap that cannot be mounted is a warning: the OS still starts, without it.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use log::{info, warn};
+use rustix::mount::{mount, MountFlags};
+
+use super::loopdev;
+use crate::seed::SeedSnap;
+
+/// snapd's mount options for snaps: read-only, no device nodes.
+const SNAP_FLAGS: MountFlags = MountFlags::RDONLY.union(MountFlags::NODEV);
+
+/// Mounts each of `snaps` under `root/snap/`; returns how many were mounted.
+pub fn mount_all(root: &Path, snaps: &[&SeedSnap]) -> usize {
+    let mut mounted = 0;
+    for snap in snaps {
+        match mount_one(root, snap) {
+            Ok(()) => mounted += 1,
+            Err(e) => warn!(
+                "cannot mount {} at /snap/{}/{}: {e} — the OS starts without it",
+                snap.path().display(),
+                snap.name(),
+                snap.revision()
+            ),
+        }
+    }
+    info!("{mounted} of {} snaps mounted under /snap", snaps.len());
+    mounted
+}
+
+fn mount_one(root: &Path, snap: &SeedSnap) -> io::Result<()> {
+    let (name, revision) = (snap.name(), snap.revision());
+    // They become paths: only snapd's names and revisions (digits, or x<N> unasserted).
+    if !valid_name(name) || !valid_revision(revision) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?} revision {revision:?} is not a snap name and revision"),
+        ));
+    }
+    let dir = root.join("snap").join(name);
+    let target = dir.join(revision);
+    fs::create_dir_all(&target)?;
+    // Held open until the mount holds the device: its last close would detach it.
+    let (device, _open) = loopdev::attach(snap.file(), &format!("{name}_{revision}.snap"))?;
+    mount(device.as_path(), &target, "squashfs", SNAP_FLAGS, None)?;
+    let current = dir.join("current");
+    if fs::read_link(&current).ok().as_deref() != Some(Path::new(revision)) {
+        match fs::remove_file(&current) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        std::os::unix::fs::symlink(revision, &current)?;
+    }
+    Ok(())
+}
+
+/// snapd's snap names: 1-40 of `a-z`, `0-9` and `-`, with a letter, no `-` at either end
+/// or twice in a row.
+fn valid_name(name: &str) -> bool {
+    (1..=40).contains(&name.len())
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && name.bytes().any(|c| c.is_ascii_lowercase())
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--")
+}
+
+/// A store revision (digits) or a local one (`x` and digits).
+fn valid_revision(revision: &str) -> bool {
+    let digits = revision.strip_prefix('x').unwrap_or(revision);
+    !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn names_and_revisions_that_would_leave_snap_are_refused() {
+        for good in ["core", "pi2-kernel", "hello-world", "a1"] {
+            assert!(valid_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "..",
+            "a/b",
+            "Core",
+            "-a",
+            "a-",
+            "a--b",
+            "123",
+            &"a".repeat(41),
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+        for good in ["1", "42", "x1"] {
+            assert!(valid_revision(good), "{good}");
+        }
+        for bad in ["", "x", "..", "1/2", "-1", "1x"] {
+            assert!(!valid_revision(bad), "{bad}");
+        }
+    }
+
+    /// A real squashfs, mounted from its open descriptor after its name is gone, shows up at
+    /// /snap/<name>/<rev> with `current` pointing at it; a second boot's call keeps the link.
+    /// Needs root, /dev/loop-control and mksquashfs (cross/setup.sh); with `CI` set their
+    /// absence fails the test.
+    #[test]
+    fn mounts_a_snap_at_its_revision_with_current() {
+        let root_user =
+            std::os::unix::fs::MetadataExt::uid(&fs::metadata("/proc/self").unwrap()) == 0;
+        if !root_user || !Path::new("/dev/loop-control").exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "mounting a snap needs root and /dev/loop-control"
+            );
+            eprintln!("skipped: mounting a snap needs root and /dev/loop-control");
+            return;
+        }
+        let scratch = std::env::temp_dir().join(format!("cf-snaps-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&scratch);
+        let tree = scratch.join("tree/meta");
+        fs::create_dir_all(&tree).unwrap();
+        fs::write(tree.join("snap.yaml"), "name: hello\nversion: '1.0'\n").unwrap();
+        let file = scratch.join("hello_7.snap");
+        let status = Command::new("mksquashfs")
+            .arg(scratch.join("tree"))
+            .arg(&file)
+            .args(["-noappend", "-quiet", "-all-root"])
+            .status()
+            .expect("mksquashfs is missing: run cross/setup.sh (squashfs-tools)");
+        assert!(status.success());
+        let open = fs::File::open(&file).unwrap();
+        fs::remove_file(&file).unwrap();
+        let snap = SeedSnap::for_tests("hello", "7", &file, open);
+        let root = scratch.join("root");
+        assert_eq!(mount_all(&root, &[&snap]), 1);
+        let mounted = root.join("snap/hello/7");
+        let yaml = fs::read_to_string(mounted.join("meta/snap.yaml"));
+        let link = fs::read_link(root.join("snap/hello/current"));
+        // Mounted again on the same point, as a second boot would not (it starts afresh),
+        // but the link must stay put.
+        let again = mount_all(&root, &[&snap]);
+        let _ = rustix::mount::unmount(&mounted, rustix::mount::UnmountFlags::DETACH);
+        let _ = rustix::mount::unmount(&mounted, rustix::mount::UnmountFlags::DETACH);
+        assert_eq!(yaml.unwrap(), "name: hello\nversion: '1.0'\n");
+        assert_eq!(link.unwrap(), Path::new("7"));
+        assert_eq!(again, 1);
+        let bad = SeedSnap::for_tests("../etc", "7", &file, fs::File::open("/dev/null").unwrap());
+        assert_eq!(mount_all(&root, &[&bad]), 0);
+        assert!(!scratch.join("etc").exists());
+        fs::remove_dir_all(&scratch).unwrap();
+    }
+}
