@@ -57,6 +57,9 @@ pub struct Cmdline {
     pub then: Option<Then>,
     /// `coreforge.debug`: log debug messages too.
     pub debug: bool,
+    /// The command line sets the kernel's console log level itself (`loglevel=`, `quiet`,
+    /// `debug`): the agent leaves it alone.
+    pub kernel_loglevel: bool,
     /// Keys we could not use, each with the reason; reported once logging is up.
     pub warnings: Vec<String>,
 }
@@ -95,6 +98,9 @@ impl Cmdline {
                     .push("console without a device ignored".into()),
             }
             return;
+        }
+        if matches!(key, "loglevel" | "quiet" | "debug") {
+            self.kernel_loglevel = true;
         }
         let Some(ours) = key.strip_prefix(PREFIX) else {
             return;
@@ -461,5 +467,13 @@ mod tests {
         let c = Cmdline::parse("ä=\"ö ü\" console=tty€ \u{0}");
         assert!(c.consoles.is_empty());
         assert_eq!(c.warnings.len(), 1);
+    }
+
+    #[test]
+    fn notes_when_the_kernel_console_level_is_set_on_the_command_line() {
+        assert!(!Cmdline::parse("console=ttyAMA0 coreforge.debug").kernel_loglevel);
+        for line in ["loglevel=7", "quiet", "debug", "panic=-1 quiet"] {
+            assert!(Cmdline::parse(line).kernel_loglevel, "{line}");
+        }
     }
 }

@@ -133,6 +133,11 @@ impl Init {
             Err(e) => warn!("cannot read /proc/cmdline: {e}; using defaults"),
         }
         logger::set_debug(self.cmdline.debug);
+        if let Err(e) =
+            logger::quiet_kernel_echo(self.cmdline.debug || self.cmdline.kernel_loglevel)
+        {
+            warn!("cannot set the kernel's console log level: {e}; lines may appear twice");
+        }
         for warning in &self.cmdline.warnings {
             warn!("kernel command line: {warning}");
         }
@@ -164,8 +169,8 @@ impl Init {
         for path in list {
             let name = modules::name(&path);
             match modules::load(&path) {
-                Ok(Loaded::Now) => info!("loaded module {name}"),
-                Ok(Loaded::Already) => info!("loaded module {name} (already loaded)"),
+                Ok(Loaded::Now) => debug!("loaded module {name}"),
+                Ok(Loaded::Already) => debug!("loaded module {name} (already loaded)"),
                 Err(e) => warn!(
                     "cannot load module {name} from {}: {e} — boot goes on without it",
                     path.display()

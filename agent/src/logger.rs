@@ -3,9 +3,15 @@
 //! Each message is formatted once and written with a single `write` per destination, so a
 //! line is never split (rsinit's `kmsg.rs` is the model). Consoles get the plain text the
 //! QEMU tests look for; kmsg gets `<priority>coreforge-agent: text`.
+//!
+//! Every message goes to the kernel log (`dmesg`, later `journalctl -k`); the consoles get
+//! information, warnings and errors, and detail (debug) only with `coreforge.debug`. Each
+//! message appears once on a console: the kernel's own echo of our records is turned off
+//! by [`quiet_kernel_echo`].
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
@@ -22,24 +28,43 @@ const KMSG_MAX: usize = 900;
 const FACILITY_USER: u8 = 1 << 3;
 
 static KMSG: OnceLock<File> = OnceLock::new();
+/// Debug messages go to the consoles too (`coreforge.debug`).
+static DEBUG_ON_CONSOLES: AtomicBool = AtomicBool::new(false);
 static LOGGER: Logger = Logger;
 
 #[derive(Debug)]
 struct Logger;
 
-/// Installs the logger at `Info`; call first thing, before any message.
+/// Installs the logger; call first thing, before any message.
 pub fn install() {
     let _ = log::set_logger(&LOGGER);
-    log::set_max_level(LevelFilter::Info);
+    log::set_max_level(LevelFilter::Debug);
 }
 
-/// Shows debug messages too (`coreforge.debug`).
+/// Shows debug messages on the consoles too (`coreforge.debug`).
 pub fn set_debug(debug: bool) {
-    log::set_max_level(if debug {
-        LevelFilter::Debug
-    } else {
-        LevelFilter::Info
-    });
+    DEBUG_ON_CONSOLES.store(debug, Ordering::Relaxed);
+}
+
+/// The kernel's console log level that keeps its echo of our records (priority 3 and up:
+/// errors, warnings, information, detail) off the consoles, where we print each line
+/// ourselves; critical kernel messages, panics and "reboot: Power down" still show.
+pub const QUIET_CONSOLE_LEVEL: &str = "3\n";
+
+/// Turns off the kernel's echo of our kmsg records on the consoles (see
+/// [`QUIET_CONSOLE_LEVEL`]), unless `keep` (with `coreforge.debug`, or when the kernel
+/// command line chose a level itself).
+pub fn quiet_kernel_echo(keep: bool) -> std::io::Result<()> {
+    if keep {
+        return Ok(());
+    }
+    // One number sets only the console level, the first of printk's four.
+    std::fs::write("/proc/sys/kernel/printk", QUIET_CONSOLE_LEVEL)
+}
+
+/// Whether a message of `level` goes to the consoles.
+fn on_consoles(level: Level, debug: bool) -> bool {
+    level <= Level::Info || debug
 }
 
 /// Starts copying messages to /dev/kmsg (once devtmpfs and proc are mounted).
@@ -108,8 +133,10 @@ impl Log for Logger {
         if let Some(mut kmsg) = KMSG.get() {
             let _ = kmsg.write_all(kmsg_record(record.level(), &text).as_bytes());
         }
-        console::write_all(&console_line(record.level(), &text));
-        console::drain_all();
+        if on_consoles(record.level(), DEBUG_ON_CONSOLES.load(Ordering::Relaxed)) {
+            console::write_all(&console_line(record.level(), &text));
+            console::drain_all();
+        }
     }
 
     fn flush(&self) {}
@@ -128,6 +155,18 @@ mod tests {
         assert_eq!(console_line(Level::Error, "a — b"), "error: a — b\n");
         assert_eq!(console_line(Level::Warn, "w"), "warning: w\n");
         assert_eq!(console_line(Level::Debug, "d"), "debug: d\n");
+    }
+
+    #[test]
+    fn detail_reaches_the_consoles_only_with_debug() {
+        for level in [Level::Error, Level::Warn, Level::Info] {
+            assert!(on_consoles(level, false), "{level}");
+        }
+        assert!(!on_consoles(Level::Debug, false));
+        assert!(on_consoles(Level::Debug, true));
+        // Below every priority we write (3 errors .. 7 detail): none is echoed.
+        let level: u8 = QUIET_CONSOLE_LEVEL.trim().parse().unwrap();
+        assert!(level <= priority(Level::Error));
     }
 
     #[test]

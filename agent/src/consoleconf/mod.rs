@@ -87,6 +87,8 @@ pub fn run<T: Terminal, B: Backend>(
     let mut lines = Lines::new(term);
     loop {
         lines.claim()?;
+        // The session starts on a clean screen; a write that fails ends it below anyway.
+        let _ = lines.say(text::CLEAR_SCREEN);
         match screens::session(&mut lines, backend, options.idle) {
             Ok(login) => {
                 lines.broadcast(&login_details(&login));

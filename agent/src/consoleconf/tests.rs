@@ -144,6 +144,7 @@ fn dhcp_and_email() {
     let mut at = 0;
     for want in [
         text::PRESS_ENTER,
+        text::CLEAR_SCREEN,
         text::WELCOME,
         "  1) eth0: wired, DHCP\n",
         text::NETWORK_PROMPT,

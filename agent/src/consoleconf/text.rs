@@ -7,6 +7,10 @@
 /// Shown on every console until one of them answers.
 pub const PRESS_ENTER: &str = "Press Enter to configure";
 
+/// Written on the console where Enter was pressed, before the first screen: cursor home,
+/// erase the display (VT100; the Linux console and serial terminals both know it).
+pub const CLEAR_SCREEN: &str = "\x1b[H\x1b[2J";
+
 /// Start of the line other consoles show while a session runs; the console's name follows.
 pub const IN_PROGRESS: &str = "Setup is in progress on";
 
