@@ -6,6 +6,7 @@ mod common;
 use common::show;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -78,6 +79,8 @@ impl Env {
         fs::create_dir_all(root.join("bin")).unwrap();
         fs::write(root.join("meta/snap.yaml"), snap_yaml).unwrap();
         fs::write(root.join("bin/hello"), "#!/bin/sh\necho hello\n").unwrap();
+        // An app's command must be executable by all, as `snap pack` requires.
+        fs::set_permissions(root.join("bin/hello"), fs::Permissions::from_mode(0o755)).unwrap();
         fs::write(root.join("README"), format!("{dir}\n")).unwrap();
         root
     }

@@ -23,7 +23,8 @@ impl Root {
         }
     }
 
-    /// The root at `path`.
+    /// The root at `path` (tests).
+    #[cfg(test)]
     pub fn at(path: &Path) -> Root {
         Root(path.to_path_buf())
     }
@@ -133,7 +134,7 @@ mod tests {
     #[test]
     fn only_snaps_with_a_current_link() {
         let t = tempfile::tempdir().unwrap();
-        let root = Root(t.path().to_path_buf());
+        let root = Root::at(t.path());
         let mk = |name: &str, rev: &str, yaml: Option<&str>| {
             let d = t.path().join("snap").join(name).join(rev);
             fs::create_dir_all(d.join("meta")).unwrap();
@@ -159,6 +160,6 @@ mod tests {
         assert!(all[0].yaml.as_ref().unwrap_err().contains("not mounted"));
         assert!(all[3].yaml.as_ref().unwrap_err().contains("\"different\""));
         assert!(one(&root, "../etc").is_none());
-        assert!(installed(&Root(t.path().join("none"))).unwrap().is_empty());
+        assert!(installed(&Root::at(&t.path().join("none"))).unwrap().is_empty());
     }
 }

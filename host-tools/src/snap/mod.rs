@@ -9,6 +9,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
+use coreforge_snap::{Node, SnapYaml};
 use sha3::{Digest, Sha3_384};
 
 pub use squashfs::Compression;
@@ -135,7 +136,15 @@ pub fn read_info(path: &Path) -> Result<SnapInfo, SnapError> {
         },
         other => other,
     })?;
-    yaml::parse(&bytes, &format!("{} ({SNAP_YAML})", path.display()))
+    let origin = format!("{} ({SNAP_YAML})", path.display());
+    let (info, apps) = yaml::parse_with_apps(&bytes, &origin)?;
+    if !apps.apps.is_empty() {
+        let listing = squashfs::list(path)?;
+        check_commands(&apps, &origin, &mut |p| {
+            listing.get(p).cloned().unwrap_or(Node::Missing)
+        })?;
+    }
+    Ok(info)
 }
 
 /// Reads the validated `meta/snap.yaml` of an unpacked snap directory.
@@ -151,7 +160,43 @@ pub fn read_dir_info(dir: &Path) -> Result<SnapInfo, SnapError> {
             io_err("read", &path)(e)
         }
     })?;
-    yaml::parse(&bytes, &path.display().to_string())
+    let origin = path.display().to_string();
+    let (info, apps) = yaml::parse_with_apps(&bytes, &origin)?;
+    check_commands(&apps, &origin, &mut |p| node_in_dir(dir, p))?;
+    Ok(info)
+}
+
+/// What `inner` is in the unpacked snap `dir`, without following a last symlink.
+fn node_in_dir(dir: &Path, inner: &str) -> Node {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join(inner);
+    match fs::symlink_metadata(&path) {
+        Err(_) => Node::Missing,
+        Ok(m) if m.file_type().is_symlink() => match fs::read_link(&path) {
+            Ok(t) => Node::Symlink {
+                target: t.to_string_lossy().into_owned(),
+            },
+            Err(_) => Node::Missing,
+        },
+        Ok(m) if m.is_dir() => Node::Dir,
+        Ok(m) if m.is_file() => Node::File {
+            mode: m.permissions().mode() & 0o7777,
+        },
+        Ok(_) => Node::Other,
+    }
+}
+
+/// Every app's commands must be executables in the snap (coreforge-snap's check, which
+/// names the field at fault).
+fn check_commands(
+    apps: &SnapYaml,
+    origin: &str,
+    lookup: &mut dyn FnMut(&str) -> Node,
+) -> Result<(), SnapError> {
+    coreforge_snap::check_commands(apps, lookup).map_err(|e| SnapError::BadSnapYaml {
+        origin: origin.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 /// Unpacks the whole snap into `dest` (created if missing).

@@ -1,8 +1,11 @@
 //! squashfs images through squashfs-tools (`mksquashfs`, `unsquashfs`), installed by
 //! cross/setup.sh.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+
+use coreforge_snap::Node;
 
 use super::SnapError;
 
@@ -93,4 +96,82 @@ pub fn unpack(snap: &Path, dest: &Path) -> Result<(), SnapError> {
         &format!("cannot extract {} to {}", snap.display(), dest.display()),
     )
     .map(drop)
+}
+
+/// Every path in `snap` (relative, `bin/hello`) with what it is, from `unsquashfs -lln`:
+/// the inode table only, no file data is read.
+pub fn list(snap: &Path) -> Result<BTreeMap<String, Node>, SnapError> {
+    let mut cmd = Command::new("unsquashfs");
+    cmd.arg("-lln").arg(snap);
+    let out = run(cmd, &format!("cannot list {}", snap.display()))?;
+    Ok(parse_listing(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Parses `unsquashfs -lln` lines: `MODE OWNER SIZE DATE TIME squashfs-root/PATH[ -> TARGET]`.
+fn parse_listing(text: &str) -> BTreeMap<String, Node> {
+    const PREFIX: &str = " squashfs-root/";
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some(at) = line.find(PREFIX) else {
+            continue;
+        };
+        let perms = line.split(' ').next().unwrap_or_default().as_bytes();
+        if perms.len() < 10 {
+            continue;
+        }
+        let mut mode = 0u32;
+        for (i, c) in perms[1..10].iter().enumerate() {
+            let bit = 1u32 << (8 - i);
+            if matches!(c, b'r' | b'w' | b'x' | b's' | b't') {
+                mode |= bit;
+            }
+        }
+        let rest = &line[at + PREFIX.len()..];
+        let node = match perms[0] {
+            b'-' => Node::File { mode },
+            b'd' => Node::Dir,
+            b'l' => match rest.split_once(" -> ") {
+                Some((path, target)) => {
+                    out.insert(
+                        path.to_owned(),
+                        Node::Symlink {
+                            target: target.to_owned(),
+                        },
+                    );
+                    continue;
+                }
+                None => continue,
+            },
+            _ => Node::Other,
+        };
+        out.insert(rest.to_owned(), node);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listings_are_read_with_modes_links_and_spaces() {
+        let text = "drwxr-xr-x 0/0                      52 2026-12-02 22:39 squashfs-root\n\
+            drwxr-xr-x 0/0                      39 2026-12-02 22:39 squashfs-root/bin\n\
+            lrwxrwxrwx 0/0                       5 2026-12-02 22:39 squashfs-root/bin/a b -> hello\n\
+            -rwxr-x--x 0/0                      18 2026-12-02 22:39 squashfs-root/bin/hello\n\
+            -rwsr-Sr-T 0/0                      18 2026-12-02 22:39 squashfs-root/bin/odd\n\
+            crw-r--r-- 0/0                  1,  3 2026-12-02 22:39 squashfs-root/dev/null\n";
+        let l = parse_listing(text);
+        assert_eq!(l["bin"], Node::Dir);
+        assert_eq!(
+            l["bin/a b"],
+            Node::Symlink {
+                target: "hello".into()
+            }
+        );
+        assert_eq!(l["bin/hello"], Node::File { mode: 0o751 });
+        assert_eq!(l["bin/odd"], Node::File { mode: 0o744 });
+        assert_eq!(l["dev/null"], Node::Other);
+        assert_eq!(l.len(), 5);
+    }
 }

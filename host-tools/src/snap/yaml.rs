@@ -1,5 +1,6 @@
 //! `meta/snap.yaml`: the fields coreforge needs, checked with snapd's rules.
 
+use coreforge_snap::SnapYaml;
 use serde::Deserialize;
 
 use super::{SnapError, SnapInfo};
@@ -21,7 +22,8 @@ const TYPES: &[&str] = &[
     "snapd",
 ];
 
-/// The part of snap.yaml we read; every other field (apps, summary, ...) is ignored.
+/// The part of snap.yaml read here; `apps` is read by coreforge-snap, and every other
+/// field (summary, plugs, ...) is ignored.
 #[derive(Deserialize)]
 struct Raw {
     name: Option<String>,
@@ -32,7 +34,14 @@ struct Raw {
 }
 
 /// Parses and validates snap.yaml; `origin` names the file in messages.
+#[cfg(test)]
 pub fn parse(bytes: &[u8], origin: &str) -> Result<SnapInfo, SnapError> {
+    parse_with_apps(bytes, origin).map(|(info, _)| info)
+}
+
+/// Parses and validates snap.yaml, its `apps:` too (snapd's rules, the field named in the
+/// error), and returns them for the checks that need the snap's files.
+pub fn parse_with_apps(bytes: &[u8], origin: &str) -> Result<(SnapInfo, SnapYaml), SnapError> {
     let bad = |reason: String| SnapError::BadSnapYaml {
         origin: origin.to_owned(),
         reason,
@@ -77,12 +86,14 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<SnapInfo, SnapError> {
     };
     let architectures = raw.architectures.unwrap_or_else(|| vec!["all".into()]);
     check_architectures(&architectures).map_err(bad)?;
-    Ok(SnapInfo {
+    let apps = SnapYaml::parse(bytes).map_err(|e| bad(e.to_string()))?;
+    let info = SnapInfo {
         name,
         version,
         snap_type,
         architectures,
-    })
+    };
+    Ok((info, apps))
 }
 
 fn check_architectures(archs: &[String]) -> Result<(), String> {
@@ -145,7 +156,11 @@ mod tests {
 
     #[test]
     fn defaults_and_spellings() {
-        let i = parse(b"name: hello\nversion: 1.10\napps: {x: {}}\n", "t").unwrap();
+        let i = parse(
+            b"name: hello\nversion: 1.10\napps: {x: {command: bin/x}}\n",
+            "t",
+        )
+        .unwrap();
         assert_eq!(i.version, "1.10", "plain scalars keep their text");
         assert_eq!(i.snap_type, "app");
         assert_eq!(i.architectures, ["all"]);
@@ -176,6 +191,10 @@ mod tests {
         assert!(err("name: ab\nversion: '1.'\n").contains("invalid version"));
         assert!(err("name: ab\nversion: [1]\n").contains("version"));
         assert!(err("name: ab\nversion: 1\n\tbad").starts_with("t: "));
+        assert_eq!(
+            err("name: ab\nversion: 1\napps:\n  web:\n    command: bin/web\n    daemon: sometimes\n"),
+            "t: apps.web.daemon: unknown daemon type \"sometimes\": use simple, forking, oneshot or notify"
+        );
     }
 
     #[test]

@@ -222,6 +222,11 @@ pub(super) fn resolve_snaps(
         );
         if s.resolved.is_none() {
             eprintln!("warning: snap {:?} is a local file with no store assertions; it is seeded unasserted", s.name);
+        } else {
+            // The store read its snap.yaml when the snap was uploaded; the apps' checks
+            // (commands present in the squashfs) run again on the very file seeded.
+            snap::read_info(&s.path)
+                .with_context(|| format!("{} snap {:?} ({})", s.why, s.name, s.path.display()))?;
         }
     }
     Ok(out)
