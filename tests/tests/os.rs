@@ -1,0 +1,290 @@
+//! The OS a device hands over to, end to end: an image of the Debian base (`core` built from
+//! bookworm packages by board-support/snaps/build.sh) with an extra snap of the brand's own,
+//! configured at first boot by a preseed file with nobody at the console, then used as the
+//! seed's walk-through says: `ssh <account>@<address>` with no password, `sudo` without one,
+//! `sudo passwd <account>` and a login with that password on the serial console, no
+//! `ubuntu` user, the snap's app at `/snap/bin`, its daemon running, `snap list`; then a
+//! reboot, which asks nothing and starts the daemon again.
+//!
+//! Needs `cross/setup.sh` (kernels, cross toolchain, QEMU, mmdebstrap and qemu-user-static for
+//! the base, openssh-client) and root for the base's build; fails, never skips, without
+//! them. Each failure prints the device's whole serial log.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use coreforge_boards::{Arch, Board};
+use coreforge_tests::flows::t;
+use coreforge_tests::image::{os_world, BootFiles, World};
+use coreforge_tests::serial::{free_port, Device, DeviceOptions};
+use coreforge_tests::ssh::{host_fingerprints, ssh_run, SshKey};
+
+/// The account the preseed file creates.
+const USER: &str = "zops";
+/// The password `sudo passwd` gives it.
+const PASSWORD: &str = "Correct-Horse-7";
+/// From power on (or a reboot) to a working SSH login on the Debian base under TCG.
+const LOGIN: Duration = Duration::from_secs(420);
+/// One step on the console.
+const STEP: Duration = Duration::from_secs(60);
+
+fn virt() -> &'static Board {
+    Board::by_name("qemu-virt", Arch::Arm64).unwrap()
+}
+
+/// Packs and publishes (beta) the brand's snap `hello` from `examples/hello`: a command app
+/// `env` that prints its snap environment, and a `daemon: simple` app that records each
+/// start in `$SNAP_COMMON/starts`.
+fn publish_hello(w: &World) -> Result<()> {
+    let tree = coreforge_tests::workspace_root().join("examples/hello");
+    let file = w.path("hello_1.0_all.snap");
+    let _ = std::fs::remove_file(&file);
+    w.ok([
+        OsString::from("pack"),
+        tree.into(),
+        "-o".into(),
+        file.clone().into(),
+    ])?;
+    let store = w.path("store");
+    let out = w.ok([
+        OsString::from("store"),
+        "upload".into(),
+        store.clone().into(),
+        file.into(),
+    ])?;
+    let rev = out
+        .split_whitespace()
+        .nth(1)
+        .context("store upload printed no revision")?
+        .to_string();
+    w.ok([
+        OsString::from("store"),
+        "release".into(),
+        store.into(),
+        "hello".into(),
+        rev.into(),
+        "beta".into(),
+    ])?;
+    Ok(())
+}
+
+/// The Debian image with `hello` and a preseed file (DHCP on eth0, the test's key for
+/// [`USER`]), and its boot files.
+fn image(key: &SshKey) -> Result<BootFiles> {
+    let w = os_world()?;
+    publish_hello(w)?;
+    let preseed = w.path("os-console-conf.json");
+    std::fs::write(
+        &preseed,
+        serde_json::json!({
+            "network": {"interface": "eth0", "method": "dhcp"},
+            "identity": {"username": USER, "ssh-keys": [key.public]},
+        })
+        .to_string(),
+    )?;
+    let model = w.model("os-virt", "qemu-virt")?;
+    let image = w.build_image(
+        "os-virt",
+        &model,
+        &[
+            "--extra-snaps".into(),
+            "hello".into(),
+            "--preseed".into(),
+            preseed.into(),
+        ],
+    )?;
+    BootFiles::read(&image, virt(), &w.path("os-virt-boot"))
+}
+
+/// Runs `command` as [`USER`] over SSH (retrying while the OS boots); its stdout.
+fn ssh(dev: &Device, key: &SshKey, port: u16, command: &str) -> Result<String> {
+    ssh_run(key, port, USER, command, LOGIN).map_err(|e| dev.failure(&format!("{e:#}")))
+}
+
+fn expect_lines(dev: &Device, out: &str, wants: &[String], what: &str) -> Result<()> {
+    for want in wants {
+        ensure!(
+            out.lines().any(|l| l.trim_end() == want),
+            dev.failure(&format!("{what}: no line {want:?} in:\n{out}"))
+        );
+    }
+    Ok(())
+}
+
+/// Logs in on the serial console with the password, and checks the shell answers as
+/// [`USER`].
+fn serial_login(dev: &mut Device) -> Result<()> {
+    dev.send_line("")?;
+    dev.expect("login:", STEP)?;
+    dev.send_line(USER)?;
+    dev.expect("Password:", STEP)?;
+    dev.send_line(PASSWORD)?;
+    dev.send_until(
+        b"echo logged-in-as-$(id -un)-$((40+2))\r",
+        &format!("logged-in-as-{USER}-42"),
+        Duration::from_secs(5),
+        STEP,
+    )?;
+    dev.send_line("exit")?;
+    Ok(())
+}
+
+#[test]
+fn debian_base_runs_ssh_sudo_snaps_and_a_serial_login() -> Result<()> {
+    let dir = coreforge_tests::scratch_dir("os-shared")?;
+    let key = SshKey::generate(&dir.join("key"), "os@coreforge")?;
+    let files = image(&key)?;
+    let port = free_port()?;
+    let options = DeviceOptions {
+        ssh_port: Some(port),
+        extra_qemu: vec!["-m".into(), "512M".into()],
+        ..DeviceOptions::default()
+    };
+    let mut dev = Device::new("os-virt", &files, options)?;
+    dev.power_on()?;
+    dev.expect(&t("PRESEED_START"), LOGIN)?;
+    dev.expect(&t("FINGERPRINTS"), LOGIN)?;
+    let shown = dev.expect("ED25519 SHA256:", STEP)?;
+    // systemd's getty on the serial console, under the issue that names the address.
+    dev.expect("login:", LOGIN)?;
+
+    // The seed's tips, literally.
+    let out = ssh(
+        &dev,
+        &key,
+        port,
+        "id -un; sudo -n true && echo sudo-ok; getent passwd ubuntu || echo no-ubuntu; \
+         sudo cat /etc/sudoers.d/create-user-zops; readlink /proc/1/exe; \
+         systemctl is-active ssh systemd-networkd",
+    )?;
+    expect_lines(
+        &dev,
+        &out,
+        &[
+            USER.into(),
+            "sudo-ok".into(),
+            "no-ubuntu".into(),
+            "# Created by snap create-user".into(),
+            format!("{USER} ALL=(ALL) NOPASSWD:ALL"),
+            "/usr/lib/systemd/systemd".into(),
+            "active".into(),
+        ],
+        "account, sudo and services",
+    )?;
+    let offered = host_fingerprints(port)?;
+    ensure!(
+        offered.len() == 1 && shown.contains(&offered[0]),
+        dev.failure(&format!(
+            "sshd offers {offered:?}, console-conf showed {shown:?}"
+        ))
+    );
+
+    // The brand's snap: mounted at its revision, its app on PATH, its daemon running.
+    let out = ssh(
+        &dev,
+        &key,
+        port,
+        "hello.env one two; systemctl is-active snap.hello.daemon.service; \
+         readlink /snap/hello/current; snap list; snap services",
+    )?;
+    let rev = out
+        .lines()
+        .find_map(|l| l.strip_prefix("SNAP_REVISION="))
+        .unwrap_or("")
+        .to_string();
+    ensure!(
+        !rev.is_empty(),
+        dev.failure(&format!("no SNAP_REVISION in:\n{out}"))
+    );
+    expect_lines(
+        &dev,
+        &out,
+        &[
+            format!("SNAP=/snap/hello/{rev}"),
+            format!("SNAP_DATA=/var/snap/hello/{rev}"),
+            "SNAP_COMMON=/var/snap/hello/common".into(),
+            "SNAP_NAME=hello".into(),
+            "SNAP_INSTANCE_NAME=hello".into(),
+            "SNAP_VERSION=1.0".into(),
+            "SNAP_ARCH=arm64".into(),
+            "args=one two".into(),
+            "active".into(),
+            rev.clone(),
+        ],
+        "the hello snap",
+    )?;
+    for name in ["core", "pi2-kernel", "qemu-virt", "hello"] {
+        ensure!(
+            out.lines().any(|l| l.starts_with(&format!("{name} "))),
+            dev.failure(&format!("snap list lacks {name}:\n{out}"))
+        );
+    }
+    ensure!(
+        out.lines()
+            .any(|l| l.starts_with("hello ") && l.split_whitespace().nth(2) == Some(&rev)),
+        dev.failure(&format!(
+            "snap list does not show hello at revision {rev}:\n{out}"
+        ))
+    );
+    ensure!(
+        out.lines().any(|l| l.starts_with("hello.daemon ")
+            && l.contains("enabled")
+            && l.contains("active")),
+        dev.failure(&format!(
+            "snap services does not show hello.daemon enabled and active:\n{out}"
+        ))
+    );
+
+    // `sudo passwd <account>`, then that password logs in on the serial console.
+    ssh(
+        &dev,
+        &key,
+        port,
+        &format!("printf '%s\\n%s\\n' '{PASSWORD}' '{PASSWORD}' | sudo passwd {USER}"),
+    )?;
+    serial_login(&mut dev)?;
+
+    // A reboot: no question asked, the same host key, the daemon started again.
+    let _ = ssh_run(
+        &key,
+        port,
+        USER,
+        "sudo systemctl reboot",
+        Duration::from_secs(30),
+    );
+    let starting = format!("coreforge-agent {} starting", env!("CARGO_PKG_VERSION"));
+    dev.expect(&starting, LOGIN)?;
+    let out = ssh(
+        &dev,
+        &key,
+        port,
+        "systemctl is-active snap.hello.daemon.service; wc -l < /var/snap/hello/common/starts",
+    )?;
+    expect_lines(
+        &dev,
+        &out,
+        &["active".into(), "2".into()],
+        "after the reboot",
+    )?;
+    ensure!(
+        host_fingerprints(port)? == offered,
+        dev.failure("the host key changed across the reboot")
+    );
+    ensure!(
+        dev.transcript().matches(&t("PRESEED_START")).count() == 1,
+        dev.failure("the preseed was applied again on a configured device")
+    );
+    dev.no_unexpected_errors(&[])?;
+    let _ = ssh_run(
+        &key,
+        port,
+        USER,
+        "sudo systemctl poweroff",
+        Duration::from_secs(30),
+    );
+    if dev.wait_exit(Duration::from_secs(120)).is_err() {
+        dev.power_cut();
+    }
+    Ok(())
+}
