@@ -360,7 +360,8 @@ fn configure_and_enter(
     let snaps: Vec<&seed::SeedSnap> = std::iter::once(seed.base())
         .chain(seed.others().values())
         .collect();
-    match handover::enter(&snaps).map_err(Fatal::from)? {}
+    let kernel = seed.others().get(&seed.summary().kernel);
+    match handover::enter(&snaps, kernel).map_err(Fatal::from)? {}
 }
 
 /// Waits for a key on any console; Enter counts only if `retry` is offered.

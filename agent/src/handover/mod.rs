@@ -180,11 +180,15 @@ pub fn mount_base_file(file: &File, name: &str) -> Result<(), Failure> {
 }
 
 /// Mounts the overlay of `writable`'s `system-data/` over the base snap, mounts `snaps` (the
-/// verified seed's, base included) at `/snap/<name>/<revision>` in it, and switches root
+/// verified seed's, base included) at `/snap/<name>/<revision>` in it, binds the `kernel`
+/// snap's modules and firmware at `/usr/lib/modules` and `/usr/lib/firmware`, and switches root
 /// into the OS's init; returns only on failure, with nothing left mounted but [`DATA`] and
 /// [`BASE`] (see [`release`]).
-pub fn enter(snaps: &[&SeedSnap]) -> Result<std::convert::Infallible, Failure> {
-    let error = match try_enter(snaps) {
+pub fn enter(
+    snaps: &[&SeedSnap],
+    kernel: Option<&SeedSnap>,
+) -> Result<std::convert::Infallible, Failure> {
+    let error = match try_enter(snaps, kernel) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -200,7 +204,10 @@ pub fn release() {
     }
 }
 
-fn try_enter(snaps: &[&SeedSnap]) -> Result<std::convert::Infallible, Failure> {
+fn try_enter(
+    snaps: &[&SeedSnap],
+    kernel: Option<&SeedSnap>,
+) -> Result<std::convert::Infallible, Failure> {
     let work = Path::new(DATA).join(WORK);
     fs::create_dir_all(&work).map_err(step(format!("create {}", work.display())))?;
     fs::create_dir_all(ROOT).map_err(step(format!("create {ROOT}")))?;
@@ -222,6 +229,9 @@ fn try_enter(snaps: &[&SeedSnap]) -> Result<std::convert::Infallible, Failure> {
         });
     }
     snaps::mount_all(Path::new(ROOT), snaps);
+    if let Some(kernel) = kernel {
+        snaps::bind_kernel_trees(Path::new(ROOT), kernel);
+    }
     info!("handing over to {INIT}");
     Err(switch_root(Path::new(ROOT)))
 }

@@ -11,13 +11,49 @@ use std::io;
 use std::path::Path;
 
 use log::{info, warn};
-use rustix::mount::{mount, MountFlags};
+use rustix::mount::{mount, mount_bind, mount_remount, MountFlags};
 
 use super::loopdev;
 use crate::seed::SeedSnap;
 
 /// snapd's mount options for snaps: read-only, no device nodes.
 const SNAP_FLAGS: MountFlags = MountFlags::RDONLY.union(MountFlags::NODEV);
+
+/// The kernel snap's modules and firmware, where the OS's `modprobe` and the kernel's
+/// firmware loader look: (in the kernel snap, in the OS), as Ubuntu Core binds them.
+const KERNEL_TREES: [(&str, &str); 2] = [
+    ("modules", "usr/lib/modules"),
+    ("firmware", "usr/lib/firmware"),
+];
+
+/// Binds the mounted kernel snap `kernel`'s `modules/` and `firmware/` (those it has) over the
+/// OS's, read-only. A failure is a warning: the OS starts without them.
+pub fn bind_kernel_trees(root: &Path, kernel: &SeedSnap) {
+    let snap = root
+        .join("snap")
+        .join(kernel.name())
+        .join(kernel.revision());
+    for (from, to) in KERNEL_TREES {
+        let source = snap.join(from);
+        if !source.is_dir() {
+            continue;
+        }
+        let target = root.join(to);
+        let bound = fs::create_dir_all(&target)
+            .and_then(|()| mount_bind(&source, &target).map_err(io::Error::from))
+            // A bind mount takes read-only only when remounted.
+            .and_then(|()| {
+                mount_remount(&target, MountFlags::BIND | SNAP_FLAGS, "").map_err(io::Error::from)
+            });
+        match bound {
+            Ok(()) => info!("/{to} is the kernel snap's {from}/"),
+            Err(e) => warn!(
+                "cannot bind {} at /{to}: {e} — the OS has no {from} from the kernel snap",
+                source.display()
+            ),
+        }
+    }
+}
 
 /// Mounts each of `snaps` under `root/snap/`; returns how many were mounted.
 pub fn mount_all(root: &Path, snaps: &[&SeedSnap]) -> usize {
@@ -161,6 +197,54 @@ mod tests {
         let bad = SeedSnap::for_tests("../etc", "7", &file, fs::File::open("/dev/null").unwrap());
         assert_eq!(mount_all(&root, &[&bad]), 0);
         assert!(!scratch.join("etc").exists());
+        fs::remove_dir_all(&scratch).unwrap();
+    }
+
+    /// The kernel snap's modules/ shows at /usr/lib/modules, read-only; a kernel snap with no
+    /// firmware/ binds nothing there. Root as above.
+    #[test]
+    fn binds_the_kernel_snaps_modules_read_only() {
+        let root_user =
+            std::os::unix::fs::MetadataExt::uid(&fs::metadata("/proc/self").unwrap()) == 0;
+        if !root_user || !Path::new("/dev/loop-control").exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "binding needs root and /dev/loop-control"
+            );
+            eprintln!("skipped: binding needs root and /dev/loop-control");
+            return;
+        }
+        let scratch = std::env::temp_dir().join(format!("cf-kernel-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&scratch);
+        let tree = scratch.join("tree");
+        fs::create_dir_all(tree.join("modules/6.1.0-test")).unwrap();
+        fs::write(
+            tree.join("modules/6.1.0-test/modules.dep"),
+            "kernel/x.ko:\n",
+        )
+        .unwrap();
+        let file = scratch.join("pi2-kernel_3.snap");
+        let status = Command::new("mksquashfs")
+            .arg(&tree)
+            .arg(&file)
+            .args(["-noappend", "-quiet", "-all-root"])
+            .status()
+            .expect("mksquashfs is missing: run cross/setup.sh (squashfs-tools)");
+        assert!(status.success());
+        let snap = SeedSnap::for_tests("pi2-kernel", "3", &file, fs::File::open(&file).unwrap());
+        let root = scratch.join("root");
+        assert_eq!(mount_all(&root, &[&snap]), 1);
+        bind_kernel_trees(&root, &snap);
+        let modules = root.join("usr/lib/modules");
+        let dep = fs::read_to_string(modules.join("6.1.0-test/modules.dep"));
+        let write = fs::write(modules.join("new"), b"x");
+        let firmware = root.join("usr/lib/firmware").exists();
+        for dir in [modules, root.join("snap/pi2-kernel/3")] {
+            let _ = rustix::mount::unmount(&dir, rustix::mount::UnmountFlags::DETACH);
+        }
+        assert_eq!(dep.unwrap(), "kernel/x.ko:\n");
+        assert_eq!(write.unwrap_err().raw_os_error(), Some(libc::EROFS));
+        assert!(!firmware);
         fs::remove_dir_all(&scratch).unwrap();
     }
 }
