@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job, as a brand would do it: make a signing key, set up a local store, register
-# the key, upload and release the board snaps to beta, sign a pi3 model, build the image with
-# `coreforge build-image -c beta` (with a bmap), flash it to a file standing in for an SD
-# card, and boot the image under QEMU with the serial console here.
+# the key, upload and release the board snaps and the brand's own snap (examples/hello) to
+# beta, sign a pi3 model, build the image with `coreforge build-image -c beta --extra-snaps
+# hello` (with a bmap), flash it to a file standing in for an SD card, and boot the image
+# under QEMU with the serial console here. The device hands over to Debian (systemd,
+# OpenSSH, sudo) with the snaps mounted and hello's daemon running.
 #
 #   cross/demo.sh [arm64|armhf|virt]   (default arm64: a pi3 image on QEMU raspi3b, with a USB
 #                                      network, so `ssh -p 2222 USER@127.0.0.1` logs in once
@@ -60,6 +62,11 @@ for name in "$gadget" pi2-kernel core; do
     "$cf" store release store "$name" "$rev" beta
 done
 
+step "coreforge pack examples/hello (a command app and a daemon), uploaded and released to beta"
+"$cf" pack "$root/examples/hello" -o hello.snap
+rev="$("$cf" store upload store hello.snap | awk '{print $2}')"
+"$cf" store release store hello "$rev" beta
+
 step "coreforge sign of $gadget-model.json, then coreforge verify"
 cat >"$gadget-model.json" <<EOF
 {
@@ -78,8 +85,8 @@ EOF
 "$cf" verify --trusted store/root.assertions keys/default.chain "$gadget.model"
 
 image="$gadget-test.img"
-step "coreforge build-image -c beta -o $image --bmap $gadget-test.bmap $gadget.model"
-"$cf" build-image -c beta --store store -o "$image" --bmap "$gadget-test.bmap" "$gadget.model"
+step "coreforge build-image -c beta --extra-snaps hello -o $image --bmap $gadget-test.bmap $gadget.model"
+"$cf" build-image -c beta --store store --extra-snaps hello -o "$image" --bmap "$gadget-test.bmap" "$gadget.model"
 step "coreforge flash --bmap $gadget-test.bmap $image card.img (a file standing in for /dev/sdX)"
 "$cf" flash --force --bmap "$gadget-test.bmap" "$image" card.img
 
@@ -89,7 +96,8 @@ if [ -t 0 ] && [ -t 1 ]; then
     echo "press Enter, choose the network, then give your account: gh:YOU, lp:YOU, a store" >&2
     echo "e-mail, or paste your SSH public key. It shows the login details and boots the OS." >&2
     if [ "${#boot_args[@]}" -gt 0 ]; then
-        echo "Then, from another terminal: ssh -p 2222 USER@127.0.0.1" >&2
+        echo "Then, from another terminal: ssh -p 2222 USER@127.0.0.1, and there: sudo passwd USER" >&2
+        echo "(for a console login), snap list, snap services, hello.env" >&2
     fi
     exec "$cf" boot "$image" --machine "$machine" "${boot_args[@]}"
 fi
