@@ -219,7 +219,7 @@ fn setup(root: &Root, normal: &Path, snap: &Installed) -> Result<Vec<String>, St
 
 /// Removes links in /snap/bin to the snap program that no snap owns any more, except those
 /// of snaps that failed to set up (their apps may come back on the next boot).
-fn prune(root: &Root, keep: &BTreeSet<String>, failed: &BTreeSet<String>) {
+fn prune(root: &Root, keep: &BTreeSet<String>, failed: &BTreeSet<String>, log: &mut Log) {
     let bin = root.path("/snap/bin");
     let Ok(entries) = fs::read_dir(&bin) else {
         return;
@@ -230,31 +230,59 @@ fn prune(root: &Root, keep: &BTreeSet<String>, failed: &BTreeSet<String>) {
         let ours = fs::read_link(e.path()).is_ok_and(|t| t == Path::new(SNAP_BINARY));
         if ours && !keep.contains(&name) && !failed.contains(snap) {
             if let Err(err) = fs::remove_file(e.path()) {
-                log(&format!("cannot remove the stale /snap/bin/{name}: {err}"));
+                log.warn(&format!("cannot remove the stale /snap/bin/{name}: {err}"));
             }
         }
     }
 }
 
-fn log(msg: &str) {
-    eprintln!("snapd-generator: {msg}");
+/// Where messages go: systemd gives generators no journal and no console, so on the device
+/// (the real root) a warning goes to the kernel log (`<4>`, one write per message), and to
+/// stderr too when that is a terminal (someone running the generator by hand); under a test
+/// root, or if /dev/kmsg cannot be opened, to stderr only.
+struct Log {
+    kmsg: Option<fs::File>,
+}
+
+impl Log {
+    fn open(root: &Root) -> Log {
+        let kmsg = if root.is_real() {
+            fs::OpenOptions::new().write(true).open("/dev/kmsg").ok()
+        } else {
+            None
+        };
+        Log { kmsg }
+    }
+
+    fn warn(&mut self, msg: &str) {
+        use std::io::{IsTerminal as _, Write as _};
+        let line = format!("snapd-generator: {msg}");
+        let sent = match &mut self.kmsg {
+            Some(k) => k.write_all(format!("<4>{line}\n").as_bytes()).is_ok(),
+            None => false,
+        };
+        if !sent || io::stderr().is_terminal() {
+            eprintln!("{line}");
+        }
+    }
 }
 
 /// Runs the generator; fails only if there is no output folder.
 pub fn main(root: &Root, args: &[String]) -> ExitCode {
+    let mut log = Log::open(root);
     let Some(normal) = args.first() else {
-        log("usage: snapd-generator NORMAL-DIR [EARLY-DIR LATE-DIR]");
+        log.warn("usage: snapd-generator NORMAL-DIR [EARLY-DIR LATE-DIR]");
         return ExitCode::FAILURE;
     };
     let normal = Path::new(normal);
     if let Err(e) = fs::create_dir_all(normal) {
-        log(&format!("cannot use {}: {e}", normal.display()));
+        log.warn(&format!("cannot use {}: {e}", normal.display()));
         return ExitCode::FAILURE;
     }
     let snaps = match root::installed(root) {
         Ok(s) => s,
         Err(e) => {
-            log(&e.to_string());
+            log.warn(&e.to_string());
             return ExitCode::SUCCESS;
         }
     };
@@ -264,7 +292,7 @@ pub fn main(root: &Root, args: &[String]) -> ExitCode {
         match setup(root, normal, snap) {
             Ok(links) => keep.extend(links),
             Err(e) => {
-                log(&format!(
+                log.warn(&format!(
                     "snap {} (revision {}): {e}; its apps and services are not set up",
                     snap.name, snap.revision
                 ));
@@ -272,7 +300,7 @@ pub fn main(root: &Root, args: &[String]) -> ExitCode {
             }
         }
     }
-    prune(root, &keep, &failed);
+    prune(root, &keep, &failed, &mut log);
     ExitCode::SUCCESS
 }
 

@@ -23,6 +23,11 @@ impl Root {
         }
     }
 
+    /// Whether this is the device's own `/` (not a test root).
+    pub fn is_real(&self) -> bool {
+        self.0 == Path::new("/")
+    }
+
     /// The root at `path` (tests).
     #[cfg(test)]
     pub fn at(path: &Path) -> Root {
@@ -160,6 +165,9 @@ mod tests {
         assert!(all[0].yaml.as_ref().unwrap_err().contains("not mounted"));
         assert!(all[3].yaml.as_ref().unwrap_err().contains("\"different\""));
         assert!(one(&root, "../etc").is_none());
-        assert!(installed(&Root::at(&t.path().join("none"))).unwrap().is_empty());
+        assert!(!root.is_real() && Root::at(Path::new("/")).is_real());
+        assert!(installed(&Root::at(&t.path().join("none")))
+            .unwrap()
+            .is_empty());
     }
 }
