@@ -20,9 +20,14 @@ PACKAGES=(
     ca-certificates                             # build-image's default TLS roots for the device
     bmap-tools                                  # bmaptool: the flash tests check build-image's bmaps with it
     tesseract-ocr                               # OCR of QEMU screen dumps: the framebuffer tests read tty1
+    mmdebstrap arch-test binfmt-support         # the Debian base snap `core` (board-support/snaps/build.sh, as root): mmdebstrap
+                                                # needs arch-test for foreign arches; update-binfmts for a qemu without binfmt.d files
 )
 # Packages taken from bookworm-backports (QEMU 10: raspi3b/raspi2b and virt as the tests use them).
 BACKPORTS_PACKAGES=(qemu-system-arm qemu-user qemu-utils) # qemu-utils: qemu-img for `coreforge boot` overlays
+# qemu-user-static: the binfmt_misc entries (its qemu-user-binfmt) that let mmdebstrap run the
+# core snap's arm64/armhf maintainer scripts; bookworm's 7.2 one conflicts with qemu-user 10.
+BACKPORTS_PACKAGES+=(qemu-user-static qemu-user-binfmt)
 BACKPORTS_LIST=/etc/apt/sources.list.d/backports.list
 
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -5,18 +5,25 @@
 #   pi2-kernel (kernel)  Debian's kernel (cross/kernels.env): kernel.img, dtbs/, the boards' boot modules
 #   pi3        (gadget)  meta/gadget.yaml, config.txt, cmdline.txt, Debian's raspi-firmware
 #   qemu-virt  (gadget)  meta/gadget.yaml, cmdline.txt
-#   core       (os)      Debian's busybox-static with its applet links, /sbin/init, a small /etc,
-#                        Debian's dropbear server with its libraries and the dynamic loader
+#   core       (os)      Debian bookworm (mmdebstrap --variant=minbase) with systemd, udev,
+#                        openssh-server, sudo, iproute2, wpasupplicant, kmod, ca-certificates,
+#                        systemd-networkd/-resolved/-timesyncd; every package pinned
+#   core-busybox (os, named core) the test fixture: Debian's busybox-static with its applet
+#                        links, /sbin/init, a small /etc, Debian's dropbear server with its
+#                        libraries and the dynamic loader; built to core-busybox_<ver>_<arch>.snap
 #
 #   board-support/snaps/build.sh [arm64|armhf|all]   build (default: all); a snap is rebuilt only
 #                                                   when one of its inputs changed
 #   board-support/snaps/build.sh --update            pin the suite's current raspi-firmware,
-#                                                   busybox-static and dropbear's packages in
+#                                                   busybox-static and dropbear's packages and
+#                                                   the core snap's whole package set in
 #                                                   packages.env, then build all
 #
 # Reproducible: the same inputs give the same bytes (owners root, every time SOURCE_DATE_EPOCH,
-# default 0). Needs no root and no foreign dpkg architecture (cross/debs.sh); needs qemu-user to
-# list the foreign busybox's applets. Generated trees are kept in the cache's snaps/build/.
+# default 0). Needs no foreign dpkg architecture (cross/debs.sh); needs qemu-user to list the
+# foreign busybox's applets. The core snap needs root, mmdebstrap and qemu-user's binfmt_misc
+# entries (cross/setup.sh): it runs the packages' maintainer scripts in a foreign chroot.
+# Generated trees are kept in the cache's snaps/build/.
 set -euo pipefail
 shopt -s inherit_errexit # a failure inside $(...) stops the build too
 
@@ -59,6 +66,10 @@ packer_id() {
 common_inputs=(board-support/snaps/build.sh board-support/snaps/packages.env cross/debs.sh cross/kernels.env)
 # The kernel snap's modules and device trees come from the board table, through snap-inputs.
 kernel_inputs=(board-support/src board-support/snaps/snap_inputs.rs initramfs-hook/src)
+# The core snap carries the device-side snap tool once cross/build-snap.sh exists (add_snap_tool).
+core_inputs=()
+[ -e "$root/cross/build-snap.sh" ] && core_inputs+=(cross/build-snap.sh)
+[ -e "$root/snap-tools" ] && core_inputs+=(snap-tools)
 
 # A digest of everything snap $1 for arch $2 is built from; more words may follow.
 inputs_key() {
@@ -66,6 +77,7 @@ inputs_key() {
     shift
     local paths=("${common_inputs[@]}" "board-support/snaps/$name")
     [ "$name" = pi2-kernel ] && paths+=("${kernel_inputs[@]}")
+    [ "$name" = core ] && paths+=("${core_inputs[@]}")
     {
         printf '%s\n' "$name" "$@" "epoch=$epoch" "packer=$(packer_id)"
         tar -C "$root" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf - "${paths[@]}" | sha256sum
@@ -166,7 +178,8 @@ populate_qemu_virt() {
     render "$here/qemu-virt/meta/snap.yaml.in" "$dir/meta/snap.yaml" VERSION="$version" ARCH="$arch"
 }
 
-populate_core() {
+# The busybox base (snap core-busybox, named core in its snap.yaml): the tests' fixture.
+populate_core_busybox() {
     local dir="$1" arch="$2" version="$3" bb applet target qemu
     local v="BUSYBOX_${arch^^}_VERSION" s="BUSYBOX_${arch^^}_SHA256"
     bb="$(unpacked busybox-static "$arch" "${!v}" "${!s}")"
@@ -192,11 +205,17 @@ populate_core() {
     mkdir -p "$dir"/etc/network/if-{pre-up,up,down,post-down}.d "$dir/etc/dropbear"
     ln -s ../run "$dir/var/run" # ifup's state, udhcpc's and dropbear's pid files
     add_dropbear "$dir" "$arch"
-    render "$here/core/meta/snap.yaml.in" "$dir/meta/snap.yaml" VERSION="$version" ARCH="$arch" \
+    render "$here/core-busybox/meta/snap.yaml.in" "$dir/meta/snap.yaml" VERSION="$version" ARCH="$arch" \
         DROPBEAR="$(pin DROPBEAR_BIN "$arch" VERSION)"
 }
 
-# The Debian packages the core snap's dropbear comes from: the server and every library in
+# The core-busybox snap's version: busybox-static's without its epoch (no ':' in file names).
+core_busybox_version() {
+    local v="BUSYBOX_${1^^}_VERSION"
+    echo "${!v#*:}"
+}
+
+# The Debian packages the core-busybox snap's dropbear comes from: the server and every library in
 # its NEEDED closure (with the dynamic loader, in libc6). Pinned in packages.env as
 # <PKG>_<ARCH>_VERSION/_SHA256, the package name upper-cased with '-' as '_'.
 DROPBEAR_DEBS=(dropbear-bin libc6 libcrypt1 libtomcrypt1 libtommath1 libgmp10 zlib1g)
@@ -252,6 +271,171 @@ add_dropbear() {
     ln -s "$t/$lib" "$dir/lib/$lib"
 }
 
+# The Debian base, snap `core` (type os): bookworm with its updates and security suites from
+# cross/kernels.env's mirror, installed by mmdebstrap --variant=minbase (Essential and required
+# packages, apt) plus CORE_INCLUDE with their dependencies, no Recommends; merged /usr set up
+# the debootstrap way, with usr-is-merged (usrmerge would bring perl, 55 MB). packages.env pins
+# every package of the result (CORE_<ARCH>_PACKAGES, pkg=version); the build installs exactly
+# those and checks that it did.
+CORE_INCLUDE=(
+    systemd-sysv udev                              # systemd as /sbin/init
+    systemd-resolved systemd-timesyncd             # DNS for networkd's leases; the clock (a Pi has no RTC)
+    openssh-server sudo passwd login               # logins: SSH keys, sudo, the console
+    iproute2 wpasupplicant kmod ca-certificates    # networks, Wi-Fi, modules, TLS roots
+)
+CORE_SUITES=("$KERNEL_SUITE" "$KERNEL_SUITE-updates" "$KERNEL_SUITE-security")
+# No documentation, manual pages or translations in the base (the copyright files stay).
+CORE_DPKG_OPTS=(
+    --dpkgopt='path-exclude=/usr/share/doc/*'
+    --dpkgopt='path-include=/usr/share/doc/*/copyright'
+    --dpkgopt='path-exclude=/usr/share/man/*'
+    --dpkgopt='path-exclude=/usr/share/info/*'
+    --dpkgopt='path-exclude=/usr/share/locale/*'
+    --dpkgopt='path-exclude=/usr/share/lintian/*'
+)
+
+# The apt sources of the core snap, one per suite (security from the mirror's debian-security).
+core_sources() {
+    local suite
+    for suite in "${CORE_SUITES[@]}"; do
+        case "$suite" in
+            *-security) echo "deb ${DEBS_MIRROR%/debian}/debian-security $suite main" ;;
+            *) echo "deb $DEBS_MIRROR $suite main" ;;
+        esac
+    done
+}
+
+# The core snap's pinned packages for arch $1, pkg=version, one per line (empty when unset).
+core_pins() {
+    local var="CORE_${1^^}_PACKAGES"
+    printf '%s\n' ${!var:-} # word splitting: one pin per word
+}
+
+# The core snap's version: the suite and the day its pins were taken (packages.env's
+# CORE_PINNED, YYYYMMDD).
+core_version() { echo "$KERNEL_SUITE-${CORE_PINNED:-unpinned}"; }
+
+# Lets the kernel run arch $1's binaries (mmdebstrap runs the packages' maintainer scripts in
+# the foreign chroot): binfmt_misc mounted, qemu-user's entry registered and enabled.
+ensure_binfmt() {
+    local bm=/proc/sys/fs/binfmt_misc q
+    case "$1" in arm64) q=qemu-aarch64 ;; armhf) q=qemu-arm ;; esac
+    if [ ! -e "$bm/register" ]; then
+        mount -t binfmt_misc binfmt_misc "$bm" || {
+            say "cannot mount binfmt_misc at $bm (the core snap is built as root)"
+            return 1
+        }
+    fi
+    if [ ! -e "$bm/$q" ]; then
+        if [ -f "/usr/lib/binfmt.d/$q.conf" ]; then
+            # qemu-user-binfmt (bookworm-backports) ships systemd-binfmt's files only.
+            grep -v '^[#;]' "/usr/lib/binfmt.d/$q.conf" >"$bm/register"
+        else
+            update-binfmts --enable "$q" # bookworm's qemu-user-static, through binfmt-support
+        fi
+    fi
+    [ "$(head -1 "$bm/$q" 2>/dev/null)" = enabled ] || echo 1 >"$bm/$q"
+    [ "$(head -1 "$bm/$q" 2>/dev/null)" = enabled ] || {
+        say "no binfmt_misc entry $q: install qemu-user-static from bookworm-backports (cross/setup.sh)"
+        return 1
+    }
+}
+
+# The device-side `snap` tool (snap-tools/, cross-built by cross/build-snap.sh): installed as
+# /usr/bin/snap in the base tree $1 for arch $2, and as systemd's generator that mounts the
+# seeded snaps and writes their units at boot (snapd's snapd-generator). A no-op, with a
+# note, while that script does not exist.
+add_snap_tool() {
+    local dir="$1" arch="$2" target bin
+    [ -x "$root/cross/build-snap.sh" ] || {
+        say "no cross/build-snap.sh yet: the core snap has no /usr/bin/snap"
+        return 0
+    }
+    case "$arch" in arm64) target=aarch64 ;; armhf) target=armv7 ;; esac
+    bin="$("$root/cross/build-snap.sh" "$target" | tail -1)"
+    [ -f "$bin" ] || { say "cross/build-snap.sh $target printed no binary: '$bin'"; return 1; }
+    install -m 0755 "$bin" "$dir/usr/bin/snap"
+    mkdir -p "$dir/usr/lib/systemd/system-generators"
+    ln -sf ../../../bin/snap "$dir/usr/lib/systemd/system-generators/snapd-generator"
+}
+
+# Runs mmdebstrap for the core snap of arch $1 into the new directory $2, overlaying the
+# committed tree $3; with pins when $4 is "pinned".
+core_mmdebstrap() {
+    local arch="$1" rootfs="$2" overlay="$3" mode="$4" include sources=() log="$2.log"
+    include="$(printf '%s,' "${CORE_INCLUDE[@]}")"
+    [ "$mode" = pinned ] && include+="$(core_pins "$arch" | tr '\n' ',')"
+    mapfile -t sources < <(core_sources)
+    rm -rf "$rootfs"
+    # The hooks run with the chroot's /proc, /sys and /dev mounted, before mmdebstrap's cleanup
+    # (apt lists and caches, logs, ldconfig's aux-cache, machine-id emptied, /run and /tmp):
+    # the committed files, networkd enabled, resolved's stub as resolv.conf, the packages'
+    # host keys removed, and sshd's check of its configuration with only the ed25519 key the
+    # agent will write (a throwaway one, removed again).
+    if ! SOURCE_DATE_EPOCH="$epoch" mmdebstrap --mode=root --variant=minbase \
+        --architectures="$arch" --include="${include%,}" "${CORE_DPKG_OPTS[@]}" \
+        --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+        --customize-hook="sync-in '$overlay' /" \
+        --customize-hook='chroot "$1" systemctl enable systemd-networkd.service' \
+        --customize-hook='ln -sfn ../run/systemd/resolve/stub-resolv.conf "$1/etc/resolv.conf"' \
+        --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
+        --customize-hook='chroot "$1" ssh-keygen -q -t ed25519 -N "" -C check -f /etc/ssh/ssh_host_ed25519_key' \
+        --customize-hook='mkdir -p "$1/run/sshd" && chroot "$1" /usr/sbin/sshd -t' \
+        --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
+        "$KERNEL_SUITE" "$rootfs" "${sources[@]}" >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        say "mmdebstrap for core ($arch) failed (log: $log); if a pinned version left the" \
+            "archive, $update_hint"
+        return 1
+    fi
+}
+
+# The packages installed in the tree $1, pkg=version, sorted.
+installed_packages() {
+    dpkg-query --admindir="$1/var/lib/dpkg" -W -f '${db:Status-Abbrev}${Package}=${Version}\n' \
+        | sed -n 's/^ii *//p' | LC_ALL=C sort
+}
+
+populate_core() {
+    local dir="$1" arch="$2" version="$3" rootfs="$work/core-$arch.rootfs" got want
+    [ "$(id -u)" = 0 ] || { say "the core snap is built as root (mmdebstrap --mode=root)"; return 1; }
+    ensure_binfmt "$arch"
+    want="$(core_pins "$arch" | LC_ALL=C sort)"
+    [ -n "$want" ] || { say "no CORE_${arch^^}_PACKAGES in $pins; $update_hint"; return 1; }
+    chmod 0440 "$dir/etc/sudoers.d/"*
+    core_mmdebstrap "$arch" "$rootfs" "$dir" pinned
+    got="$(installed_packages "$rootfs")"
+    if [ "$got" != "$want" ]; then
+        { diff <(echo "$want") <(echo "$got") || true; } | sed -n 's/^[<>]/  &/p' | head -n 40 >&2
+        say "core ($arch): installed packages (>) differ from the pins (<); $update_hint"
+        return 1
+    fi
+    finish_core "$rootfs" "$arch"
+    render "$here/core/meta/snap.yaml.in" "$rootfs/meta/snap.yaml" VERSION="$version" ARCH="$arch" \
+        SUITES="${CORE_SUITES[*]}" PACKAGES="$(echo "$want" | wc -l)"
+    rm -rf "$dir"
+    mv "$rootfs" "$dir"
+}
+
+# What mmdebstrap leaves that a device must not share or that differs between runs; the
+# mount points and the folders the base needs.
+finish_core() {
+    local rootfs="$1" arch="$2"
+    rm -f "$rootfs"/var/cache/debconf/*-old "$rootfs"/var/lib/dpkg/*-old \
+        "$rootfs"/etc/ssh/ssh_host_* "$rootfs/var/cache/ldconfig/aux-cache" "$rootfs.log"
+    find "$rootfs/var/log" -type f -delete
+    # dpkg's path-exclude leaves the folders and the symlinks of what it left out.
+    find "$rootfs/usr/share/doc" -mindepth 2 ! -type d ! -name copyright -delete
+    find "$rootfs/usr/share/doc" "$rootfs/usr/share/man" "$rootfs/usr/share/locale" \
+        -mindepth 1 -depth -type d -empty -delete 2>/dev/null || true
+    rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*
+    mkdir -p "$rootfs/var/lib/apt/lists/partial" "$rootfs/var/cache/apt/archives/partial"
+    : >"$rootfs/etc/machine-id"
+    rm -f "$rootfs/var/lib/dbus/machine-id"
+    mkdir -p "$rootfs/snap"
+    add_snap_tool "$rootfs" "$arch"
+}
+
 # Builds snap $1 (version $3) for arch $2 unless the cached one has the same inputs; prints its path.
 build() {
     local name="$1" arch="$2" version="$3"
@@ -267,10 +451,16 @@ build() {
     rm -rf "$dir"
     mkdir -p "$dir/meta" "$out/.inputs"
     copy_source "$name" "$arch" "$dir"
-    "populate_${name//-/_}" "$dir" "$arch" "$version"
-    normalize_modes "$dir"
-    [ -d "$dir/tmp" ] && chmod 1777 "$dir/tmp"
-    [ -f "$dir/etc/shadow" ] && chmod 0600 "$dir/etc/shadow"
+    if [ "$name" = core ]; then
+        # dpkg's modes stand (setuid sudo and passwd, 1777 /tmp); the committed files first.
+        normalize_modes "$dir"
+        "populate_${name//-/_}" "$dir" "$arch" "$version"
+    else
+        "populate_${name//-/_}" "$dir" "$arch" "$version"
+        normalize_modes "$dir"
+        [ -d "$dir/tmp" ] && chmod 1777 "$dir/tmp"
+        [ -f "$dir/etc/shadow" ] && chmod 0600 "$dir/etc/shadow"
+    fi
     rm -f "$stamp" "$out/${name}_"*"_${arch}.snap"
     pack "$dir" "$file"
     echo "$key" >"$stamp"
@@ -281,7 +471,20 @@ build() {
 # Rewrites packages.env with the suite's current versions and SHA-256 sums.
 update_pins() {
     debs_apt apt-get update >&2
-    local fw pkg var arch v
+    local fw pkg var arch v core_pins=()
+    # The core snap: whatever an unpinned mmdebstrap installs today, per arch (minutes each).
+    for arch in arm64 armhf; do
+        local tmp="$work/core-$arch.update" overlay="$work/core-$arch.overlay"
+        [ "$(id -u)" = 0 ] || { say "pinning the core snap needs root (mmdebstrap --mode=root)"; return 1; }
+        ensure_binfmt "$arch"
+        rm -rf "$overlay"
+        mkdir -p "$overlay"
+        copy_source core "$arch" "$overlay"
+        say "resolving the core snap's packages for $arch (mmdebstrap, a few minutes)"
+        core_mmdebstrap "$arch" "$tmp" "$overlay" unpinned
+        core_pins+=("$(installed_packages "$tmp")")
+        rm -rf "$tmp" "$tmp.log" "$overlay"
+    done
     fw="$(debs_field raspi-firmware Version)"
     [ -n "$fw" ] || { say "no raspi-firmware in $DEBS_MIRROR $DEBS_SUITE"; return 1; }
     {
@@ -301,9 +504,17 @@ update_pins() {
                 echo "${var}_${arch^^}_SHA256=$(debs_field "$pkg:$arch=$v" SHA256)"
             done
         done
+        echo "# The core snap's every package, as installed by an unpinned build on CORE_PINNED (UTC)."
+        echo "CORE_PINNED=$(date -u +%Y%m%d)"
+        echo "CORE_ARM64_PACKAGES=\"
+${core_pins[0]}
+\""
+        echo "CORE_ARMHF_PACKAGES=\"
+${core_pins[1]}
+\""
     } >"$pins.new"
     mv "$pins.new" "$pins"
-    say "pinned raspi-firmware $fw, busybox-static and dropbear's packages in $pins"
+    say "pinned raspi-firmware $fw, busybox-static and dropbear's packages, the core snap's packages in $pins"
 }
 
 case "${1:-all}" in
@@ -328,9 +539,9 @@ exec 9>"$out/.lock"
 flock 9
 "$root/cross/fetch-kernels.sh" >&2
 for arch in "${arches[@]}"; do
-    v="BUSYBOX_${arch^^}_VERSION"
     build pi2-kernel "$arch" "$KERNEL_VERSION"
     build pi3 "$arch" "1.0+fw${RASPI_FIRMWARE_VERSION%%+*}"
     build qemu-virt "$arch" "1.0"
-    build core "$arch" "${!v#*:}" # the version without its epoch: no ':' in file names
+    build core-busybox "$arch" "$(core_busybox_version "$arch")"
+    build core "$arch" "$(core_version)"
 done

@@ -1,6 +1,8 @@
 //! The board snaps board-support/snaps/build.sh packed into the cache: each one's
 //! meta/snap.yaml, and that each carries what the boards boot with, built from the current
-//! sources. Missing snaps fail (they are an input of the image tests), never skip.
+//! sources: the Debian base `core` (systemd, sshd without host keys, sudo, no accounts, the
+//! pinned packages, within its size budget) and the busybox fixture `core-busybox`. Missing
+//! snaps or tools fail (they are an input of the image tests), never skip.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -118,13 +120,15 @@ fn snap_yaml(snap: &Path) -> Value {
 #[test]
 fn each_snap_declares_its_name_type_and_arch() {
     for arch in Arch::ALL {
-        for (name, snap_type) in [
-            ("pi2-kernel", "kernel"),
-            ("pi3", "gadget"),
-            ("qemu-virt", "gadget"),
-            ("core", "os"),
+        // The file's name, the snap's name (the busybox fixture is `core` too), its type.
+        for (file_name, name, snap_type) in [
+            ("pi2-kernel", "pi2-kernel", "kernel"),
+            ("pi3", "pi3", "gadget"),
+            ("qemu-virt", "qemu-virt", "gadget"),
+            ("core", "core", "os"),
+            ("core-busybox", "core", "os"),
         ] {
-            let file = snap(name, arch);
+            let file = snap(file_name, arch);
             let yaml = snap_yaml(&file);
             assert_eq!(yaml["name"].as_str(), Some(name), "{}", file.display());
             assert_eq!(yaml["type"].as_str(), Some(snap_type), "{}", file.display());
@@ -135,9 +139,9 @@ fn each_snap_declares_its_name_type_and_arch() {
                 .map(|a| a.as_str().unwrap())
                 .collect();
             assert_eq!(archs, [arch.debian_name()], "{}", file.display());
-            // snapd's file name: <name>_<version>_<arch>.snap.
+            // snapd's file name: <name>_<version>_<arch>.snap (core-busybox_ for the fixture).
             let version = yaml["version"].as_str().expect("a version string");
-            let expected = format!("{name}_{version}_{arch}.snap");
+            let expected = format!("{file_name}_{version}_{arch}.snap");
             assert_eq!(file.file_name().unwrap().to_string_lossy(), expected);
         }
     }
@@ -293,9 +297,9 @@ fn kernel_snap_has_the_image_the_dtbs_and_exactly_the_module_closure() {
 }
 
 #[test]
-fn core_snap_boots_busybox_init() {
+fn core_busybox_snap_boots_busybox_init() {
     for arch in Arch::ALL {
-        let file = snap("core", arch);
+        let file = snap("core-busybox", arch);
         let list = listing(&file);
         assert!(
             list.iter().any(|p| p == "sbin/init -> ../bin/busybox"),
@@ -379,9 +383,9 @@ fn run_foreign(root: &Path, arch: Arch, program: &str, args: &[&str]) -> std::pr
 }
 
 #[test]
-fn core_snap_has_dropbear_with_its_libraries_and_loader() {
+fn core_busybox_snap_has_dropbear_with_its_libraries_and_loader() {
     for arch in Arch::ALL {
-        let file = snap("core", arch);
+        let file = snap("core-busybox", arch);
         let list = listing(&file);
         let (triplet, loader) = match arch {
             Arch::Arm64 => ("aarch64-linux-gnu", "ld-linux-aarch64.so.1"),
@@ -436,13 +440,13 @@ fn core_snap_has_dropbear_with_its_libraries_and_loader() {
 }
 
 #[test]
-fn core_snap_rcs_brings_up_the_network_and_dropbear() {
+fn core_busybox_snap_rcs_brings_up_the_network_and_dropbear() {
     for arch in Arch::ALL {
-        let file = snap("core", arch);
+        let file = snap("core-busybox", arch);
         let list = listing(&file);
         for inner in ["etc/init.d/rcS", "etc/udhcpc/default.script", "etc/inittab"] {
             assert!(
-                cat(&file, inner) == source(&format!("core/{inner}")),
+                cat(&file, inner) == source(&format!("core-busybox/{inner}")),
                 "{}: {inner} differs from the source tree (stale); {BUILD}",
                 file.display()
             );
@@ -478,5 +482,365 @@ fn core_snap_rcs_brings_up_the_network_and_dropbear() {
         // dropbear refuses accounts whose shell is not listed here.
         let shells = String::from_utf8(cat(&file, "etc/shells")).unwrap();
         assert!(shells.lines().any(|l| l == "/bin/sh"), "{shells}");
+    }
+}
+
+/// The squashfs budget of the Debian base, per architecture (issue 12).
+const CORE_BUDGET: u64 = 60 << 20;
+
+/// Every path in a snap (without a leading `/`, with ` -> target` after symlinks), keyed by
+/// path, with its `ls -l` mode string (`-rwsr-xr-x`).
+fn modes(snap: &Path) -> std::collections::BTreeMap<String, String> {
+    let out = Command::new("unsquashfs")
+        .args(["-ll", "-d", "ROOT"])
+        .arg(snap)
+        .output()
+        .expect("unsquashfs runs (squashfs-tools)");
+    assert!(out.status.success(), "{}: cannot list", snap.display());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let (head, path) = l.split_once(" ROOT/")?;
+            let mode = head.split_whitespace().next()?;
+            Some((path.to_string(), mode.to_string()))
+        })
+        .collect()
+}
+
+fn text(snap: &Path, inner: &str) -> String {
+    String::from_utf8(cat(snap, inner)).unwrap_or_else(|e| panic!("{inner}: {e}"))
+}
+
+#[test]
+fn debian_core_boots_systemd_with_the_promised_programs() {
+    for arch in Arch::ALL {
+        let file = snap("core", arch);
+        let list = listing(&file);
+        let has = |p: &str| list.iter().any(|l| l == p);
+        // Merged /usr: the agent switch_roots into /sbin/init.
+        for link in [
+            "sbin -> usr/sbin",
+            "lib -> usr/lib",
+            "bin -> usr/bin",
+            "usr/sbin/init -> /lib/systemd/systemd",
+        ] {
+            assert!(has(link), "{}: no {link}", file.display());
+        }
+        let modes = modes(&file);
+        for program in [
+            "usr/lib/systemd/systemd",
+            "usr/lib/systemd/systemd-networkd",
+            "usr/lib/systemd/systemd-resolved",
+            "usr/lib/systemd/systemd-udevd",
+            "usr/sbin/sshd",
+            "usr/bin/sudo",
+            "usr/bin/passwd",
+            "usr/bin/login",
+            "usr/sbin/wpa_supplicant",
+            "usr/bin/ip",
+            "usr/bin/kmod",
+            "usr/sbin/agetty",
+        ] {
+            // A file, or a link into the merged /usr (systemd-udevd -> /bin/udevadm).
+            let found = modes
+                .iter()
+                .find(|(path, _)| *path == program || path.starts_with(&format!("{program} -> ")));
+            let (path, mode) = found.unwrap_or_else(|| panic!("{}: no {program}", file.display()));
+            assert!(
+                mode.starts_with("-rwx") || mode.starts_with("-rws") || mode.starts_with("lrwx"),
+                "{path}: {mode}"
+            );
+        }
+        // dpkg's modes survive the packing: sudo and passwd are setuid root.
+        for setuid in ["usr/bin/sudo", "usr/bin/passwd"] {
+            assert_eq!(modes[setuid], "-rwsr-xr-x", "{}: {setuid}", file.display());
+        }
+        assert_eq!(modes["tmp"], "drwxrwxrwt", "{}: /tmp", file.display());
+        assert!(
+            has("etc/ssl/certs/ca-certificates.crt"),
+            "{}: no CA bundle",
+            file.display()
+        );
+        // The ELF machine of systemd is the arch's.
+        let systemd = cat(&file, "usr/lib/systemd/systemd");
+        let machine = u16::from_le_bytes([systemd[18], systemd[19]]);
+        let want = match arch {
+            Arch::Arm64 => 183,
+            Arch::Armhf => 40,
+        };
+        assert_eq!(machine, want, "{}: systemd's machine", file.display());
+    }
+}
+
+#[test]
+fn debian_core_enables_networkd_resolved_ssh_and_the_tty1_getty() {
+    for arch in Arch::ALL {
+        let file = snap("core", arch);
+        let list = listing(&file);
+        for (wants, unit) in [
+            ("multi-user.target.wants", "systemd-networkd.service"),
+            ("sockets.target.wants", "systemd-networkd.socket"),
+            ("sysinit.target.wants", "systemd-resolved.service"),
+            ("sysinit.target.wants", "systemd-timesyncd.service"),
+            ("multi-user.target.wants", "ssh.service"),
+            ("getty.target.wants", "getty@tty1.service"),
+        ] {
+            let prefix = format!("etc/systemd/system/{wants}/{unit} -> ");
+            assert!(
+                list.iter().any(|p| p.starts_with(&prefix)),
+                "{}: {unit} is not enabled ({wants})",
+                file.display()
+            );
+        }
+        // DNS from networkd's leases, through resolved's stub.
+        assert!(
+            list.contains(&"etc/resolv.conf -> ../run/systemd/resolve/stub-resolv.conf".into()),
+            "{}: /etc/resolv.conf",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn debian_core_has_no_host_keys_and_sshd_takes_the_agents_key_only() {
+    for arch in Arch::ALL {
+        let file = snap("core", arch);
+        let list = listing(&file);
+        let keys: Vec<&String> = list
+            .iter()
+            .filter(|p| p.starts_with("etc/ssh/ssh_host_"))
+            .collect();
+        assert!(keys.is_empty(), "{}: host keys {keys:?}", file.display());
+        let conf = "etc/ssh/sshd_config.d/coreforge.conf";
+        assert!(
+            cat(&file, conf) == source(&format!("core/{conf}")),
+            "{}: {conf} differs from the source tree (stale); {BUILD}",
+            file.display()
+        );
+        // sshd takes the first value of each keyword: sshd_config must include the drop-ins
+        // before it sets anything, and must name no host key of its own.
+        let main = text(&file, "etc/ssh/sshd_config");
+        let settings: Vec<&str> = main
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        assert_eq!(
+            settings.first().copied(),
+            Some("Include /etc/ssh/sshd_config.d/*.conf"),
+            "{}: sshd_config",
+            file.display()
+        );
+        assert!(
+            !settings.iter().any(|l| l.starts_with("HostKey")),
+            "{}: sshd_config names host keys",
+            file.display()
+        );
+        let ours: Vec<String> = text(&file, conf)
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(str::to_string)
+            .collect();
+        for want in [
+            "HostKey /etc/ssh/ssh_host_ed25519_key",
+            "PasswordAuthentication no",
+        ] {
+            assert!(ours.iter().any(|l| l == want), "{conf}: no {want:?}");
+        }
+        assert_eq!(
+            ours.iter().filter(|l| l.starts_with("HostKey")).count(),
+            1,
+            "{conf}: one host key"
+        );
+    }
+}
+
+#[test]
+fn debian_core_has_no_accounts_but_a_locked_root_and_an_empty_machine_id() {
+    for arch in Arch::ALL {
+        let file = snap("core", arch);
+        let passwd = text(&file, "etc/passwd");
+        for line in passwd.lines() {
+            let fields: Vec<&str> = line.split(':').collect();
+            assert_eq!(fields.len(), 7, "etc/passwd: {line}");
+            let (name, shell) = (fields[0], fields[6]);
+            let uid: u32 = fields[2].parse().unwrap();
+            if name == "root" {
+                assert_eq!(uid, 0);
+                continue;
+            }
+            assert!(
+                matches!(shell, "/usr/sbin/nologin" | "/bin/false" | "/bin/sync"),
+                "{}: account {name} has the login shell {shell}",
+                file.display()
+            );
+            assert!(
+                !(1000..65534).contains(&uid),
+                "{}: a user account {name} ({uid})",
+                file.display()
+            );
+        }
+        assert!(!passwd.contains("ubuntu"), "{}: {passwd}", file.display());
+        let shadow = text(&file, "etc/shadow");
+        let root = shadow
+            .lines()
+            .find(|l| l.starts_with("root:"))
+            .expect("root in etc/shadow");
+        let hash = root.split(':').nth(1).unwrap();
+        assert!(
+            hash.starts_with('*') || hash.starts_with('!'),
+            "{}: root has a password: {root}",
+            file.display()
+        );
+        // Every device makes its own at first boot (systemd's first-boot semantics).
+        assert!(
+            cat(&file, "etc/machine-id").is_empty(),
+            "{}: etc/machine-id is not empty",
+            file.display()
+        );
+        assert_eq!(text(&file, "etc/hostname"), "coreforge\n");
+        assert!(text(&file, "etc/hosts").contains("127.0.1.1\tcoreforge"));
+    }
+}
+
+#[test]
+fn debian_core_puts_snap_bin_on_every_path() {
+    for arch in Arch::ALL {
+        let file = snap("core", arch);
+        let modes = modes(&file);
+        assert_eq!(
+            modes.get("snap").map(String::as_str),
+            Some("drwxr-xr-x"),
+            "{}: /snap",
+            file.display()
+        );
+        for inner in [
+            "etc/profile.d/apps-bin-path.sh",
+            "etc/environment",
+            "etc/sudoers.d/coreforge-secure-path",
+        ] {
+            assert!(
+                cat(&file, inner) == source(&format!("core/{inner}")),
+                "{}: {inner} differs from the source tree (stale); {BUILD}",
+                file.display()
+            );
+        }
+        // Login shells (profile.d), `ssh host cmd` (pam_env reads /etc/environment), sudo.
+        assert!(
+            text(&file, "etc/profile.d/apps-bin-path.sh").contains(r#"snap_bin_path="/snap/bin""#)
+        );
+        let env = text(&file, "etc/environment");
+        assert!(
+            env.lines()
+                .any(|l| l.starts_with("PATH=") && l.contains(":/snap/bin")),
+            "{env}"
+        );
+        let sudoers = text(&file, "etc/sudoers.d/coreforge-secure-path");
+        assert!(
+            sudoers
+                .lines()
+                .any(|l| l.starts_with("Defaults secure_path=") && l.contains(":/snap/bin")),
+            "{sudoers}"
+        );
+        // sudo reads only files that are not writable by others; 0440 as visudo makes them.
+        assert_eq!(modes["etc/sudoers.d/coreforge-secure-path"], "-r--r-----");
+        assert!(text(&file, "etc/sudoers").contains("@includedir /etc/sudoers.d"));
+        // pam_env reads /etc/environment for SSH sessions.
+        assert!(text(&file, "etc/pam.d/sshd")
+            .lines()
+            .any(|l| l.starts_with("session")
+                && l.contains("pam_env.so")
+                && !l.contains("envfile=")));
+    }
+}
+
+#[test]
+fn debian_core_fits_its_budget() {
+    for arch in Arch::ALL {
+        let file = snap("core", arch);
+        let size = std::fs::metadata(&file).unwrap().len();
+        assert!(
+            size <= CORE_BUDGET,
+            "{}: {size} bytes, over the {CORE_BUDGET}-byte budget",
+            file.display()
+        );
+    }
+}
+
+/// The pins of packages.env's `CORE_<ARCH>_PACKAGES` (pkg=version words in double quotes).
+fn core_pins(arch: Arch) -> BTreeSet<String> {
+    let env = String::from_utf8(source("packages.env")).unwrap();
+    let var = format!("CORE_{}_PACKAGES=\"", arch.debian_name().to_uppercase());
+    let start = env
+        .find(&var)
+        .unwrap_or_else(|| panic!("packages.env has no {var}"))
+        + var.len();
+    let len = env[start..].find('"').expect("a closing quote");
+    env[start..start + len]
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn debian_core_has_exactly_the_pinned_packages() {
+    for arch in Arch::ALL {
+        let file = snap("core", arch);
+        let status = text(&file, "var/lib/dpkg/status");
+        let mut got = BTreeSet::new();
+        for stanza in status.split("\n\n").filter(|s| !s.trim().is_empty()) {
+            let field = |name: &str| {
+                stanza
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(": ")))
+                    .unwrap_or_else(|| panic!("no {name} in {stanza}"))
+            };
+            if field("Status") == "install ok installed" {
+                got.insert(format!("{}={}", field("Package"), field("Version")));
+            }
+        }
+        let want = core_pins(arch);
+        assert!(want.len() > 100, "{arch}: {} pins", want.len());
+        assert_eq!(
+            got,
+            want,
+            "{}: the installed packages differ from packages.env's pins; {BUILD}",
+            file.display()
+        );
+        // Nothing of perl (usrmerge's) or documentation beyond the copyrights.
+        assert!(!want.iter().any(|p| p.starts_with("perl=")), "{arch}: perl");
+        let list = listing(&file);
+        let docs: Vec<&String> = list
+            .iter()
+            .filter(|p| p.starts_with("usr/share/doc/") && p.matches('/').count() == 4)
+            .filter(|p| !p.ends_with("/copyright"))
+            .collect();
+        assert!(docs.is_empty(), "{}: {docs:?}", file.display());
+        assert!(
+            !list.iter().any(|p| p.starts_with("usr/share/man/")),
+            "{}: manual pages",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn debian_core_carries_the_snap_tool_once_it_is_built() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cross/build-snap.sh");
+    for arch in Arch::ALL {
+        let file = snap("core", arch);
+        let list = listing(&file);
+        let has_tool = list.iter().any(|p| p == "usr/bin/snap");
+        let generator = list.iter().any(|p| {
+            p.starts_with("usr/lib/systemd/system-generators/snapd-generator -> ")
+                && p.ends_with("bin/snap")
+        });
+        assert_eq!(
+            (has_tool, generator),
+            (script.exists(), script.exists()),
+            "{}: /usr/bin/snap and its generator link, as cross/build-snap.sh exists or not",
+            file.display()
+        );
     }
 }

@@ -243,18 +243,20 @@ fn pi3_config_is_only_per_arch() {
 
 #[test]
 fn snap_yaml_templates_name_their_snap_and_type() {
-    for (name, snap_type) in [
-        ("pi2-kernel", "kernel"),
-        ("pi3", "gadget"),
-        ("qemu-virt", "gadget"),
-        ("core", "os"),
+    // The source folder, the snap's name (the busybox fixture is `core` too), its type.
+    for (dir, name, snap_type) in [
+        ("pi2-kernel", "pi2-kernel", "kernel"),
+        ("pi3", "pi3", "gadget"),
+        ("qemu-virt", "qemu-virt", "gadget"),
+        ("core", "core", "os"),
+        ("core-busybox", "core", "os"),
     ] {
-        let text = read(&format!("{name}/meta/snap.yaml.in"))
+        let text = read(&format!("{dir}/meta/snap.yaml.in"))
             .replace("@ARCH@", "arm64")
             .replace("@VERSION@", "1");
-        let doc: Value = serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(str_of(&doc, "name"), Some(name));
-        assert_eq!(str_of(&doc, "type"), Some(snap_type), "{name}");
-        assert_eq!(doc["architectures"][0].as_str(), Some("arm64"), "{name}");
+        let doc: Value = serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{dir}: {e}"));
+        assert_eq!(str_of(&doc, "name"), Some(name), "{dir}");
+        assert_eq!(str_of(&doc, "type"), Some(snap_type), "{dir}");
+        assert_eq!(doc["architectures"][0].as_str(), Some("arm64"), "{dir}");
     }
 }

@@ -14,31 +14,80 @@ use std::sync::OnceLock;
 use anyhow::{anyhow, bail, ensure, Context};
 use coreforge_boards::Board;
 
-/// The board snaps every world publishes (per architecture it is asked for).
+/// The board snaps every world publishes (per architecture it is asked for); which file is
+/// published as `core` depends on the world's [`Os`].
 const BOARD_SNAPS: &[&str] = &["pi3", "qemu-virt", "pi2-kernel", "core"];
+
+/// The OS snap a world publishes as `core` (type os), both built by
+/// `board-support/snaps/build.sh`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    /// The test fixture `board-support/snaps/core-busybox` (file `core-busybox_*.snap`, named
+    /// `core` in its snap.yaml): busybox init, dropbear. What [`world`] publishes.
+    Busybox,
+    /// The Debian bookworm base `board-support/snaps/core` (file `core_bookworm-*.snap`):
+    /// systemd, openssh-server, sudo, wpasupplicant. What [`os_world`] publishes, and what
+    /// users get.
+    Debian,
+}
+
+impl Os {
+    /// The cache file name prefix (`<prefix>_<version>_<arch>.snap`) of the snap a world of
+    /// this flavour publishes as board snap `name`.
+    pub fn file_prefix(self, name: &str) -> &str {
+        match (self, name) {
+            (Os::Busybox, "core") => "core-busybox",
+            _ => name,
+        }
+    }
+}
 
 /// `SOURCE_DATE_EPOCH` for every build: the images are reproducible.
 const EPOCH: &str = "1764028800";
 
 /// A key, a local store with the arm64 board snaps released to beta, and the `coreforge`
-/// binary; one per test process (see [`world`]).
+/// binary; one per test process and [`Os`] (see [`world`] and [`os_world`]).
 #[derive(Debug)]
 pub struct World {
     dir: PathBuf,
     coreforge: PathBuf,
+    os: Os,
 }
 
-/// The process's world, made on first use (builds the agent, the board snaps and coreforge).
+/// The process's world whose `core` is the busybox fixture ([`Os::Busybox`]), made on first
+/// use (builds the agent, the board snaps and coreforge). Its images boot into busybox init
+/// and dropbear.
 pub fn world() -> anyhow::Result<&'static World> {
     static WORLD: OnceLock<Result<World, String>> = OnceLock::new();
-    WORLD
-        .get_or_init(|| World::create().map_err(|e| format!("{e:#}")))
+    world_of(&WORLD, Os::Busybox)
+}
+
+/// The process's world whose `core` is the Debian base ([`Os::Debian`]): the same key,
+/// models and [`World`] methods as [`world`], in a store of its own, so its images hand over
+/// to systemd, openssh-server and sudo. For the tests of the real OS:
+///
+/// ```no_run
+/// let w = coreforge_tests::image::os_world()?;
+/// let model = w.model("debian", "qemu-virt")?;
+/// let image = w.build_image("debian", &model, &[])?;
+/// # anyhow::Ok(())
+/// ```
+pub fn os_world() -> anyhow::Result<&'static World> {
+    static WORLD: OnceLock<Result<World, String>> = OnceLock::new();
+    world_of(&WORLD, Os::Debian)
+}
+
+fn world_of(
+    cell: &'static OnceLock<Result<World, String>>,
+    os: Os,
+) -> anyhow::Result<&'static World> {
+    cell.get_or_init(|| World::create(os).map_err(|e| format!("{e:#}")))
         .as_ref()
-        .map_err(|e| anyhow!("setting up the image world: {e}"))
+        .map_err(|e| anyhow!("setting up the image world ({os:?}): {e}"))
 }
 
 impl World {
-    fn create() -> anyhow::Result<World> {
+    fn create(flavour: Os) -> anyhow::Result<World> {
         // build-image puts the cross-built agent in the initramfs: aarch64 only here.
         run_script("cross/build-agent.sh", &["aarch64"])?;
         run_script("board-support/snaps/build.sh", &["arm64"])?;
@@ -47,14 +96,24 @@ impl World {
         let base = crate::workspace_root().join("target/coreforge-tests");
         for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
+            // world-<pid> (busybox) and world-<pid>-debian.
             if let Some(pid) = name.strip_prefix("world-") {
+                let pid = pid.split('-').next().unwrap_or(pid);
                 if !Path::new("/proc").join(pid).exists() {
                     let _ = std::fs::remove_dir_all(e.path());
                 }
             }
         }
-        let dir = crate::scratch_dir(&format!("world-{}", std::process::id()))?;
-        let w = World { dir, coreforge };
+        let suffix = match flavour {
+            Os::Busybox => "",
+            Os::Debian => "-debian",
+        };
+        let dir = crate::scratch_dir(&format!("world-{}{suffix}", std::process::id()))?;
+        let w = World {
+            dir,
+            coreforge,
+            os: flavour,
+        };
         std::fs::write(w.path("pass"), "brand passphrase\n")?;
         let pass = w.path("pass");
         let pass = pass.as_os_str();
@@ -70,7 +129,7 @@ impl World {
         w.ok([os("store"), os("init"), store])?;
         w.ok([os("register-key"), os("default"), os("--store"), store])?;
         for name in BOARD_SNAPS {
-            let snap = board_snap(name, "arm64")?;
+            let snap = os_board_snap(flavour, name, "arm64")?;
             let out = w.ok([os("store"), os("upload"), store, snap.as_os_str()])?;
             let rev = out
                 .split_whitespace()
@@ -87,6 +146,11 @@ impl World {
             ])?;
         }
         Ok(w)
+    }
+
+    /// Which OS snap the world's store serves as `core`.
+    pub fn os(&self) -> Os {
+        self.os
     }
 
     /// A file in the world's directory.
@@ -232,8 +296,15 @@ fn build_coreforge() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-/// The built board snap `name` for `arch` in the cache.
+/// The built board snap that [`world`] publishes as `name` for `arch`, in the cache: for
+/// `core`, the busybox fixture (`core-busybox_*.snap`).
 pub fn board_snap(name: &str, arch: &str) -> anyhow::Result<PathBuf> {
+    os_board_snap(Os::Busybox, name, arch)
+}
+
+/// The built board snap that a world of flavour `os` publishes as `name` for `arch`.
+pub fn os_board_snap(os: Os, name: &str, arch: &str) -> anyhow::Result<PathBuf> {
+    let name = os.file_prefix(name);
     let dir = crate::cache_dir().join("snaps");
     std::fs::read_dir(&dir)
         .into_iter()
@@ -549,6 +620,79 @@ impl Writable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The snap `w`'s store serves as `core` for arm64 on beta: its file, as `store resolve`
+    /// names it.
+    fn served_core(w: &World) -> PathBuf {
+        let store = w.path("store");
+        let out = w
+            .ok([
+                os("store"),
+                os("resolve"),
+                store.as_os_str(),
+                os("core"),
+                os("--channel"),
+                os("beta"),
+                os("--arch"),
+                os("arm64"),
+            ])
+            .unwrap();
+        // NAME REVISION FILE
+        let file = out
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or_else(|| panic!("{out:?}"));
+        PathBuf::from(file)
+    }
+
+    /// Whether a snap's /usr/sbin/init is systemd (the Debian base) rather than busybox.
+    fn init_is_systemd(snap: &Path) -> bool {
+        let out = Command::new("unsquashfs")
+            .args(["-ll", "-d", "ROOT"])
+            .arg(snap)
+            .output()
+            .expect("unsquashfs runs (squashfs-tools)");
+        assert!(out.status.success(), "{}: cannot list", snap.display());
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.ends_with(" ROOT/usr/sbin/init -> /lib/systemd/systemd"))
+    }
+
+    #[test]
+    fn os_world_serves_the_debian_core_and_world_the_busybox_one() {
+        let debian = os_world().unwrap();
+        assert_eq!(debian.os(), Os::Debian);
+        let served = served_core(debian);
+        let built = os_board_snap(Os::Debian, "core", "arm64").unwrap();
+        assert!(
+            built
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("core_bookworm-"),
+            "{}",
+            built.display()
+        );
+        assert!(
+            std::fs::read(&served).unwrap() == std::fs::read(&built).unwrap(),
+            "os_world serves {} as core, not {}",
+            served.display(),
+            built.display()
+        );
+        assert!(init_is_systemd(&served), "{}", served.display());
+
+        let busybox = world().unwrap();
+        assert_eq!(busybox.os(), Os::Busybox);
+        let served = served_core(busybox);
+        let built = board_snap("core", "arm64").unwrap();
+        assert!(
+            std::fs::read(&served).unwrap() == std::fs::read(&built).unwrap(),
+            "world serves {} as core, not {}",
+            served.display(),
+            built.display()
+        );
+        assert!(!init_is_systemd(&served), "{}", served.display());
+    }
 
     /// A raw disk with an MBR whose partition 2 is an ext4 made by `mke2fs -d` from `tree`.
     fn disk_with_writable(dir: &Path, tree: &Path) -> PathBuf {
