@@ -356,7 +356,7 @@ add_snap_tool() {
     [ -f "$bin" ] || { say "cross/build-snap.sh $target printed no binary: '$bin'"; return 1; }
     install -m 0755 "$bin" "$dir/usr/bin/snap"
     mkdir -p "$dir/usr/lib/systemd/system-generators"
-    ln -sf ../../../bin/snap "$dir/usr/lib/systemd/system-generators/snapd-generator"
+    ln -sf /usr/bin/snap "$dir/usr/lib/systemd/system-generators/snapd-generator"
 }
 
 # Runs mmdebstrap for the core snap of arch $1 into the new directory $2, overlaying the
@@ -425,6 +425,7 @@ finish_core() {
         "$rootfs"/etc/ssh/ssh_host_* "$rootfs/var/cache/ldconfig/aux-cache" "$rootfs.log"
     find "$rootfs/var/log" -type f -delete
     # dpkg's path-exclude leaves the folders and the symlinks of what it left out.
+    find "$rootfs/usr/share/doc" -mindepth 3 ! -type d -delete # examples/*/debian/copyright too
     find "$rootfs/usr/share/doc" -mindepth 2 ! -type d ! -name copyright -delete
     find "$rootfs/usr/share/doc" "$rootfs/usr/share/man" "$rootfs/usr/share/locale" \
         -mindepth 1 -depth -type d -empty -delete 2>/dev/null || true
