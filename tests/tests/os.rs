@@ -146,8 +146,12 @@ fn debian_base_runs_ssh_sudo_snaps_and_a_serial_login() -> Result<()> {
     dev.expect(&t("PRESEED_START"), LOGIN)?;
     dev.expect(&t("FINGERPRINTS"), LOGIN)?;
     let shown = dev.expect("ED25519 SHA256:", STEP)?;
-    // systemd's getty on the serial console, under the issue that names the address.
-    dev.expect("login:", LOGIN)?;
+    // systemd's getty on the serial console; the agent's prompt instead means it failed.
+    let (which, _) = dev.expect_any(&["login:", "Press r to reboot"], LOGIN)?;
+    ensure!(
+        which == 0,
+        dev.failure("the agent stopped at its prompt instead of handing over")
+    );
 
     // The seed's tips, literally.
     let out = ssh(

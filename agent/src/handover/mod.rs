@@ -222,7 +222,7 @@ fn try_enter(
             error: e.into(),
         }
     })?;
-    if !Path::new(ROOT).join(INIT.trim_start_matches('/')).exists() {
+    if !exists_within(Path::new(ROOT), INIT) {
         return Err(Failure::Step {
             what: format!("find {INIT} in the base snap mounted at {BASE}"),
             error: io::ErrorKind::NotFound.into(),
@@ -234,6 +234,55 @@ fn try_enter(
     }
     info!("handing over to {INIT}");
     Err(switch_root(Path::new(ROOT)))
+}
+
+/// Whether `path` exists in the tree at `root`, following symbolic links as they resolve
+/// once `root` is `/`: Debian's `/sbin/init` is a link to the absolute
+/// `/lib/systemd/systemd`, which must not be looked up in the initramfs.
+fn exists_within(root: &Path, path: &str) -> bool {
+    let mut pending: Vec<std::ffi::OsString> = Path::new(path)
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n.to_owned()),
+            _ => None,
+        })
+        .collect();
+    let mut at = root.to_path_buf();
+    let mut links = 0;
+    while let Some(name) = pending.pop() {
+        if name == ".." {
+            if at != root {
+                at.pop();
+            }
+            continue;
+        }
+        let next = at.join(&name);
+        match fs::symlink_metadata(&next) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                links += 1;
+                let Ok(target) = fs::read_link(&next) else {
+                    return false;
+                };
+                if links > 40 {
+                    return false; // a loop, as the kernel's ELOOP
+                }
+                if target.is_absolute() {
+                    at = root.to_path_buf();
+                }
+                for c in target.components().rev() {
+                    match c {
+                        std::path::Component::Normal(n) => pending.push(n.to_owned()),
+                        std::path::Component::ParentDir => pending.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            Ok(_) => at = next,
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// The overlay's mount options.
@@ -353,6 +402,30 @@ mod tests {
             overlay_options(Path::new(BASE), &Path::new(DATA).join(SYSTEM_DATA), &Path::new(DATA).join(WORK)),
             "lowerdir=/run/mnt/base,upperdir=/run/mnt/data/system-data,workdir=/run/mnt/data/.overlay-work"
         );
+    }
+
+    /// Debian's merged /usr: `/sbin` -> `usr/sbin`, `/usr/sbin/init` -> the absolute
+    /// `/lib/systemd/systemd`, `/lib` -> `usr/lib`; resolved inside the root, never outside.
+    #[test]
+    fn init_is_found_through_links_that_resolve_inside_the_root() {
+        let root = std::env::temp_dir().join(format!("cf-init-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("usr/sbin")).unwrap();
+        fs::create_dir_all(root.join("usr/lib/systemd")).unwrap();
+        fs::write(root.join("usr/lib/systemd/systemd"), b"").unwrap();
+        std::os::unix::fs::symlink("usr/sbin", root.join("sbin")).unwrap();
+        std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
+        std::os::unix::fs::symlink("/lib/systemd/systemd", root.join("usr/sbin/init")).unwrap();
+        assert!(exists_within(&root, "/sbin/init"));
+        // A link out of the root (to the host's /proc here) is looked up inside it.
+        std::os::unix::fs::symlink("/proc/self", root.join("usr/sbin/away")).unwrap();
+        assert!(!exists_within(&root, "/sbin/away"));
+        std::os::unix::fs::symlink("../../../../../../proc", root.join("usr/sbin/up")).unwrap();
+        assert!(!exists_within(&root, "/sbin/up"));
+        std::os::unix::fs::symlink("loop", root.join("usr/sbin/loop")).unwrap();
+        assert!(!exists_within(&root, "/sbin/loop"));
+        assert!(!exists_within(&root, "/sbin/missing"));
+        fs::remove_dir_all(&root).unwrap();
     }
 
     /// `writable` is mounted without set-id programs or device nodes, the base snap
