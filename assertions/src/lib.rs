@@ -47,6 +47,7 @@ pub use kinds::{lookup as lookup_type, AssertionType, TYPES};
 pub use pin::{sha3_384, DevicePin, PinError, MAX_PIN_SIZE};
 pub use time::Timestamp;
 pub use trust::{TrustDb, Verified, MAX_CHAIN};
+pub use typed::valid_snap_name;
 pub use typed::{
     Account, AccountKey, AccountKeyRequest, Authorities, Model, ModelSnap, RevisionAuthority,
     Serial, SnapDeclaration, SnapRevision, Store, SystemUser, DEFAULT_PROVENANCE,

@@ -13,6 +13,8 @@ use std::path::Path;
 use log::{info, warn};
 use rustix::mount::{mount, mount_bind, mount_remount, MountFlags};
 
+use coreforge_assertions::valid_snap_name as valid_name;
+
 use super::loopdev;
 use crate::seed::SeedSnap;
 
@@ -97,19 +99,6 @@ fn mount_one(root: &Path, snap: &SeedSnap) -> io::Result<()> {
         std::os::unix::fs::symlink(revision, &current)?;
     }
     Ok(())
-}
-
-/// snapd's snap names: 1-40 of `a-z`, `0-9` and `-`, with a letter, no `-` at either end
-/// or twice in a row.
-fn valid_name(name: &str) -> bool {
-    (1..=40).contains(&name.len())
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-        && name.bytes().any(|c| c.is_ascii_lowercase())
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-        && !name.contains("--")
 }
 
 /// A store revision (digits) or a local one (`x` and digits).

@@ -303,26 +303,28 @@ impl Stage<'_> {
         mode: u32,
         owner: (u32, u32),
     ) -> Result<(), CommitError> {
-        if let Some(parent) = rel.parent() {
-            if !parent.as_os_str().is_empty() && !self.root.join(parent).is_dir() {
-                self.dir(parent, 0o755, ROOT)?;
-            }
-            self.note_changed(self.root.join(parent));
-        }
+        self.parent_of(rel)?;
         let path = self.root.join(rel);
         self.steps.next()?;
         write_file(&path, contents, mode, owner).map_err(|e| write_error(&path, e))
     }
 
-    /// Makes `rel` a symbolic link to `target` (root-owned, like every link), creating its
-    /// parents.
-    fn link_at(&mut self, rel: &Path, target: &Path) -> Result<(), CommitError> {
+    /// Creates `rel`'s parent directories (root-owned 0755) as needed; the parent gains an
+    /// entry, so it is fsynced.
+    fn parent_of(&mut self, rel: &Path) -> Result<(), CommitError> {
         if let Some(parent) = rel.parent() {
             if !parent.as_os_str().is_empty() && !self.root.join(parent).is_dir() {
                 self.dir(parent, 0o755, ROOT)?;
             }
             self.note_changed(self.root.join(parent));
         }
+        Ok(())
+    }
+
+    /// Makes `rel` a symbolic link to `target` (root-owned, like every link), creating its
+    /// parents.
+    fn link_at(&mut self, rel: &Path, target: &Path) -> Result<(), CommitError> {
+        self.parent_of(rel)?;
         let path = self.root.join(rel);
         self.steps.next()?;
         std::os::unix::fs::symlink(target, &path).map_err(|e| write_error(&path, e))

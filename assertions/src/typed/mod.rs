@@ -10,7 +10,7 @@ mod snap;
 pub use account::{Account, AccountKey, AccountKeyRequest};
 pub use device::{Serial, Store, SystemUser};
 pub(crate) use model::valid_account_id;
-pub use model::{Authorities, Model, ModelSnap};
+pub use model::{valid_snap_name, Authorities, Model, ModelSnap};
 pub use snap::{RevisionAuthority, SnapDeclaration, SnapRevision, DEFAULT_PROVENANCE};
 
 use crate::assertion::{not_empty_string, parse_int, Assertion};

@@ -151,9 +151,11 @@ fn valid_model_name(s: &str) -> bool {
         && !s.contains("--")
 }
 
-fn valid_snap_name(s: &str) -> bool {
+/// snapd's snap-name rule: 2-40 of `[a-z0-9-]`, at least one letter, no leading, trailing
+/// or doubled `-`. Shared by the model's snaps, `snap.yaml` (host) and `/snap/<name>` (device).
+pub fn valid_snap_name(s: &str) -> bool {
     let b = s.as_bytes();
-    (1..=40).contains(&b.len())
+    (2..=40).contains(&b.len())
         && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b.iter().any(u8::is_ascii_lowercase)

@@ -1,5 +1,6 @@
 //! `meta/snap.yaml`: the fields coreforge needs, checked with snapd's rules.
 
+use coreforge_assertions::valid_snap_name;
 use coreforge_snap::SnapYaml;
 use serde::Deserialize;
 
@@ -117,19 +118,6 @@ fn check_architectures(archs: &[String]) -> Result<(), String> {
         return Err("architecture \"all\" cannot be combined with others".into());
     }
     Ok(())
-}
-
-/// snapd's snap-name rule: 2-40 of `[a-z0-9-]`, at least one letter, no leading,
-/// trailing or doubled `-`.
-fn valid_snap_name(name: &str) -> bool {
-    (2..=40).contains(&name.len())
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-        && name.bytes().any(|c| c.is_ascii_lowercase())
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-        && !name.contains("--")
 }
 
 /// snapd's version rule: `^[a-zA-Z0-9](?:[a-zA-Z0-9:.+~-]{0,30}[a-zA-Z0-9+~])?$`.
