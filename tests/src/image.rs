@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, bail, ensure, Context};
-use coreforge_boards::Board;
+use coreforge_boards::{Arch, Board};
 
 /// The board snaps every world publishes (per architecture it is asked for); which file is
 /// published as `core` depends on the world's [`Os`].
@@ -45,13 +45,15 @@ impl Os {
 /// `SOURCE_DATE_EPOCH` for every build: the images are reproducible.
 const EPOCH: &str = "1764028800";
 
-/// A key, a local store with the arm64 board snaps released to beta, and the `coreforge`
-/// binary; one per test process and [`Os`] (see [`world`] and [`os_world`]).
+/// A key, a local store with one architecture's board snaps released to beta, and the
+/// `coreforge` binary; one per test process, [`Os`] and architecture (see [`world`],
+/// [`os_world`] and [`os_world_armhf`]).
 #[derive(Debug)]
 pub struct World {
     dir: PathBuf,
     coreforge: PathBuf,
     os: Os,
+    arch: Arch,
 }
 
 /// The process's world whose `core` is the busybox fixture ([`Os::Busybox`]), made on first
@@ -59,7 +61,7 @@ pub struct World {
 /// and dropbear.
 pub fn world() -> anyhow::Result<&'static World> {
     static WORLD: OnceLock<Result<World, String>> = OnceLock::new();
-    world_of(&WORLD, Os::Busybox)
+    world_of(&WORLD, Os::Busybox, Arch::Arm64)
 }
 
 /// The process's world whose `core` is the Debian base ([`Os::Debian`]): the same key,
@@ -74,23 +76,35 @@ pub fn world() -> anyhow::Result<&'static World> {
 /// ```
 pub fn os_world() -> anyhow::Result<&'static World> {
     static WORLD: OnceLock<Result<World, String>> = OnceLock::new();
-    world_of(&WORLD, Os::Debian)
+    world_of(&WORLD, Os::Debian, Arch::Arm64)
+}
+
+/// [`os_world`] for armhf (the seed's own pi3 model): armhf board snaps, the armv7 agent,
+/// models for `armhf`.
+pub fn os_world_armhf() -> anyhow::Result<&'static World> {
+    static WORLD: OnceLock<Result<World, String>> = OnceLock::new();
+    world_of(&WORLD, Os::Debian, Arch::Armhf)
 }
 
 fn world_of(
     cell: &'static OnceLock<Result<World, String>>,
     os: Os,
+    arch: Arch,
 ) -> anyhow::Result<&'static World> {
-    cell.get_or_init(|| World::create(os).map_err(|e| format!("{e:#}")))
+    cell.get_or_init(|| World::create(os, arch).map_err(|e| format!("{e:#}")))
         .as_ref()
         .map_err(|e| anyhow!("setting up the image world ({os:?}): {e}"))
 }
 
 impl World {
-    fn create(flavour: Os) -> anyhow::Result<World> {
-        // build-image puts the cross-built agent in the initramfs: aarch64 only here.
-        run_script("cross/build-agent.sh", &["aarch64"])?;
-        run_script("board-support/snaps/build.sh", &["arm64"])?;
+    fn create(flavour: Os, arch: Arch) -> anyhow::Result<World> {
+        // build-image puts the cross-built agent for the model's architecture in the initramfs.
+        let agent = match arch {
+            Arch::Arm64 => "aarch64",
+            Arch::Armhf => "armhf",
+        };
+        run_script("cross/build-agent.sh", &[agent])?;
+        run_script("board-support/snaps/build.sh", &[arch.debian_name()])?;
         let coreforge = build_coreforge()?;
         // One directory per test process; those of processes that have ended are removed.
         let base = crate::workspace_root().join("target/coreforge-tests");
@@ -104,15 +118,17 @@ impl World {
                 }
             }
         }
-        let suffix = match flavour {
-            Os::Busybox => "",
-            Os::Debian => "-debian",
+        let suffix = match (flavour, arch) {
+            (Os::Busybox, _) => "",
+            (Os::Debian, Arch::Arm64) => "-debian",
+            (Os::Debian, Arch::Armhf) => "-debian-armhf",
         };
         let dir = crate::scratch_dir(&format!("world-{}{suffix}", std::process::id()))?;
         let w = World {
             dir,
             coreforge,
             os: flavour,
+            arch,
         };
         std::fs::write(w.path("pass"), "brand passphrase\n")?;
         let pass = w.path("pass");
@@ -129,7 +145,7 @@ impl World {
         w.ok([os("store"), os("init"), store])?;
         w.ok([os("register-key"), os("default"), os("--store"), store])?;
         for name in BOARD_SNAPS {
-            let snap = os_board_snap(flavour, name, "arm64")?;
+            let snap = os_board_snap(flavour, name, arch.debian_name())?;
             let out = w.ok([os("store"), os("upload"), store, snap.as_os_str()])?;
             let rev = out
                 .split_whitespace()
@@ -192,14 +208,16 @@ impl World {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Signs a model `name` for `gadget` on arm64 (kernel pi2-kernel, base core).
+    /// Signs a model `name` for `gadget` on the world's architecture (kernel pi2-kernel,
+    /// base core).
     pub fn model(&self, name: &str, gadget: &str) -> anyhow::Result<PathBuf> {
         let json = self.path(&format!("{name}.json"));
+        let arch = self.arch.debian_name();
         std::fs::write(
             &json,
             format!(
                 r#"{{"type": "model", "series": "16", "brand-id": "acme", "model": "{name}",
-                    "architecture": "arm64", "gadget": "{gadget}", "kernel": "pi2-kernel",
+                    "architecture": "{arch}", "gadget": "{gadget}", "kernel": "pi2-kernel",
                     "timestamp": "2026-01-01T00:00:00+00:00"}}"#
             ),
         )?;

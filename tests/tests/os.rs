@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use coreforge_boards::{Arch, Board};
 use coreforge_tests::flows::t;
-use coreforge_tests::image::{os_world, BootFiles, World};
+use coreforge_tests::image::{os_world, os_world_armhf, BootFiles, World};
 use coreforge_tests::serial::{free_port, Device, DeviceOptions};
 use coreforge_tests::ssh::{host_fingerprints, ssh_run, SshKey};
 
@@ -29,8 +29,8 @@ const LOGIN: Duration = Duration::from_secs(420);
 /// One step on the console.
 const STEP: Duration = Duration::from_secs(60);
 
-fn virt() -> &'static Board {
-    Board::by_name("qemu-virt", Arch::Arm64).unwrap()
+fn virt(arch: Arch) -> &'static Board {
+    Board::by_name("qemu-virt", arch).unwrap()
 }
 
 /// Packs and publishes (beta) the brand's snap `hello` from `examples/hello`: a command app
@@ -71,8 +71,7 @@ fn publish_hello(w: &World) -> Result<()> {
 
 /// The Debian image with `hello` and a preseed file (DHCP on eth0, the test's key for
 /// [`USER`]), and its boot files.
-fn image(key: &SshKey) -> Result<BootFiles> {
-    let w = os_world()?;
+fn image(w: &World, name: &str, arch: Arch, key: &SshKey) -> Result<BootFiles> {
     publish_hello(w)?;
     let preseed = w.path("os-console-conf.json");
     std::fs::write(
@@ -83,9 +82,9 @@ fn image(key: &SshKey) -> Result<BootFiles> {
         })
         .to_string(),
     )?;
-    let model = w.model("os-virt", "qemu-virt")?;
+    let model = w.model(name, "qemu-virt")?;
     let image = w.build_image(
-        "os-virt",
+        name,
         &model,
         &[
             "--extra-snaps".into(),
@@ -94,7 +93,7 @@ fn image(key: &SshKey) -> Result<BootFiles> {
             preseed.into(),
         ],
     )?;
-    BootFiles::read(&image, virt(), &w.path("os-virt-boot"))
+    BootFiles::read(&image, virt(arch), &w.path(&format!("{name}-boot")))
 }
 
 /// Runs `command` as [`USER`] over SSH (retrying while the OS boots); its stdout.
@@ -131,17 +130,28 @@ fn serial_login(dev: &mut Device) -> Result<()> {
 }
 
 #[test]
-fn debian_base_runs_ssh_sudo_snaps_and_a_serial_login() -> Result<()> {
-    let dir = coreforge_tests::scratch_dir("os-shared")?;
+fn debian_base_on_virt_arm64_runs_ssh_sudo_snaps_and_a_serial_login() -> Result<()> {
+    walkthrough(os_world()?, "os-virt", Arch::Arm64)
+}
+
+/// The seed's own pi3 model is armhf: the same on QEMU virt with the armhf kernel and base.
+#[test]
+fn debian_base_on_virt_armhf_runs_ssh_sudo_snaps_and_a_serial_login() -> Result<()> {
+    walkthrough(os_world_armhf()?, "os-virt-armhf", Arch::Armhf)
+}
+
+/// The whole walk-through on an image `name` of world `w`, booted on QEMU virt for `arch`.
+fn walkthrough(w: &World, name: &str, arch: Arch) -> Result<()> {
+    let dir = coreforge_tests::scratch_dir(&format!("{name}-shared"))?;
     let key = SshKey::generate(&dir.join("key"), "os@coreforge")?;
-    let files = image(&key)?;
+    let files = image(w, name, arch, &key)?;
     let port = free_port()?;
     let options = DeviceOptions {
         ssh_port: Some(port),
         extra_qemu: vec!["-m".into(), "512M".into()],
         ..DeviceOptions::default()
     };
-    let mut dev = Device::new("os-virt", &files, options)?;
+    let mut dev = Device::new(name, &files, options)?;
     dev.power_on()?;
     dev.expect(&t("PRESEED_START"), LOGIN)?;
     dev.expect(&t("FINGERPRINTS"), LOGIN)?;
@@ -213,7 +223,7 @@ fn debian_base_runs_ssh_sudo_snaps_and_a_serial_login() -> Result<()> {
             "SNAP_NAME=hello".into(),
             "SNAP_INSTANCE_NAME=hello".into(),
             "SNAP_VERSION=1.0".into(),
-            "SNAP_ARCH=arm64".into(),
+            format!("SNAP_ARCH={}", arch.debian_name()),
             "args=one two".into(),
             "active".into(),
             rev.clone(),
