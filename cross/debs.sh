@@ -11,6 +11,9 @@
 #   debs_field PKG[:ARCH][=VER] FIELD a field of the package's index entry (empty if unknown)
 #   debs_fetch PKG ARCH VERSION SHA256 [PINS_HINT]
 #                                     downloads the .deb once, checks its SHA-256, prints its path
+#   debs_elf_closure DEST LIBDIR... -- ELF...
+#                                     copies to DEST the shared libraries the ELF files load,
+#                                     closed over NEEDED, from the unpacked packages' LIBDIRs
 
 DEBS_MIRROR="${DEBS_MIRROR:-http://deb.debian.org/debian}"
 DEBS_SUITE="${DEBS_SUITE:-bookworm}"
@@ -78,4 +81,33 @@ debs_fetch() {
         return 1
     fi
     echo "$deb"
+}
+
+# Copies into the folder $1 every shared library the ELF files after "--" load, closed over
+# their NEEDED entries, each found in the first of the folders between $1 and "--" (unpacked
+# packages' lib/<triplet> folders) that has it. Fails naming the first library none has.
+debs_elf_closure() {
+    local dest="$1" lib found seen=" " libdirs=() queue=()
+    shift
+    while [ "$#" -gt 0 ] && [ "$1" != -- ]; do
+        libdirs+=("$1")
+        shift
+    done
+    shift
+    queue=("$@")
+    mkdir -p "$dest"
+    while [ "${#queue[@]}" -gt 0 ]; do
+        for lib in $(readelf -d "${queue[0]}" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+            case "$seen" in *" $lib "*) continue ;; esac
+            seen+="$lib "
+            found="$(find "${libdirs[@]}" -maxdepth 1 -name "$lib" | head -1)"
+            [ -n "$found" ] || {
+                echo "debs: ${queue[0]##*/} needs $lib, which none of ${libdirs[*]} has" >&2
+                return 1
+            }
+            cp -L "$found" "$dest/$lib"
+            queue+=("$dest/$lib")
+        done
+        queue=("${queue[@]:1}")
+    done
 }

@@ -149,9 +149,29 @@ populate_pi2_kernel() {
     for rel in $list; do cp "$k/dtbs/$rel" "$dir/dtbs/"; done
     list="$(snap_inputs modules "$arch" "$k/modules")"
     for rel in $list; do install -D -m 0644 "$k/modules/$rel" "$dir/modules/$release/$rel"; done
+    # modprobe's and udev's indexes (modules.dep, modules.alias, ...) of exactly these modules,
+    # with the kernel's list of built-in ones: the OS loads the Wi-Fi modules on demand.
+    cp "$k/modules/modules.builtin" "$k/modules/modules.builtin.modinfo" "$k/modules/modules.order" \
+        "$dir/modules/$release/"
+    depmod_tree "$dir/modules" "$release"
     render "$here/pi2-kernel/meta/snap.yaml.in" "$dir/meta/snap.yaml" \
         VERSION="$KERNEL_VERSION" ARCH="$arch" RELEASE="$release" \
         PACKAGE="$(pkg_of_arch KERNEL "$arch")"
+}
+
+# Runs the host's depmod on the modules tree $1 (<release>/kernel/...) for release $2; depmod
+# wants <base>/lib/modules/<release>, so a throwaway base links there.
+depmod_tree() {
+    local modules="$1" release="$2" base="$work/depmod"
+    command -v depmod >/dev/null || [ -x /usr/sbin/depmod ] || {
+        say "depmod not found: install kmod (cross/setup.sh)"
+        return 1
+    }
+    rm -rf "$base"
+    mkdir -p "$base/lib"
+    ln -s "$modules" "$base/lib/modules"
+    PATH="$PATH:/usr/sbin:/sbin" depmod -b "$base" "$release"
+    rm -rf "$base"
 }
 
 # The value of ${PREFIX}_${ARCH}_PACKAGE from the pins.
@@ -231,14 +251,11 @@ pin() {
 triplet() { case "$1" in arm64) echo aarch64-linux-gnu ;; armhf) echo arm-linux-gnueabihf ;; esac; }
 loader() { case "$1" in arm64) echo ld-linux-aarch64.so.1 ;; armhf) echo ld-linux-armhf.so.3 ;; esac; }
 
-# The NEEDED entries of ELF file $1.
-needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; }
-
 # Adds Debian's dropbear server (dropbear, dropbearkey) to the snap tree $1 for arch $2 with
-# exactly the shared libraries it loads, closed over NEEDED, and the dynamic loader; each
-# package's copyright goes to usr/share/doc/<pkg>/. Unpacked, never installed.
+# exactly the shared libraries it loads, closed over NEEDED (debs_elf_closure), and the dynamic
+# loader; each package's copyright goes to usr/share/doc/<pkg>/. Unpacked, never installed.
 add_dropbear() {
-    local dir="$1" arch="$2" pkg var src t lib found queue=() seen=" " libdirs=()
+    local dir="$1" arch="$2" pkg var src t lib found libdirs=()
     t="$(triplet "$arch")"
     for pkg in "${DROPBEAR_DEBS[@]}"; do
         var="${pkg^^}"
@@ -251,19 +268,10 @@ add_dropbear() {
         }
         for lib in "$src/lib/$t" "$src/usr/lib/$t"; do [ -d "$lib" ] && libdirs+=("$lib"); done
     done
-    mkdir -p "$dir/lib/$t"
-    queue=("$dir/usr/sbin/dropbear" "$dir/usr/bin/dropbearkey")
-    while [ "${#queue[@]}" -gt 0 ]; do
-        for lib in $(needed "${queue[0]}"); do
-            case "$seen" in *" $lib "*) continue ;; esac
-            seen+="$lib "
-            found="$(find "${libdirs[@]}" -maxdepth 1 -name "$lib" | head -1)"
-            [ -n "$found" ] || { say "dropbear ($arch) needs $lib, which none of ${DROPBEAR_DEBS[*]} ships"; return 1; }
-            cp -L "$found" "$dir/lib/$t/$lib"
-            queue+=("$dir/lib/$t/$lib")
-        done
-        queue=("${queue[@]:1}")
-    done
+    debs_elf_closure "$dir/lib/$t" "${libdirs[@]}" -- "$dir/usr/sbin/dropbear" "$dir/usr/bin/dropbearkey" || {
+        say "dropbear ($arch) needs a library none of ${DROPBEAR_DEBS[*]} ships"
+        return 1
+    }
     lib="$(loader "$arch")"
     found="$(find "${libdirs[@]}" -maxdepth 1 -name "$lib" | head -1)"
     [ -n "$found" ] || { say "libc6 ($arch) has no $lib"; return 1; }

@@ -2,8 +2,9 @@
 //! the board table (so the snaps cannot drift from what the boards boot with):
 //!
 //! - `snap-inputs modules ARCH MODULES_DIR`: the module files (relative to MODULES_DIR, a
-//!   kernel's `lib/modules/<release>/`) of every ARCH board's boot modules and their
-//!   dependency closure, as coreforge-initramfs computes it, one per line in load order;
+//!   kernel's `lib/modules/<release>/`) of every ARCH board's boot modules, then of its OS
+//!   modules (`Board::os_modules`: Wi-Fi), with their dependency closure, as
+//!   coreforge-initramfs computes it, one per line in load order;
 //! - `snap-inputs dtbs ARCH`: the device trees the ARCH boards and their QEMU machines use,
 //!   relative to the kernel package's dtb folder, one per line.
 
@@ -44,11 +45,12 @@ fn boards(arch: Arch) -> impl Iterator<Item = &'static Board> {
     Board::all().iter().filter(move |b| b.arch == arch)
 }
 
-/// Every board's modules with their closure, each file once, relative to `dir`.
+/// Every board's boot and OS modules with their closure, each file once, relative to `dir`.
 fn modules(arch: Arch, dir: &Path) -> Result<Vec<String>> {
     let index = ModuleIndex::scan(dir)?;
     let names: Vec<&str> = boards(arch)
         .flat_map(|b| b.modules.iter().copied())
+        .chain(boards(arch).flat_map(|b| b.os_modules.iter().copied()))
         .collect();
     let mut out: Vec<String> = Vec::new();
     for module in index.resolve(&names)? {

@@ -60,6 +60,10 @@ pub struct Board {
     /// Kernel modules the agent loads at boot, by module name, in the order to load them
     /// (their own dependencies are added by the initramfs builder).
     pub modules: &'static [&'static str],
+    /// Kernel modules the kernel snap carries for the OS to load on demand (modprobe, udev),
+    /// by module name; never loaded by the agent, so not in the initramfs. Their dependencies
+    /// (from `.modinfo`) come along too.
+    pub os_modules: &'static [&'static str],
     /// How QEMU emulates the board.
     pub qemu: QemuMachine,
     /// The light the agent blinks to show first-boot progress on a device with no screen.
@@ -192,6 +196,22 @@ const VIRT_MODULES: &[&str] = &[
     "overlay",
 ];
 
+/// Wi-Fi in the OS on every board: the crypto WPA2's CCMP (and TKIP, and the management
+/// frames' CMAC) asks the kernel for by name, which `.modinfo` does not list, and
+/// `mac80211_hwsim`, the kernel's virtual radios, with which the tests bring up an access
+/// point and a station without hardware (cfg80211 and mac80211 follow as its dependencies).
+const WIFI_MODULES: &[&str] = &["ccm", "ctr", "cmac", "michael_mic", "mac80211_hwsim"];
+/// The Pi 3's own radio too: brcmfmac on SDIO (its firmware, Debian's firmware-brcm80211, is
+/// not in the snap).
+const PI_OS_MODULES: &[&str] = &[
+    "ccm",
+    "ctr",
+    "cmac",
+    "michael_mic",
+    "mac80211_hwsim",
+    "brcmfmac",
+];
+
 /// The whole table; one entry per (board, arch).
 const BOARDS: &[Board] = &[
     Board {
@@ -201,6 +221,7 @@ const BOARDS: &[Board] = &[
         base_cmdline: "panic=-1",
         dtb: Some("broadcom/bcm2837-rpi-3-b.dtb"),
         modules: PI_MODULES,
+        os_modules: PI_OS_MODULES,
         status_led: PI3_ACT_LED,
         qemu: QemuMachine {
             machine: "raspi3b",
@@ -222,6 +243,7 @@ const BOARDS: &[Board] = &[
         base_cmdline: "panic=-1",
         dtb: Some("bcm2837-rpi-3-b.dtb"),
         modules: PI_MODULES,
+        os_modules: PI_OS_MODULES,
         status_led: PI3_ACT_LED,
         // The armhf kernel does not boot on QEMU's raspi3b: emulate the Pi 2, same SoC family.
         qemu: QemuMachine {
@@ -243,6 +265,7 @@ const BOARDS: &[Board] = &[
         base_cmdline: "panic=-1",
         dtb: None,
         modules: VIRT_MODULES,
+        os_modules: WIFI_MODULES,
         status_led: None,
         qemu: QemuMachine {
             machine: "virt",
@@ -263,6 +286,7 @@ const BOARDS: &[Board] = &[
         base_cmdline: "panic=-1",
         dtb: None,
         modules: VIRT_MODULES,
+        os_modules: WIFI_MODULES,
         status_led: None,
         qemu: QemuMachine {
             machine: "virt",

@@ -262,7 +262,7 @@ fn kernel_snap_has_the_image_the_dtbs_and_exactly_the_module_closure() {
         let names: Vec<&str> = Board::all()
             .iter()
             .filter(|b| b.arch == arch)
-            .flat_map(|b| b.modules.iter().copied())
+            .flat_map(|b| b.modules.iter().chain(b.os_modules).copied())
             .collect();
         let closure = ModuleIndex::scan(&modules_dir)
             .unwrap()
@@ -292,6 +292,36 @@ fn kernel_snap_has_the_image_the_dtbs_and_exactly_the_module_closure() {
         assert!(
             want.iter().any(|m| m.ends_with("/ext4.ko")),
             "closure lacks ext4"
+        );
+        assert!(
+            want.iter().any(|m| m.ends_with("/mac80211_hwsim.ko")),
+            "closure lacks the OS's mac80211_hwsim"
+        );
+        // modprobe's index for the OS (depmod's, of exactly these modules).
+        let dep = String::from_utf8(cat(
+            &file,
+            &format!("modules/{}/modules.dep", release.trim()),
+        ))
+        .unwrap();
+        let hwsim = dep
+            .lines()
+            .find(|l| l.starts_with("kernel/drivers/net/wireless/mac80211_hwsim.ko:"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: modules.dep lacks mac80211_hwsim; {BUILD}",
+                    file.display()
+                )
+            });
+        assert!(
+            hwsim.contains("kernel/net/mac80211/mac80211.ko"),
+            "{}: modules.dep: {hwsim}",
+            file.display()
+        );
+        assert_eq!(
+            dep.lines().count(),
+            want.len(),
+            "{}: modules.dep lists other modules than the snap's; {BUILD}",
+            file.display()
         );
     }
 }
