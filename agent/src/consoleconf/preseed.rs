@@ -31,12 +31,18 @@ fn apply<T: Terminal, B: Backend>(
     backend: &mut B,
     lines: &mut Lines<'_, T>,
 ) -> Result<Login, String> {
-    // Every interface the file names must be one this device has (the screens offer only
-    // those; a file can name anything).
+    // The wired interface is brought up now: it must be one this device has (the screens
+    // offer only those; a file can name anything). A Wi-Fi interface is the OS's: its driver
+    // (brcmfmac on a Pi, mac80211_hwsim under test) loads after the hand-over, so only its
+    // name is checked, and an absent one is said.
     let present: Vec<String> = backend.interfaces().into_iter().map(|i| i.name).collect();
-    let wifi = preseed.wifi.as_ref().map(|w| w.interface.as_str());
-    for name in preseed.network.interface().into_iter().chain(wifi) {
+    if let Some(name) = preseed.network.interface() {
         crate::net::require_interface(name, &present).map_err(|e| e.to_string())?;
+    }
+    if let Some(wifi) = &preseed.wifi {
+        if !coreforge_preseed::valid_interface(&wifi.interface) {
+            return Err(crate::net::NetError::BadName(wifi.interface.clone()).to_string());
+        }
     }
     if !matches!(preseed.network, Network::None) {
         lines.broadcast(&format!("Bringing up {} ...\n", describe(&preseed.network)));
@@ -46,8 +52,13 @@ fn apply<T: Terminal, B: Backend>(
         lines.broadcast(&format!("The network is up: {}\n", list(&addresses)));
     }
     if let Some(wifi) = &preseed.wifi {
+        let later = if present.contains(&wifi.interface) {
+            ""
+        } else {
+            " (not present yet: the OS loads its driver)"
+        };
         lines.broadcast(&format!(
-            "Wi-Fi {:?} on {} is set up for the OS.\n",
+            "Wi-Fi {:?} on {}{later} is set up for the OS.\n",
             wifi.ssid, wifi.interface
         ));
     }
