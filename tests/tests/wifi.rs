@@ -1,24 +1,17 @@
-//! Wi-Fi on the Debian base without hardware: the OS joins a WPA2 network with the files
-//! console-conf's Wi-Fi choice makes the agent write (`wpa_supplicant-wlan0.conf`,
-//! `wpa_supplicant@wlan0.service` enabled, `20-coreforge-wlan0.network` with DHCP), gets an
-//! address over the radio, and serves SSH there. The network is the test-only snap `wifi-ap`
-//! (tests/data/wifi-ap, seeded with `--extra-snaps`): its daemon loads the kernel's
-//! `mac80211_hwsim` with two virtual radios from the kernel snap (modprobe, depmod's index),
-//! moves the second into the network namespace `ap` and runs Debian's hostapd (WPA2-PSK) and
-//! busybox udhcpd there. The device's station is the first radio, `wlan0`. The test logs in
-//! over the wired eth0, waits for the station to associate and get its lease, then reaches the
-//! device's SSH server over that Wi-Fi address from inside the access point's namespace.
+//! Wi-Fi on the Debian base, end to end without hardware: console-conf's Wi-Fi choice (given
+//! by a preseed file) brings the device onto a WPA2 network. The network is the test-only snap
+//! `wifi-ap` (tests/data/wifi-ap, seeded with `--extra-snaps`): its daemon loads the kernel's
+//! `mac80211_hwsim` with two virtual radios from the kernel snap, moves the second into the
+//! network namespace `ap` and runs Debian's hostapd (WPA2-PSK) and busybox udhcpd there. The
+//! device's station is the first radio, `wlan0`, configured by the agent (wpa_supplicant@wlan0,
+//! a systemd-networkd DHCP unit). The test logs in over the wired eth0, waits for the station
+//! to associate and get an address from the access point, and then reaches the device's SSH
+//! server over that Wi-Fi address from inside the access point's namespace.
 //!
-//! The files are written over SSH, byte for byte as agent/src/net/files.rs writes them, not by
-//! a preseed `wifi` object: the agent refuses a Wi-Fi interface that does not exist in the
-//! initramfs ("there is no network interface wlan0 on this device"), and the virtual radios
-//! exist only once the OS has loaded mac80211_hwsim. With `wifi` in the preseed file instead,
-//! this test is the whole of issue 12's point 4.
-//!
-//! virt arm64 only (the snap is built for arm64; the armhf kernel has mac80211_hwsim too).
-//! Needs `cross/setup.sh` (kernels, cross toolchain, QEMU, mmdebstrap and qemu-user-static
-//! for the base, openssh-client) and root for the base's build; fails, never skips, without
-//! them. Each failure prints the device's whole serial log.
+//! virt arm64 only (the snap is built for arm64). Needs `cross/setup.sh` (kernels, cross
+//! toolchain, QEMU, mmdebstrap and qemu-user-static for the base, openssh-client) and root for
+//! the base's build; fails, never skips, without them. Each failure prints the device's whole
+//! serial log.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -103,7 +96,7 @@ fn wifi_ap_tree() -> Result<std::path::PathBuf> {
 }
 
 /// The Debian image with `hello` and `wifi-ap`, and a preseed file: DHCP on eth0 (the test's
-/// way in), the test's key for [`USER`].
+/// way in), the access point's network on wlan0, the test's key for [`USER`].
 fn image(key: &SshKey) -> Result<BootFiles> {
     let w = os_world()?;
     let root = coreforge_tests::workspace_root();
@@ -119,6 +112,7 @@ fn image(key: &SshKey) -> Result<BootFiles> {
         &preseed,
         serde_json::json!({
             "network": {"interface": "eth0", "method": "dhcp"},
+            "wifi": {"interface": "wlan0", "ssid": SSID, "passphrase": PASSPHRASE},
             "identity": {"username": USER, "ssh-keys": [key.public]},
         })
         .to_string(),
@@ -145,7 +139,7 @@ fn ssh(dev: &Device, key: &SshKey, port: u16, command: &str) -> Result<String> {
 }
 
 #[test]
-fn station_joins_a_wpa2_access_point_gets_a_lease_and_serves_ssh_over_wifi() -> Result<()> {
+fn station_joins_the_wpa2_access_point_and_serves_ssh_over_wifi() -> Result<()> {
     let dir = coreforge_tests::scratch_dir("wifi")?;
     let key = SshKey::generate(&dir.join("key"), "wifi@coreforge")?;
     let files = image(&key)?;
@@ -163,18 +157,6 @@ fn station_joins_a_wpa2_access_point_gets_a_lease_and_serves_ssh_over_wifi() -> 
         dev.failure("the agent stopped at its prompt instead of handing over")
     );
 
-    // What the agent writes for console-conf's Wi-Fi choice on the Debian base (the module's
-    // header says why not through the preseed file), then networkd and the service told.
-    let setup = format!(
-        "printf '# Written by coreforge console-conf on first boot.\\nctrl_interface=/run/wpa_supplicant\\nupdate_config=0\\n\\nnetwork={{\\n    ssid=\"{SSID}\"\\n    scan_ssid=1\\n    key_mgmt=WPA-PSK\\n    psk=\"{PASSPHRASE}\"\\n}}\\n' | sudo tee /etc/wpa_supplicant/wpa_supplicant-wlan0.conf >/dev/null; \
-         sudo chmod 600 /etc/wpa_supplicant/wpa_supplicant-wlan0.conf; \
-         printf '# Written by coreforge console-conf on first boot.\\n[Match]\\nName=wlan0\\n\\n[Network]\\nDHCP=ipv4\\n' | sudo tee /etc/systemd/network/20-coreforge-wlan0.network >/dev/null; \
-         sudo networkctl reload; sudo systemctl enable --now wpa_supplicant@wlan0.service; echo t=$(cut -d' ' -f1 /proc/uptime); \
-         ls /sys/class/net; sudo journalctl -b -u snap.wifi-ap.ap.service --no-pager | tail -n 15; lsmod | grep -E 'hwsim|80211'"
-    );
-    let t0 = std::time::Instant::now();
-    let out = ssh(&dev, &key, port, &setup)?;
-    eprintln!("wifi: Wi-Fi files written in {:?}:\n{out}", t0.elapsed());
     // The agent's configuration and the access point, then the station: associated
     // (wpa_supplicant's state), and an address from the access point's DHCP server on wlan0.
     let wait = format!(
@@ -185,9 +167,7 @@ fn station_joins_a_wpa2_access_point_gets_a_lease_and_serves_ssh_over_wifi() -> 
          sudo wifi-ap.iw dev wlan0 link | sed -n 's/^\\t*SSID: /link-ssid=/p'; \
          ip -4 -o addr show dev wlan0; sudo ip netns exec ap ip -o link show | grep -c wlan || true"
     );
-    let t1 = std::time::Instant::now();
     let out = ssh(&dev, &key, port, &wait)?;
-    eprintln!("wifi: association and lease waited for {:?}", t1.elapsed());
     eprintln!("wifi: station state over eth0:\n{out}");
     for want in [
         "active",
