@@ -145,23 +145,43 @@ impl World {
         w.ok([os("store"), os("init"), store])?;
         w.ok([os("register-key"), os("default"), os("--store"), store])?;
         for name in BOARD_SNAPS {
-            let snap = os_board_snap(flavour, name, arch.debian_name())?;
-            let out = w.ok([os("store"), os("upload"), store, snap.as_os_str()])?;
-            let rev = out
-                .split_whitespace()
-                .nth(1)
-                .ok_or_else(|| anyhow!("store upload printed no revision: {out:?}"))?
-                .to_string();
-            w.ok([
-                os("store"),
-                os("release"),
-                store,
-                os(name),
-                os(&rev),
-                os("beta"),
-            ])?;
+            w.release(&os_board_snap(flavour, name, arch.debian_name())?, name)?;
         }
         Ok(w)
+    }
+
+    /// Uploads the snap `file` (named `name`) to the world's store and releases it to beta.
+    pub fn release(&self, file: &Path, name: &str) -> anyhow::Result<()> {
+        let store = self.path("store");
+        let out = self.ok([
+            os("store"),
+            os("upload"),
+            store.as_os_str(),
+            file.as_os_str(),
+        ])?;
+        let rev = out
+            .split_whitespace()
+            .nth(1)
+            .ok_or_else(|| anyhow!("store upload printed no revision: {out:?}"))?
+            .to_string();
+        self.ok([
+            os("store"),
+            os("release"),
+            store.as_os_str(),
+            os(name),
+            os(&rev),
+            os("beta"),
+        ])?;
+        Ok(())
+    }
+
+    /// Packs the snap tree `tree` with `coreforge pack` as `<name>.snap` in the world's
+    /// folder and releases it to beta (see [`World::release`]).
+    pub fn publish(&self, tree: &Path, name: &str) -> anyhow::Result<()> {
+        let file = self.path(&format!("{name}.snap"));
+        let _ = std::fs::remove_file(&file);
+        self.ok([os("pack"), tree.as_os_str(), os("-o"), file.as_os_str()])?;
+        self.release(&file, name)
     }
 
     /// Which OS snap the world's store serves as `core`.

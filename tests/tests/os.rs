@@ -10,10 +10,9 @@
 //! the base, openssh-client) and root for the base's build; fails, never skips, without
 //! them. Each failure prints the device's whole serial log.
 
-use std::ffi::OsString;
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use coreforge_boards::{Arch, Board};
 use coreforge_tests::flows::t;
 use coreforge_tests::image::{os_world, os_world_armhf, BootFiles, World};
@@ -37,36 +36,10 @@ fn virt(arch: Arch) -> &'static Board {
 /// `env` that prints its snap environment, and a `daemon: simple` app that records each
 /// start in `$SNAP_COMMON/starts`.
 fn publish_hello(w: &World) -> Result<()> {
-    let tree = coreforge_tests::workspace_root().join("examples/hello");
-    let file = w.path("hello_1.0_all.snap");
-    let _ = std::fs::remove_file(&file);
-    w.ok([
-        OsString::from("pack"),
-        tree.into(),
-        "-o".into(),
-        file.clone().into(),
-    ])?;
-    let store = w.path("store");
-    let out = w.ok([
-        OsString::from("store"),
-        "upload".into(),
-        store.clone().into(),
-        file.into(),
-    ])?;
-    let rev = out
-        .split_whitespace()
-        .nth(1)
-        .context("store upload printed no revision")?
-        .to_string();
-    w.ok([
-        OsString::from("store"),
-        "release".into(),
-        store.into(),
-        "hello".into(),
-        rev.into(),
-        "beta".into(),
-    ])?;
-    Ok(())
+    w.publish(
+        &coreforge_tests::workspace_root().join("examples/hello"),
+        "hello",
+    )
 }
 
 /// The Debian image with `hello` and a preseed file (DHCP on eth0, the test's key for

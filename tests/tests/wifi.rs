@@ -13,14 +13,13 @@
 //! the base's build; fails, never skips, without them. Each failure prints the device's whole
 //! serial log.
 
-use std::ffi::OsString;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use coreforge_boards::{Arch, Board};
-use coreforge_tests::image::{os_world, BootFiles, World};
+use coreforge_tests::image::{os_world, BootFiles};
 use coreforge_tests::serial::{free_port, Device, DeviceOptions};
 use coreforge_tests::ssh::{ssh_run, SshKey};
 
@@ -39,39 +38,6 @@ const ASSOCIATE_SECS: u32 = 90;
 
 fn virt() -> &'static Board {
     Board::by_name("qemu-virt", Arch::Arm64).unwrap()
-}
-
-/// Packs the snap tree `tree` as `file` and publishes it to the world's store on beta.
-fn publish(w: &World, tree: &Path, file: &str, name: &str) -> Result<()> {
-    let file = w.path(file);
-    let _ = std::fs::remove_file(&file);
-    w.ok([
-        OsString::from("pack"),
-        tree.into(),
-        "-o".into(),
-        file.clone().into(),
-    ])?;
-    let store = w.path("store");
-    let out = w.ok([
-        OsString::from("store"),
-        "upload".into(),
-        store.clone().into(),
-        file.into(),
-    ])?;
-    let rev = out
-        .split_whitespace()
-        .nth(1)
-        .context("store upload printed no revision")?
-        .to_string();
-    w.ok([
-        OsString::from("store"),
-        "release".into(),
-        store.into(),
-        name.into(),
-        rev.into(),
-        "beta".into(),
-    ])?;
-    Ok(())
 }
 
 /// The wifi-ap snap's tree, built by tests/data/wifi-ap/build.sh (pinned Debian packages).
@@ -100,13 +66,8 @@ fn wifi_ap_tree() -> Result<std::path::PathBuf> {
 fn image(key: &SshKey) -> Result<BootFiles> {
     let w = os_world()?;
     let root = coreforge_tests::workspace_root();
-    publish(
-        w,
-        &root.join("examples/hello"),
-        "hello_1.0_all.snap",
-        "hello",
-    )?;
-    publish(w, &wifi_ap_tree()?, "wifi-ap_1.0_arm64.snap", "wifi-ap")?;
+    w.publish(&root.join("examples/hello"), "hello")?;
+    w.publish(&wifi_ap_tree()?, "wifi-ap")?;
     let preseed = w.path("wifi-console-conf.json");
     std::fs::write(
         &preseed,
