@@ -19,8 +19,8 @@ pub const RESOLV_CONF: &str = "etc/resolv.conf";
 pub const WPA_SUPPLICANT: &str = "etc/wpa_supplicant/wpa_supplicant.conf";
 /// systemd-networkd's configuration folder.
 pub const NETWORKD: &str = "etc/systemd/network";
-/// Where `systemctl enable` links the units multi-user.target wants.
-pub const WANTS: &str = "etc/systemd/system/multi-user.target.wants";
+/// Where the OS's own systemd units and their `.wants` links live.
+pub const SYSTEMD_SYSTEM: &str = "etc/systemd/system";
 
 /// The files the commit writes for the OS `os` to bring up `network` and `wifi` by itself.
 pub fn os_files(network: &Network, wifi: Option<&Wifi>, os: Os) -> Vec<OsFile> {
@@ -43,9 +43,18 @@ pub fn os_files(network: &Network, wifi: Option<&Wifi>, os: Os) -> Vec<OsFile> {
                     wpa_supplicant(wifi),
                     0o600,
                 ));
-                // `systemctl enable wpa_supplicant@<interface>.service`, as Debian documents.
+                // Wanted by the interface's device unit, not by multi-user.target: it starts
+                // when the interface appears, which for a radio whose driver the OS loads
+                // (brcmfmac, mac80211_hwsim) is after boot; multi-user.target would wait 90 s
+                // for the device at boot and give up.
+                let device = format!(
+                    "sys-subsystem-net-devices-{}.device",
+                    systemd_escape(interface)
+                );
                 files.push(OsFile {
-                    path: PathBuf::from(format!("{WANTS}/wpa_supplicant@{interface}.service")),
+                    path: PathBuf::from(format!(
+                        "{SYSTEMD_SYSTEM}/{device}.wants/wpa_supplicant@{interface}.service"
+                    )),
                     contents: Vec::new(),
                     mode: 0o777,
                     link: Some(PathBuf::from("/lib/systemd/system/wpa_supplicant@.service")),
@@ -54,6 +63,20 @@ pub fn os_files(network: &Network, wifi: Option<&Wifi>, os: Os) -> Vec<OsFile> {
         }
     }
     files
+}
+
+/// systemd's escaping of a name inside a unit name (`systemd-escape`): letters, digits,
+/// `_` and a `.` that does not lead stay; anything else (`-` among them) becomes `\xNN`.
+fn systemd_escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for (i, b) in name.bytes().enumerate() {
+        if b.is_ascii_alphanumeric() || b == b'_' || (b == b'.' && i > 0) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
 }
 
 fn file(path: &str, contents: String, mode: u32) -> OsFile {
@@ -405,7 +428,7 @@ mod tests {
                     0o600
                 ),
                 (
-                    "etc/systemd/system/multi-user.target.wants/wpa_supplicant@wlan0.service"
+                    "etc/systemd/system/sys-subsystem-net-devices-wlan0.device.wants/wpa_supplicant@wlan0.service"
                         .to_owned(),
                     0o777
                 ),
@@ -422,5 +445,13 @@ mod tests {
             text(&files, "etc/systemd/network/20-coreforge-wlan0.network")
                 .ends_with("Name=wlan0\n\n[Network]\nDHCP=ipv4\n")
         );
+    }
+
+    #[test]
+    fn unit_names_escape_as_systemd_escape_does() {
+        assert_eq!(systemd_escape("wlan0"), "wlan0");
+        assert_eq!(systemd_escape("wl-p1s0"), "wl\\x2dp1s0");
+        assert_eq!(systemd_escape("br.1"), "br.1");
+        assert_eq!(systemd_escape(".x"), "\\x2ex");
     }
 }

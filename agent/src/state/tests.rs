@@ -547,7 +547,7 @@ fn a_systemd_base_gets_openssh_host_keys_and_enable_links() {
     );
     assert!(!system.join(HOST_KEY).exists());
     let link =
-        system.join("etc/systemd/system/multi-user.target.wants/wpa_supplicant@wlan0.service");
+        system.join("etc/systemd/system/sys-subsystem-net-devices-wlan0.device.wants/wpa_supplicant@wlan0.service");
     assert_eq!(
         fs::read_link(&link).unwrap(),
         std::path::Path::new("/lib/systemd/system/wpa_supplicant@.service")
