@@ -519,7 +519,7 @@ impl Backend for Device {
         };
         let os = crate::setup::Os::of(&self.base);
         let files = net::os_files(&setup.network, setup.wifi.as_ref(), os);
-        let result = state::commit(&self.data, &self.base, setup, &key, &files);
+        let result = state::commit(&self.data, &self.base, os, setup, &key, &files);
         let fingerprint = format!("ED25519 {}", key.fingerprint());
         self.host_key = Some(key);
         let committed = result.map_err(|e| e.to_string())?;

@@ -135,6 +135,24 @@ pub fn attach(backing: &File, name: &str) -> io::Result<(PathBuf, File)> {
     Ok((device, dev))
 }
 
+/// Whether this test process may attach loop devices and mount (root, /dev/loop-control).
+/// Without them a test says why and skips, except with `CI` set, where it fails: CI runs as
+/// root.
+#[cfg(test)]
+pub(super) fn can_attach(what: &str) -> bool {
+    // /proc/self belongs to the effective user.
+    let root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
+    let able = root && std::path::Path::new("/dev/loop-control").exists();
+    assert!(
+        able || std::env::var_os("CI").is_none(),
+        "{what} needs root and /dev/loop-control"
+    );
+    if !able {
+        eprintln!("skipped: {what} needs root and /dev/loop-control");
+    }
+    able
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,14 +169,10 @@ mod tests {
     /// The device reads through the descriptor it was given: with the file's name removed
     /// (nothing left to open by path) the loop device still shows its bytes, and the kernel
     /// reports the backing file as the deleted one the descriptor holds. Needs root and
-    /// /dev/loop-control; says why and skips without them.
+    /// /dev/loop-control (see [`can_attach`]).
     #[test]
     fn attaches_the_open_file_itself_not_its_path() {
-        // /proc/self belongs to the effective user.
-        let root =
-            std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
-        if !root || !std::path::Path::new("/dev/loop-control").exists() {
-            eprintln!("skipped: attaching a loop device needs root and /dev/loop-control");
+        if !can_attach("attaching a loop device") {
             return;
         }
         let path = std::env::temp_dir().join(format!("cf-loop-{}", std::process::id()));

@@ -49,7 +49,8 @@ const SYS_CLASS_BLOCK: &str = "/sys/class/block";
 const DATA_FLAGS: MountFlags = MountFlags::NOATIME
     .union(MountFlags::NOSUID)
     .union(MountFlags::NODEV);
-/// The base snap's mount (the overlay's lower layer): read-only, and no device nodes.
+/// Every snap's mount (the base's is the overlay's lower layer): read-only, and no device
+/// nodes, as snapd mounts them.
 const BASE_FLAGS: MountFlags = MountFlags::RDONLY.union(MountFlags::NODEV);
 
 /// Why the hand-over could not happen; each says what was wrong.
@@ -167,16 +168,25 @@ fn boot_disk(sys: &Path, names: &[String], seed: &Path) -> Result<String, Failur
 /// messages and the loop device's label.
 pub fn mount_base_file(file: &File, name: &str) -> Result<(), Failure> {
     let _ = unmount(BASE, UnmountFlags::DETACH);
-    // Held open until the mount holds the device: its last close would detach it.
-    let (device, _open) =
-        loopdev::attach(file, name).map_err(step(format!("attach {name} to a loop device")))?;
     fs::create_dir_all(BASE).map_err(step(format!("create {BASE}")))?;
-    mount(device.as_path(), BASE, "squashfs", BASE_FLAGS, None).map_err(|e| Failure::Step {
-        what: format!("mount {} ({name}) at {BASE}", device.display()),
-        error: e.into(),
-    })?;
+    mount_snap_file(file, name, Path::new(BASE))
+        .map_err(step(format!("mount {name} at {BASE}")))?;
     info!("base snap {name} mounted at {BASE}");
     Ok(())
+}
+
+/// Mounts the snap open as `file` read-only at `target` (which exists), as snapd mounts
+/// snaps, on a loop device attached to this very descriptor; `label` names it for the
+/// kernel.
+fn mount_snap_file(file: &File, label: &str, target: &Path) -> io::Result<()> {
+    // Held open until the mount holds the device: its last close would detach it.
+    let (device, _open) = loopdev::attach(file, label)?;
+    mount(device.as_path(), target, "squashfs", BASE_FLAGS, None).map_err(|e| {
+        io::Error::new(
+            io::Error::from(e).kind(),
+            format!("mount {}: {e}", device.display()),
+        )
+    })
 }
 
 /// Mounts the overlay of `writable`'s `system-data/` over the base snap, mounts `snaps` (the

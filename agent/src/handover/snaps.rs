@@ -11,15 +11,12 @@ use std::io;
 use std::path::Path;
 
 use log::{info, warn};
-use rustix::mount::{mount, mount_bind, mount_remount, MountFlags};
+use rustix::mount::{mount_bind, mount_remount, MountFlags};
 
 use coreforge_assertions::valid_snap_name as valid_name;
 
-use super::loopdev;
+use super::{mount_snap_file, BASE_FLAGS as SNAP_FLAGS};
 use crate::seed::SeedSnap;
-
-/// snapd's mount options for snaps: read-only, no device nodes.
-const SNAP_FLAGS: MountFlags = MountFlags::RDONLY.union(MountFlags::NODEV);
 
 /// The kernel snap's modules and firmware, where the OS's `modprobe` and the kernel's
 /// firmware loader look: (in the kernel snap, in the OS), as Ubuntu Core binds them.
@@ -87,9 +84,7 @@ fn mount_one(root: &Path, snap: &SeedSnap) -> io::Result<()> {
     let dir = root.join("snap").join(name);
     let target = dir.join(revision);
     fs::create_dir_all(&target)?;
-    // Held open until the mount holds the device: its last close would detach it.
-    let (device, _open) = loopdev::attach(snap.file(), &format!("{name}_{revision}.snap"))?;
-    mount(device.as_path(), &target, "squashfs", SNAP_FLAGS, None)?;
+    mount_snap_file(snap.file(), &format!("{name}_{revision}.snap"), &target)?;
     let current = dir.join("current");
     if fs::read_link(&current).ok().as_deref() != Some(Path::new(revision)) {
         match fs::remove_file(&current) {
@@ -111,6 +106,18 @@ fn valid_revision(revision: &str) -> bool {
 mod tests {
     use super::*;
     use std::process::Command;
+
+    /// Packs `tree` into the squashfs `file` as snaps are packed (root-owned). Needs
+    /// mksquashfs (cross/setup.sh).
+    fn squashfs(tree: &Path, file: &Path) {
+        let status = Command::new("mksquashfs")
+            .arg(tree)
+            .arg(file)
+            .args(["-noappend", "-quiet", "-all-root"])
+            .status()
+            .expect("mksquashfs is missing: run cross/setup.sh (squashfs-tools)");
+        assert!(status.success());
+    }
 
     #[test]
     fn names_and_revisions_that_would_leave_snap_are_refused() {
@@ -144,14 +151,7 @@ mod tests {
     /// absence fails the test.
     #[test]
     fn mounts_a_snap_at_its_revision_with_current() {
-        let root_user =
-            std::os::unix::fs::MetadataExt::uid(&fs::metadata("/proc/self").unwrap()) == 0;
-        if !root_user || !Path::new("/dev/loop-control").exists() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "mounting a snap needs root and /dev/loop-control"
-            );
-            eprintln!("skipped: mounting a snap needs root and /dev/loop-control");
+        if !super::super::loopdev::can_attach("mounting a snap") {
             return;
         }
         let scratch = std::env::temp_dir().join(format!("cf-snaps-{}", std::process::id()));
@@ -160,13 +160,7 @@ mod tests {
         fs::create_dir_all(&tree).unwrap();
         fs::write(tree.join("snap.yaml"), "name: hello\nversion: '1.0'\n").unwrap();
         let file = scratch.join("hello_7.snap");
-        let status = Command::new("mksquashfs")
-            .arg(scratch.join("tree"))
-            .arg(&file)
-            .args(["-noappend", "-quiet", "-all-root"])
-            .status()
-            .expect("mksquashfs is missing: run cross/setup.sh (squashfs-tools)");
-        assert!(status.success());
+        squashfs(&scratch.join("tree"), &file);
         let open = fs::File::open(&file).unwrap();
         fs::remove_file(&file).unwrap();
         let snap = SeedSnap::for_tests("hello", "7", &file, open);
@@ -193,14 +187,7 @@ mod tests {
     /// firmware/ binds nothing there. Root as above.
     #[test]
     fn binds_the_kernel_snaps_modules_read_only() {
-        let root_user =
-            std::os::unix::fs::MetadataExt::uid(&fs::metadata("/proc/self").unwrap()) == 0;
-        if !root_user || !Path::new("/dev/loop-control").exists() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "binding needs root and /dev/loop-control"
-            );
-            eprintln!("skipped: binding needs root and /dev/loop-control");
+        if !super::super::loopdev::can_attach("binding") {
             return;
         }
         let scratch = std::env::temp_dir().join(format!("cf-kernel-{}", std::process::id()));
@@ -213,13 +200,7 @@ mod tests {
         )
         .unwrap();
         let file = scratch.join("pi2-kernel_3.snap");
-        let status = Command::new("mksquashfs")
-            .arg(&tree)
-            .arg(&file)
-            .args(["-noappend", "-quiet", "-all-root"])
-            .status()
-            .expect("mksquashfs is missing: run cross/setup.sh (squashfs-tools)");
-        assert!(status.success());
+        squashfs(&tree, &file);
         let snap = SeedSnap::for_tests("pi2-kernel", "3", &file, fs::File::open(&file).unwrap());
         let root = scratch.join("root");
         assert_eq!(mount_all(&root, &[&snap]), 1);

@@ -71,12 +71,14 @@ pub struct Committed {
     pub gid: u32,
 }
 
-/// Commits `setup`'s account, the host key and `os_files` (network configuration and the
-/// like, root-owned) to the `writable` partition mounted at `data`, starting from the account
-/// files of the base snap mounted at `base_root`.
+/// Commits `setup`'s account, the host key (in the form of `os`, the base's OS) and
+/// `os_files` (network configuration and the like, root-owned) to the `writable` partition
+/// mounted at `data`, starting from the account files of the base snap mounted at
+/// `base_root`.
 pub fn commit(
     data: &Path,
     base_root: &Path,
+    os: Os,
     setup: &Setup,
     host_key: &HostKey,
     os_files: &[OsFile],
@@ -85,6 +87,7 @@ pub fn commit(
     commit_steps(
         data,
         base_root,
+        os,
         setup,
         host_key,
         os_files,
@@ -117,9 +120,12 @@ impl Steps {
 }
 
 /// [`commit`] at time `now` (seconds since 1970), counting steps in `steps`.
+// commit()'s arguments, plus the clock and the step counter the power-cut tests drive.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn commit_steps(
     data: &Path,
     base_root: &Path,
+    os: Os,
     setup: &Setup,
     host_key: &HostKey,
     os_files: &[OsFile],
@@ -199,7 +205,7 @@ pub(super) fn commit_steps(
         ROOT,
     )?;
     // The host key console-conf showed, where the base's SSH server reads it.
-    match Os::of(base_root) {
+    match os {
         Os::Systemd => {
             let comment = "root@coreforge";
             stage.file(OPENSSH_HOST_KEY, &host_key.to_openssh(comment), 0o600, ROOT)?;

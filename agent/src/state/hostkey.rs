@@ -77,12 +77,9 @@ impl HostKey {
         let public = self.public_blob();
         let mut private = Zeroizing::new(Vec::with_capacity(160));
         // The two equal check integers that tell a right passphrase; any value does unencrypted.
-        let check = [
-            public[public.len() - 4..].to_vec(),
-            public[public.len() - 4..].to_vec(),
-        ]
-        .concat();
-        private.extend_from_slice(&check);
+        let check = &public[public.len() - 4..];
+        private.extend_from_slice(check);
+        private.extend_from_slice(check);
         put_string(&mut private, KEY_TYPE);
         put_string(&mut private, self.keypair.public.as_ref());
         put_string(&mut private, self.keypair.to_bytes().as_ref());

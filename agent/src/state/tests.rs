@@ -97,6 +97,7 @@ fn run(scratch: &Scratch, steps: &mut Steps) -> Result<Committed, CommitError> {
     commit_steps(
         &scratch.data(),
         &scratch.base(),
+        crate::setup::Os::Busybox,
         &setup(),
         &host_key(),
         &os_files(),
@@ -302,6 +303,7 @@ fn bad_input_is_refused_before_anything_is_written() {
         let err = commit_steps(
             &scratch.data(),
             &scratch.base(),
+            crate::setup::Os::Busybox,
             &setup,
             &host_key(),
             &os_files,
@@ -381,6 +383,7 @@ fn a_write_failure_names_the_path_and_leaves_nothing_configured() {
     let err = commit_steps(
         &scratch.data(),
         &scratch.base(),
+        crate::setup::Os::Busybox,
         &setup(),
         &host_key(),
         &clash,
@@ -525,10 +528,20 @@ fn a_systemd_base_gets_openssh_host_keys_and_enable_links() {
     let wifi = crate::setup::Wifi::new("wlan0", "home", "a passphrase").unwrap();
     let mut s = setup();
     s.wifi = Some(wifi.clone());
+    // What firstboot reads off the base: systemd's manager makes it a systemd OS.
+    assert_eq!(
+        crate::setup::Os::of(&scratch.base()),
+        crate::setup::Os::Systemd
+    );
+    assert_eq!(
+        crate::setup::Os::of(&Scratch::new("plain").base()),
+        crate::setup::Os::Busybox
+    );
     let files = crate::net::os_files(&s.network, Some(&wifi), crate::setup::Os::Systemd);
     commit_steps(
         &scratch.data(),
         &scratch.base(),
+        crate::setup::Os::Systemd,
         &s,
         &host_key(),
         &files,
