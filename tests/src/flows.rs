@@ -78,3 +78,21 @@ pub fn os_shell(dev: &mut Device, timeout: Duration) -> anyhow::Result<()> {
     )?;
     Ok(())
 }
+
+/// Powers the OS off as `user` over SSH on the forwarded `port` (`sudo systemctl poweroff`;
+/// the connection may drop before it answers) and waits for QEMU to end.
+pub fn power_off_over_ssh(
+    dev: &mut Device,
+    key: &crate::ssh::SshKey,
+    port: u16,
+    user: &str,
+) -> anyhow::Result<()> {
+    let _ = crate::ssh::ssh_run(
+        key,
+        port,
+        user,
+        "sudo systemctl poweroff",
+        Duration::from_secs(30),
+    );
+    dev.wait_exit(Duration::from_secs(120))
+}

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use coreforge_boards::{Arch, Board};
-use coreforge_tests::flows::t;
+use coreforge_tests::flows::{power_off_over_ssh, t};
 use coreforge_tests::image::{os_world, os_world_armhf, BootFiles, World};
 use coreforge_tests::serial::{free_port, Device, DeviceOptions};
 use coreforge_tests::ssh::{host_fingerprints, ssh_run, SshKey};
@@ -236,14 +236,7 @@ fn walkthrough(w: &World, name: &str, arch: Arch) -> Result<()> {
 
     // Off and on again (QEMU runs with -no-reboot): no question asked, the same host key,
     // the daemon started again.
-    let _ = ssh_run(
-        &key,
-        port,
-        USER,
-        "sudo systemctl poweroff",
-        Duration::from_secs(30),
-    );
-    dev.wait_exit(Duration::from_secs(120))?;
+    power_off_over_ssh(&mut dev, &key, port, USER)?;
     dev.power_on()?;
     let out = ssh(
         &dev,
@@ -267,12 +260,5 @@ fn walkthrough(w: &World, name: &str, arch: Arch) -> Result<()> {
         dev.failure("the second boot configured the device again")
     );
     dev.no_unexpected_errors(&[])?;
-    let _ = ssh_run(
-        &key,
-        port,
-        USER,
-        "sudo systemctl poweroff",
-        Duration::from_secs(30),
-    );
-    dev.wait_exit(Duration::from_secs(120))
+    power_off_over_ssh(&mut dev, &key, port, USER)
 }

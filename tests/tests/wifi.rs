@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use coreforge_boards::{Arch, Board};
+use coreforge_tests::flows::power_off_over_ssh;
 use coreforge_tests::image::{os_world, BootFiles};
 use coreforge_tests::serial::{free_port, Device, DeviceOptions};
 use coreforge_tests::ssh::{ssh_run, SshKey};
@@ -181,14 +182,7 @@ fn station_joins_the_wpa2_access_point_and_serves_ssh_over_wifi() -> Result<()> 
     eprintln!("wifi: {address}:22 over the radio answers {:?}", out.trim());
 
     dev.no_unexpected_errors(&[])?;
-    let _ = ssh_run(
-        &key,
-        port,
-        USER,
-        "sudo systemctl poweroff",
-        Duration::from_secs(30),
-    );
-    if dev.wait_exit(Duration::from_secs(120)).is_err() {
+    if power_off_over_ssh(&mut dev, &key, port, USER).is_err() {
         dev.power_cut();
     }
     Ok(())
