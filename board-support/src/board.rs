@@ -185,6 +185,8 @@ const VIRT_MODULES: &[&str] = &[
     "drm_shmem_helper",
     "virtio_dma_buf",
     "virtio-gpu",
+    // The keyboard for tty1 beside virtio-gpu (QEMU's virtio-keyboard-pci).
+    "virtio_input",
     "vfat",
     "nls_cp437",
     "nls_ascii",
@@ -212,13 +214,20 @@ const PI_OS_MODULES: &[&str] = &[
     "brcmfmac",
 ];
 
+/// Every board's command line before its consoles. `panic=-1` reboots (or, under QEMU's
+/// `-no-reboot`, ends) on a panic. `net.ifnames=0` keeps the kernel's interface names in the
+/// OS: console-conf names interfaces as the initramfs sees them (`eth0`, `wlan0`) and writes
+/// the OS's network units by those names, which udev would otherwise rename (a Pi 3's
+/// Ethernet becomes `end0` under bookworm's systemd), as Ubuntu Core's Pi command line does.
+const BASE_CMDLINE: &str = "panic=-1 net.ifnames=0";
+
 /// The whole table; one entry per (board, arch).
 const BOARDS: &[Board] = &[
     Board {
         name: "pi3",
         arch: Arch::Arm64,
         consoles: PI3_CONSOLES,
-        base_cmdline: "panic=-1",
+        base_cmdline: BASE_CMDLINE,
         dtb: Some("broadcom/bcm2837-rpi-3-b.dtb"),
         modules: PI_MODULES,
         os_modules: PI_OS_MODULES,
@@ -240,7 +249,7 @@ const BOARDS: &[Board] = &[
         name: "pi3",
         arch: Arch::Armhf,
         consoles: PI3_CONSOLES,
-        base_cmdline: "panic=-1",
+        base_cmdline: BASE_CMDLINE,
         dtb: Some("bcm2837-rpi-3-b.dtb"),
         modules: PI_MODULES,
         os_modules: PI_OS_MODULES,
@@ -262,7 +271,7 @@ const BOARDS: &[Board] = &[
         name: "qemu-virt",
         arch: Arch::Arm64,
         consoles: VIRT_CONSOLES,
-        base_cmdline: "panic=-1",
+        base_cmdline: BASE_CMDLINE,
         dtb: None,
         modules: VIRT_MODULES,
         os_modules: WIFI_MODULES,
@@ -283,7 +292,7 @@ const BOARDS: &[Board] = &[
         name: "qemu-virt",
         arch: Arch::Armhf,
         consoles: VIRT_CONSOLES,
-        base_cmdline: "panic=-1",
+        base_cmdline: BASE_CMDLINE,
         dtb: None,
         modules: VIRT_MODULES,
         os_modules: WIFI_MODULES,
@@ -401,14 +410,20 @@ mod tests {
     fn the_last_console_is_the_interactive_serial_port() {
         let last = |line: String| line.rsplit(' ').next().unwrap().to_string();
         let pi64 = Board::by_name("pi3", Arch::Arm64).unwrap();
-        assert_eq!(pi64.cmdline(), "panic=-1 console=tty1 console=ttyS1,115200");
+        assert_eq!(
+            pi64.cmdline(),
+            "panic=-1 net.ifnames=0 console=tty1 console=ttyS1,115200"
+        );
         assert_eq!(pi64.qemu_cmdline(), pi64.cmdline());
         let pi32 = Board::by_name("pi3", Arch::Armhf).unwrap();
         assert_eq!(last(pi32.cmdline()), "console=ttyS1,115200");
         assert_eq!(last(pi32.qemu_cmdline()), "console=ttyAMA0,115200");
         for arch in Arch::ALL {
             let virt = Board::by_name("qemu-virt", arch).unwrap();
-            assert_eq!(virt.qemu_cmdline(), "panic=-1 console=ttyAMA0,115200");
+            assert_eq!(
+                virt.qemu_cmdline(),
+                "panic=-1 net.ifnames=0 console=ttyAMA0,115200"
+            );
         }
     }
 

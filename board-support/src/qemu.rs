@@ -120,6 +120,16 @@ impl QemuMachine {
             _ => None,
         }
     }
+
+    /// The keyboard that goes with [`QemuMachine::display_device`], so that what is typed
+    /// into QEMU's window (or sent with the monitor's `sendkey`) reaches tty1 (module
+    /// virtio_input).
+    pub fn keyboard_device(&self) -> Option<&'static str> {
+        match self.machine {
+            "virt" => Some("virtio-keyboard-pci"),
+            _ => None,
+        }
+    }
 }
 
 impl Board {
@@ -176,8 +186,13 @@ impl Board {
             }
             _ => push("-nic", "none".into()),
         }
-        if let Some(gpu) = q.display_device().filter(|_| extras.display) {
-            push("-device", gpu.into());
+        if extras.display {
+            for device in [q.display_device(), q.keyboard_device()]
+                .into_iter()
+                .flatten()
+            {
+                push("-device", device.into());
+            }
         }
         if let Some(kernel) = inputs.kernel {
             push("-kernel", kernel.into());
@@ -337,7 +352,7 @@ mod tests {
     }
 
     #[test]
-    fn virt_extras_add_a_forwarded_nic_a_framebuffer_and_a_monitor() {
+    fn virt_extras_add_a_forwarded_nic_a_framebuffer_a_keyboard_and_a_monitor() {
         let board = Board::by_name("qemu-virt", Arch::Arm64).unwrap();
         let extras = QemuExtras {
             ssh_port: Some(2222),
@@ -360,6 +375,7 @@ mod tests {
             [
                 "virtio-net-device,netdev=n0",
                 "virtio-gpu-pci",
+                "virtio-keyboard-pci",
                 "virtio-blk-device,drive=boot"
             ]
         );
@@ -371,7 +387,7 @@ mod tests {
         // tty1 before the serial console: the serial port stays /dev/console.
         assert_eq!(
             values(&args, "-append"),
-            ["panic=-1 console=tty1 console=ttyAMA0,115200 coreforge.then=poweroff"]
+            ["panic=-1 net.ifnames=0 console=tty1 console=ttyAMA0,115200 coreforge.then=poweroff"]
         );
     }
 

@@ -11,6 +11,7 @@ pub mod flows;
 pub mod image;
 mod kernel;
 mod qemu;
+pub mod screen;
 pub mod serial;
 pub mod ssh;
 pub mod sso;

@@ -15,6 +15,7 @@ use anyhow::{anyhow, bail, Context};
 
 use crate::console::{self, lock, SharedLog};
 use crate::image::BootFiles;
+use crate::screen;
 
 /// How a device is wired up.
 #[derive(Debug, Clone, Default)]
@@ -406,6 +407,54 @@ impl Device {
             path.display()
         )
     }
+
+    /// Reads the screen until `wanted` holds for its text: a screen dump every few seconds,
+    /// kept as `target/coreforge-tests/artifacts/NAME.ppm` and read by OCR, up to `timeout`.
+    /// Returns the text; fails with the last text read.
+    pub fn read_screen(
+        &self,
+        name: &str,
+        wanted: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
+        let path = crate::scratch_dir("artifacts")?.join(format!("{name}.ppm"));
+        let start = Instant::now();
+        loop {
+            self.screendump(&path)?;
+            let text = std::fs::read(&path)
+                .map_err(anyhow::Error::from)
+                .and_then(|bytes| screen::check_ppm(&bytes).map(|_| ()))
+                .and_then(|()| screen::ocr(&path))
+                .unwrap_or_else(|e| format!("(no text: {e:#})"));
+            if wanted(&text) {
+                return Ok(text);
+            }
+            if start.elapsed() > timeout {
+                return Err(self.failure(&format!(
+                    "the screen ({}) never read as wanted; OCR read:\n{text}",
+                    path.display()
+                )));
+            }
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    }
+
+    /// Types `text` on the device's keyboard (QEMU's `sendkey`, one key at a time): what a
+    /// person at the screen would type. Needs [`DeviceOptions::framebuffer`] (the keyboard
+    /// comes with the display).
+    pub fn type_text(&self, text: &str) -> anyhow::Result<()> {
+        for key in screen::keys(text)? {
+            let answer = self.monitor(&format!("sendkey {key}"))?;
+            let answer = answer.trim_end_matches("(qemu) ");
+            // The monitor echoes the command; anything after that line is a complaint.
+            if let Some((_, said)) = answer.split_once('\n') {
+                if !said.trim().is_empty() {
+                    bail!("sendkey {key}: the monitor said {said:?}");
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Device {
@@ -430,81 +479,6 @@ fn read_until_prompt(sock: &mut UnixStream) -> anyhow::Result<String> {
             return Ok(String::from_utf8_lossy(&out).into_owned());
         }
     }
-}
-
-/// The text on a screen dump, read by Debian's `tesseract-ocr` (it reads QEMU's PPM as
-/// is), with runs of whitespace made one space so that a test can look for a whole line.
-/// A missing tesseract is a failure (cross/setup.sh installs it), never a skip.
-pub fn ocr(image: &Path) -> anyhow::Result<String> {
-    let out = Command::new("tesseract")
-        .arg(image)
-        .arg("stdout")
-        // One thread: its OpenMP threads would take both cores from the running QEMUs.
-        .env("OMP_THREAD_LIMIT", "1")
-        .stdin(Stdio::null())
-        .output()
-        .context("running tesseract: run cross/setup.sh to install tesseract-ocr")?;
-    if !out.status.success() {
-        bail!(
-            "tesseract {} failed ({}): {}",
-            image.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" "))
-}
-
-/// Checks a binary PPM (P6) screen dump: returns (width, height, distinct colours) and fails
-/// when it is not a PPM or every pixel has the same colour (a blank screen).
-pub fn check_ppm(bytes: &[u8]) -> anyhow::Result<(usize, usize, usize)> {
-    let mut fields = Vec::new();
-    let mut i = 0;
-    while fields.len() < 4 {
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if bytes.get(i) == Some(&b'#') {
-            while i < bytes.len() && bytes[i] != b'\n' {
-                i += 1;
-            }
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if start == i {
-            bail!("truncated PPM header");
-        }
-        fields.push(String::from_utf8_lossy(&bytes[start..i]).into_owned());
-    }
-    if fields[0] != "P6" || fields[3] != "255" {
-        bail!("not an 8-bit P6 PPM: {fields:?}");
-    }
-    let width: usize = fields[1].parse().context("PPM width")?;
-    let height: usize = fields[2].parse().context("PPM height")?;
-    let pixels = bytes.get(i + 1..).unwrap_or(&[]);
-    if pixels.len() < width * height * 3 || width * height == 0 {
-        bail!(
-            "PPM of {width}x{height} has only {} bytes of pixels",
-            pixels.len()
-        );
-    }
-    let mut colours = std::collections::BTreeSet::new();
-    for px in pixels[..width * height * 3].chunks(3) {
-        colours.insert((px[0], px[1], px[2]));
-        if colours.len() > 16 {
-            break;
-        }
-    }
-    if colours.len() < 2 {
-        bail!("the {width}x{height} screen is blank (one colour: {colours:?})");
-    }
-    Ok((width, height, colours.len()))
 }
 
 /// Where `needle` is in `text`: `(start, end)` byte offsets. The kernel prints its own lines
@@ -572,31 +546,6 @@ mod tests {
     }
 
     use super::*;
-
-    fn ppm(w: usize, h: usize, f: impl Fn(usize) -> [u8; 3]) -> Vec<u8> {
-        let mut out = format!("P6\n# test\n{w} {h}\n255\n").into_bytes();
-        for i in 0..w * h {
-            out.extend_from_slice(&f(i));
-        }
-        out
-    }
-
-    #[test]
-    fn a_blank_screen_is_refused_and_text_is_accepted() {
-        let blank = ppm(4, 3, |_| [0, 0, 0]);
-        assert!(check_ppm(&blank).unwrap_err().to_string().contains("blank"));
-        let text = ppm(4, 3, |i| if i == 5 { [170, 170, 170] } else { [0, 0, 0] });
-        assert_eq!(check_ppm(&text).unwrap(), (4, 3, 2));
-    }
-
-    #[test]
-    fn a_short_or_foreign_file_is_not_a_screen() {
-        let mut short = ppm(4, 3, |i| [i as u8, 0, 0]);
-        short.truncate(short.len() - 1);
-        assert!(check_ppm(&short).is_err());
-        assert!(check_ppm(b"P3\n1 1\n255\n0 0 0\n").is_err());
-        assert!(check_ppm(b"P6\n").is_err());
-    }
 
     #[test]
     fn free_ports_are_bindable() {

@@ -22,7 +22,8 @@ use coreforge_tests::flows::{
     choose_network, os_shell, paste_key_and_commit, press_enter, t, BOOT, STEP,
 };
 use coreforge_tests::image::{boot_partition_offset, fat_has, world, BootFiles, Writable};
-use coreforge_tests::serial::{check_ppm, free_port, ocr, Device, DeviceOptions};
+use coreforge_tests::screen::{check_ppm, ocr};
+use coreforge_tests::serial::{free_port, Device, DeviceOptions};
 use coreforge_tests::ssh::{host_fingerprints, ssh_run, SshKey};
 use coreforge_tests::sso::{SsoAccount, SsoServer};
 

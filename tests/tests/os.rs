@@ -2,9 +2,10 @@
 //! bookworm packages by board-support/snaps/build.sh) with an extra snap of the brand's own,
 //! configured at first boot by a preseed file with nobody at the console, then used as the
 //! seed's walk-through says: `ssh <account>@<address>` with no password, `sudo` without one,
-//! `sudo passwd <account>` and a login with that password on the serial console, no
-//! `ubuntu` user, the snap's app at `/snap/bin`, its daemon running, `snap list`; then a
-//! reboot, which asks nothing and starts the daemon again.
+//! `sudo passwd <account>` and a login with that password on the serial console and on tty1
+//! (the prompt read by OCR, the password typed on the keyboard), no `ubuntu` user, the
+//! snap's app at `/snap/bin`, its daemon running, `snap list`; then a reboot, which asks
+//! nothing and starts the daemon again.
 //!
 //! Needs `cross/setup.sh` (kernels, cross toolchain, QEMU, mmdebstrap and qemu-user-static for
 //! the base, openssh-client) and root for the base's build; fails, never skips, without
@@ -42,9 +43,9 @@ fn publish_hello(w: &World) -> Result<()> {
     )
 }
 
-/// The Debian image with `hello` and a preseed file (DHCP on eth0, the test's key for
-/// [`USER`]), and its boot files.
-fn image(w: &World, name: &str, arch: Arch, key: &SshKey) -> Result<BootFiles> {
+/// The Debian image of gadget `board` with `hello` and a preseed file (DHCP on eth0, the
+/// test's key for [`USER`]), and its boot files.
+fn image(w: &World, name: &str, board: &'static Board, key: &SshKey) -> Result<BootFiles> {
     publish_hello(w)?;
     let preseed = w.path("os-console-conf.json");
     std::fs::write(
@@ -55,7 +56,7 @@ fn image(w: &World, name: &str, arch: Arch, key: &SshKey) -> Result<BootFiles> {
         })
         .to_string(),
     )?;
-    let model = w.model(name, "qemu-virt")?;
+    let model = w.model(name, board.name)?;
     let image = w.build_image(
         name,
         &model,
@@ -66,7 +67,7 @@ fn image(w: &World, name: &str, arch: Arch, key: &SshKey) -> Result<BootFiles> {
             preseed.into(),
         ],
     )?;
-    BootFiles::read(&image, virt(arch), &w.path(&format!("{name}-boot")))
+    BootFiles::read(&image, board, &w.path(&format!("{name}-boot")))
 }
 
 /// Runs `command` as [`USER`] over SSH (retrying while the OS boots); its stdout.
@@ -81,6 +82,17 @@ fn expect_lines(dev: &Device, out: &str, wants: &[String], what: &str) -> Result
             dev.failure(&format!("{what}: no line {want:?} in:\n{out}"))
         );
     }
+    Ok(())
+}
+
+/// The seed's tip for a local login: `sudo passwd <account>` (over SSH) sets [`PASSWORD`].
+fn set_password(dev: &Device, key: &SshKey, port: u16) -> Result<()> {
+    ssh(
+        dev,
+        key,
+        port,
+        &format!("printf '%s\\n%s\\n' '{PASSWORD}' '{PASSWORD}' | sudo passwd {USER}"),
+    )?;
     Ok(())
 }
 
@@ -102,6 +114,36 @@ fn serial_login(dev: &mut Device) -> Result<()> {
     Ok(())
 }
 
+/// tty1 after the hand-over, read off the screen: the OS's login prompt under
+/// `/etc/issue`'s line with the device's address; then the password typed on the keyboard
+/// logs in there (`who` lists [`USER`] on tty1).
+fn tty1_login(dev: &Device, key: &SshKey, port: u16, name: &str) -> Result<()> {
+    dev.read_screen(
+        &format!("{name}-tty1-login"),
+        |text| text.contains("This device: 10.0.2.15") && text.contains("coreforge login:"),
+        STEP,
+    )?;
+    dev.type_text(&format!("{USER}\n"))?;
+    std::thread::sleep(Duration::from_secs(3));
+    dev.type_text(&format!("{PASSWORD}\n"))?;
+    let out = ssh(
+        dev,
+        key,
+        port,
+        "for i in $(seq 60); do who | grep -q ' tty1 ' && break; sleep 1; done; who",
+    )?;
+    if !out
+        .lines()
+        .any(|l| l.starts_with(&format!("{USER} ")) && l.contains(" tty1 "))
+    {
+        let text = dev.read_screen(&format!("{name}-tty1-after"), |_| true, STEP)?;
+        return Err(dev.failure(&format!(
+            "the password typed on tty1 did not log {USER} in; who:\n{out}\nthe screen:\n{text}"
+        )));
+    }
+    Ok(())
+}
+
 #[test]
 fn debian_base_on_virt_arm64_runs_ssh_sudo_snaps_and_a_serial_login() -> Result<()> {
     walkthrough(os_world()?, "os-virt", Arch::Arm64)
@@ -113,14 +155,74 @@ fn debian_base_on_virt_armhf_runs_ssh_sudo_snaps_and_a_serial_login() -> Result<
     walkthrough(os_world_armhf()?, "os-virt-armhf", Arch::Armhf)
 }
 
+/// A Pi 3 with the arm64 base on QEMU's raspi3b: the serial login on the mini UART.
+#[test]
+fn debian_base_on_raspi3b_logs_in_on_the_serial_console() -> Result<()> {
+    pi_login(os_world()?, "os-raspi3b", Arch::Arm64)
+}
+
+/// The seed's pi3 model is armhf; its QEMU stand-in is raspi2b (serial console on the PL011).
+#[test]
+fn debian_base_on_raspi2b_logs_in_on_the_serial_console() -> Result<()> {
+    pi_login(os_world_armhf()?, "os-raspi2b", Arch::Armhf)
+}
+
+/// The seed's tips on the Pi machines: boots the pi3 image to the OS's login prompt on the
+/// serial console (with the device's address above it), SSH in over QEMU's USB network
+/// adapter (its name, eth0, kept from the initramfs into the OS), `sudo passwd`, then that
+/// password logs in on the serial console; powers off from the OS.
+fn pi_login(w: &World, name: &str, arch: Arch) -> Result<()> {
+    let dir = coreforge_tests::scratch_dir(&format!("{name}-shared"))?;
+    let key = SshKey::generate(&dir.join("key"), "pi@coreforge")?;
+    let files = image(w, name, Board::by_name("pi3", arch)?, &key)?;
+    let port = free_port()?;
+    let options = DeviceOptions {
+        ssh_port: Some(port),
+        ..DeviceOptions::default()
+    };
+    let mut dev = Device::new(name, &files, options)?;
+    dev.power_on()?;
+    dev.expect(&t("PRESEED_START"), LOGIN)?;
+    let (which, _) = dev.expect_any(&["This device: 10.0.2.15", "Press r to reboot"], LOGIN)?;
+    ensure!(
+        which == 0,
+        dev.failure("the agent stopped at its prompt instead of handing over")
+    );
+    dev.expect("coreforge login:", STEP)?;
+    let out = ssh(
+        &dev,
+        &key,
+        port,
+        "id -un; sudo -n true && echo sudo-ok; cat /proc/1/comm; \
+         systemctl is-active snap.hello.daemon.service",
+    )?;
+    expect_lines(
+        &dev,
+        &out,
+        &[
+            USER.into(),
+            "sudo-ok".into(),
+            "systemd".into(),
+            "active".into(),
+        ],
+        "account, sudo and the snap's daemon",
+    )?;
+    set_password(&dev, &key, port)?;
+    serial_login(&mut dev)?;
+    dev.no_unexpected_errors(&[])?;
+    power_off_over_ssh(&mut dev, &key, port, USER)
+}
+
 /// The whole walk-through on an image `name` of world `w`, booted on QEMU virt for `arch`.
 fn walkthrough(w: &World, name: &str, arch: Arch) -> Result<()> {
     let dir = coreforge_tests::scratch_dir(&format!("{name}-shared"))?;
     let key = SshKey::generate(&dir.join("key"), "os@coreforge")?;
-    let files = image(w, name, arch, &key)?;
+    let files = image(w, name, virt(arch), &key)?;
     let port = free_port()?;
     let options = DeviceOptions {
         ssh_port: Some(port),
+        // tty1 and a keyboard, for the login there.
+        framebuffer: true,
         extra_qemu: vec!["-m".into(), "512M".into()],
         ..DeviceOptions::default()
     };
@@ -226,13 +328,9 @@ fn walkthrough(w: &World, name: &str, arch: Arch) -> Result<()> {
     );
 
     // `sudo passwd <account>`, then that password logs in on the serial console.
-    ssh(
-        &dev,
-        &key,
-        port,
-        &format!("printf '%s\\n%s\\n' '{PASSWORD}' '{PASSWORD}' | sudo passwd {USER}"),
-    )?;
+    set_password(&dev, &key, port)?;
     serial_login(&mut dev)?;
+    tty1_login(&dev, &key, port, name)?;
 
     // Off and on again (QEMU runs with -no-reboot): no question asked, the same host key,
     // the daemon started again.
