@@ -1,10 +1,14 @@
-//! console-conf's screens driven as a person does, shared by the end-to-end tests and the
-//! first-boot benchmark. Every text waited for comes from the agent ([`crate::agent_text`]).
+//! console-conf's screens driven as a person does, and the images and steps around them,
+//! shared by the end-to-end tests and the benchmarks. Every text waited for comes from the
+//! agent ([`crate::agent_text`]).
 
 use std::time::Duration;
 
 use anyhow::anyhow;
 
+use coreforge_boards::Board;
+
+use crate::image::{BootFiles, World};
 use crate::serial::Device;
 
 /// From power on to "Press Enter": kernel, modules, seed verification under emulation,
@@ -95,4 +99,40 @@ pub fn power_off_over_ssh(
         Duration::from_secs(30),
     );
     dev.wait_exit(Duration::from_secs(120))
+}
+
+/// An image of world `w` for `board` that configures itself: the brand's snap `hello` from
+/// `examples/hello` (a command app `env` that prints its snap environment, a `daemon: simple`
+/// app that records each start in `$SNAP_COMMON/starts`), packed, published to beta and
+/// given with `--extra-snaps`, and a preseed file (DHCP on eth0, account `user` with
+/// `public_key`). Returns its boot files.
+pub fn preseeded_os_image(
+    w: &World,
+    name: &str,
+    board: &'static Board,
+    public_key: &str,
+    user: &str,
+) -> anyhow::Result<BootFiles> {
+    w.publish(&crate::workspace_root().join("examples/hello"), "hello")?;
+    let preseed = w.path(&format!("{name}-console-conf.json"));
+    std::fs::write(
+        &preseed,
+        serde_json::json!({
+            "network": {"interface": "eth0", "method": "dhcp"},
+            "identity": {"username": user, "ssh-keys": [public_key]},
+        })
+        .to_string(),
+    )?;
+    let model = w.model(name, board.name)?;
+    let image = w.build_image(
+        name,
+        &model,
+        &[
+            "--extra-snaps".into(),
+            "hello".into(),
+            "--preseed".into(),
+            preseed.into(),
+        ],
+    )?;
+    BootFiles::read(&image, board, &w.path(&format!("{name}-boot")))
 }

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use coreforge_boards::{Arch, Board};
-use coreforge_tests::flows::{power_off_over_ssh, t};
-use coreforge_tests::image::{os_world, os_world_armhf, BootFiles, World};
+use coreforge_tests::flows::{power_off_over_ssh, preseeded_os_image, t};
+use coreforge_tests::image::{os_world, os_world_armhf, World};
 use coreforge_tests::serial::{free_port, Device, DeviceOptions};
 use coreforge_tests::ssh::{host_fingerprints, ssh_run, SshKey};
 
@@ -31,43 +31,6 @@ const STEP: Duration = Duration::from_secs(60);
 
 fn virt(arch: Arch) -> &'static Board {
     Board::by_name("qemu-virt", arch).unwrap()
-}
-
-/// Packs and publishes (beta) the brand's snap `hello` from `examples/hello`: a command app
-/// `env` that prints its snap environment, and a `daemon: simple` app that records each
-/// start in `$SNAP_COMMON/starts`.
-fn publish_hello(w: &World) -> Result<()> {
-    w.publish(
-        &coreforge_tests::workspace_root().join("examples/hello"),
-        "hello",
-    )
-}
-
-/// The Debian image of gadget `board` with `hello` and a preseed file (DHCP on eth0, the
-/// test's key for [`USER`]), and its boot files.
-fn image(w: &World, name: &str, board: &'static Board, key: &SshKey) -> Result<BootFiles> {
-    publish_hello(w)?;
-    let preseed = w.path("os-console-conf.json");
-    std::fs::write(
-        &preseed,
-        serde_json::json!({
-            "network": {"interface": "eth0", "method": "dhcp"},
-            "identity": {"username": USER, "ssh-keys": [key.public]},
-        })
-        .to_string(),
-    )?;
-    let model = w.model(name, board.name)?;
-    let image = w.build_image(
-        name,
-        &model,
-        &[
-            "--extra-snaps".into(),
-            "hello".into(),
-            "--preseed".into(),
-            preseed.into(),
-        ],
-    )?;
-    BootFiles::read(&image, board, &w.path(&format!("{name}-boot")))
 }
 
 /// Runs `command` as [`USER`] over SSH (retrying while the OS boots); its stdout.
@@ -174,7 +137,7 @@ fn debian_base_on_raspi2b_logs_in_on_the_serial_console() -> Result<()> {
 fn pi_login(w: &World, name: &str, arch: Arch) -> Result<()> {
     let dir = coreforge_tests::scratch_dir(&format!("{name}-shared"))?;
     let key = SshKey::generate(&dir.join("key"), "pi@coreforge")?;
-    let files = image(w, name, Board::by_name("pi3", arch)?, &key)?;
+    let files = preseeded_os_image(w, name, Board::by_name("pi3", arch)?, &key.public, USER)?;
     let port = free_port()?;
     let options = DeviceOptions {
         ssh_port: Some(port),
@@ -217,7 +180,7 @@ fn pi_login(w: &World, name: &str, arch: Arch) -> Result<()> {
 fn walkthrough(w: &World, name: &str, arch: Arch) -> Result<()> {
     let dir = coreforge_tests::scratch_dir(&format!("{name}-shared"))?;
     let key = SshKey::generate(&dir.join("key"), "os@coreforge")?;
-    let files = image(w, name, virt(arch), &key)?;
+    let files = preseeded_os_image(w, name, virt(arch), &key.public, USER)?;
     let port = free_port()?;
     let options = DeviceOptions {
         ssh_port: Some(port),
