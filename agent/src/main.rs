@@ -28,6 +28,7 @@ mod seed;
 mod setup;
 mod state;
 mod status;
+mod unit_name;
 
 fn main() {
     if std::process::id() != 1 {

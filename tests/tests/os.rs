@@ -173,7 +173,8 @@ fn pi_login(w: &World, name: &str, arch: Arch) -> Result<()> {
     set_password(&dev, &key, port)?;
     serial_login(&mut dev)?;
     dev.no_unexpected_errors(&[])?;
-    power_off_over_ssh(&mut dev, &key, port, USER)
+    power_off_over_ssh(&mut dev, &key, port, USER)?;
+    no_failed_units(&dev)
 }
 
 /// The whole walk-through on an image `name` of world `w`, booted on QEMU virt for `arch`.
@@ -298,6 +299,7 @@ fn walkthrough(w: &World, name: &str, arch: Arch) -> Result<()> {
     // Off and on again (QEMU runs with -no-reboot): no question asked, the same host key,
     // the daemon started again.
     power_off_over_ssh(&mut dev, &key, port, USER)?;
+    no_failed_units(&dev)?;
     dev.power_on()?;
     let out = ssh(
         &dev,
@@ -321,5 +323,25 @@ fn walkthrough(w: &World, name: &str, arch: Arch) -> Result<()> {
         dev.failure("the second boot configured the device again")
     );
     dev.no_unexpected_errors(&[])?;
-    power_off_over_ssh(&mut dev, &key, port, USER)
+    power_off_over_ssh(&mut dev, &key, port, USER)?;
+    no_failed_units(&dev)
+}
+
+/// No unit failed, starting or stopping, in this boot or its power-off: no `[FAILED]` line from
+/// systemd on the console (the agent's mounts are left to systemd-shutdown, so not even
+/// their unmounting fails).
+fn no_failed_units(dev: &Device) -> Result<()> {
+    let transcript = dev.transcript();
+    let failed: Vec<&str> = transcript
+        .lines()
+        .filter(|l| l.contains("FAILED"))
+        .collect();
+    ensure!(
+        failed.is_empty(),
+        dev.failure(&format!(
+            "systemd reported failures:\n{}",
+            failed.join("\n")
+        ))
+    );
+    Ok(())
 }

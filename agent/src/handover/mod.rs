@@ -20,7 +20,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use log::{info, warn};
+use log::{debug, info, warn};
 use rustix::mount::{mount, mount_move, unmount, MountFlags, UnmountFlags};
 
 use crate::disk;
@@ -330,6 +330,33 @@ const CARRIED: [(&str, &str); 6] = [
     ("/dev", "dev"),
 ];
 
+/// Mounts the OS finds in use until it powers off: the seed (the snaps' loop devices read
+/// from its files) and the kernel snap's trees (udev keeps the module index mapped).
+const IN_USE_TO_THE_END: [&str; 3] = [crate::mounts::SEED, "/usr/lib/modules", "/usr/lib/firmware"];
+
+/// Tells systemd, with a drop-in under the OS's `/run/systemd/system` (at `run`), to leave
+/// each of [`IN_USE_TO_THE_END`] mounted until systemd-shutdown's last pass, as it leaves /:
+/// without default dependencies, `umount.target` does not try them while they are in use
+/// and print a `FAILED` line for each at every power-off. A failure costs only that line.
+fn keep_to_the_end(run: &Path) {
+    for path in IN_USE_TO_THE_END {
+        let dir = run.join(format!(
+            "systemd/system/{}.mount.d",
+            crate::unit_name::escape_path(path)
+        ));
+        let written = fs::create_dir_all(&dir).and_then(|()| {
+            fs::write(
+                dir.join("coreforge.conf"),
+                "# coreforge-agent: mounted before systemd, in use until power-off.\n\
+                 [Unit]\nDefaultDependencies=no\n",
+            )
+        });
+        if let Err(e) = written {
+            debug!("cannot write {}: {e}", dir.display());
+        }
+    }
+}
+
 /// Moves the mounts into `root` (under a fresh /run tmpfs there), frees the initramfs's
 /// files, makes `root` the root and execs [`INIT`]; returns only on failure.
 fn switch_root(root: &Path) -> Failure {
@@ -354,6 +381,7 @@ fn try_switch_root(root: &Path) -> Result<std::convert::Infallible, Failure> {
         what: format!("mount a tmpfs at {}", run.display()),
         error: e.into(),
     })?;
+    keep_to_the_end(&run);
     for (from, to) in CARRIED {
         let target = root.join(to);
         fs::create_dir_all(&target).map_err(step(format!("create {}", target.display())))?;
@@ -412,6 +440,25 @@ mod tests {
             overlay_options(Path::new(BASE), &Path::new(DATA).join(SYSTEM_DATA), &Path::new(DATA).join(WORK)),
             "lowerdir=/run/mnt/base,upperdir=/run/mnt/data/system-data,workdir=/run/mnt/data/.overlay-work"
         );
+    }
+
+    #[test]
+    fn the_seed_and_the_kernel_trees_are_left_to_systemd_shutdown() {
+        let run = std::env::temp_dir().join(format!("cf-keep-{}", std::process::id()));
+        keep_to_the_end(&run);
+        for unit in [
+            "run-mnt-ubuntu\\x2dseed.mount",
+            "usr-lib-modules.mount",
+            "usr-lib-firmware.mount",
+        ] {
+            let conf = run.join(format!("systemd/system/{unit}.d/coreforge.conf"));
+            let text = fs::read_to_string(&conf).unwrap();
+            assert!(
+                text.ends_with("\n[Unit]\nDefaultDependencies=no\n"),
+                "{text}"
+            );
+        }
+        fs::remove_dir_all(&run).unwrap();
     }
 
     /// Debian's merged /usr: `/sbin` -> `usr/sbin`, `/usr/sbin/init` -> the absolute

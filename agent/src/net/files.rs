@@ -49,7 +49,7 @@ pub fn os_files(network: &Network, wifi: Option<&Wifi>, os: Os) -> Vec<OsFile> {
                 // for the device at boot and give up.
                 let device = format!(
                     "sys-subsystem-net-devices-{}.device",
-                    systemd_escape(interface)
+                    crate::unit_name::escape(interface)
                 );
                 files.push(OsFile {
                     path: PathBuf::from(format!(
@@ -63,20 +63,6 @@ pub fn os_files(network: &Network, wifi: Option<&Wifi>, os: Os) -> Vec<OsFile> {
         }
     }
     files
-}
-
-/// systemd's escaping of a name inside a unit name (`systemd-escape`): letters, digits,
-/// `_` and a `.` that does not lead stay; anything else (`-` among them) becomes `\xNN`.
-fn systemd_escape(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for (i, b) in name.bytes().enumerate() {
-        if b.is_ascii_alphanumeric() || b == b'_' || (b == b'.' && i > 0) {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
-    out
 }
 
 fn file(path: &str, contents: String, mode: u32) -> OsFile {
@@ -445,13 +431,5 @@ mod tests {
             text(&files, "etc/systemd/network/20-coreforge-wlan0.network")
                 .ends_with("Name=wlan0\n\n[Network]\nDHCP=ipv4\n")
         );
-    }
-
-    #[test]
-    fn unit_names_escape_as_systemd_escape_does() {
-        assert_eq!(systemd_escape("wlan0"), "wlan0");
-        assert_eq!(systemd_escape("wl-p1s0"), "wl\\x2dp1s0");
-        assert_eq!(systemd_escape("br.1"), "br.1");
-        assert_eq!(systemd_escape(".x"), "\\x2ex");
     }
 }
