@@ -386,12 +386,18 @@ impl Fixture {
         epoch: u64,
     ) -> Result<image::ImageReport, ImageError> {
         let g = gadget::parse(gadget_yaml.as_bytes()).unwrap();
-        let writable = writable.map(Path::to_path_buf);
-        let contents = move |s: &gadget::Structure| {
-            (s.role == Some(Role::SystemData))
-                .then(|| writable.clone())
-                .flatten()
-        };
+        let mut contents = std::collections::BTreeMap::new();
+        if let Some(dir) = writable {
+            let data = g
+                .boot_volume()
+                .structures
+                .iter()
+                .find(|s| s.role == Some(Role::SystemData))
+                .expect("a system-data structure");
+            let mut tree = image::Tree::new();
+            tree.add(dir, "/")?;
+            contents.insert(data.index, tree);
+        }
         let options = ImageOptions {
             epoch,
             ..Default::default()
@@ -702,7 +708,9 @@ fn stage_content_follows_snapds_source_and_target_rules() {
     );
     let g = parse(&yaml).unwrap();
     let dest = fx.path("staged");
-    image::stage_content(&g.volumes["v"].structures[0], &fx.path("gadget"), &dest).unwrap();
+    let mut tree = image::Tree::new();
+    image::stage_content(&g.volumes["v"].structures[0], &fx.path("gadget"), &mut tree).unwrap();
+    tree.write_to(&dest).unwrap();
     assert!(dest.join("config.txt").is_file());
     assert!(dest.join("overlays/deep/er/x.dtbo").is_file());
     assert!(dest.join("copies/overlays/deep/er/x.dtbo").is_file());
@@ -742,7 +750,9 @@ fn boot_image(files: &[(&str, &[u8])], args: &[&str], expect: &str) -> String {
     let yaml = mbr_with("      - name: system-boot\n        type: 0C\n        filesystem: vfat\n        filesystem-label: system-boot\n        size: 60M\n");
     let g = parse(&yaml).unwrap();
     let out = fx.path("boot.img");
-    let contents = |_: &gadget::Structure| Some(boot.clone());
+    let mut tree = image::Tree::new();
+    tree.add(&boot, "/").unwrap();
+    let contents = std::collections::BTreeMap::from([(g.boot_volume().structures[0].index, tree)]);
     image::write_image(
         g.boot_volume(),
         &fx.path("gadget"),
@@ -843,7 +853,7 @@ fn progress_is_reported_after_each_structure() {
     let report = image::write_image(
         g.boot_volume(),
         &fx.path("gadget"),
-        &|_| None,
+        &Default::default(),
         &fx.path("p.img"),
         &options,
     )

@@ -13,13 +13,13 @@ use coreforge_boards::{Arch, Board};
 use coreforge_initramfs::{Compression, InitramfsBuilder, DEVICE_PIN, KNOWN_DIR};
 
 use crate::image::{self, Filesystem, Role, Structure};
-use crate::snap;
 use crate::store::open_store;
 
 mod firstboot;
 mod resolve;
 mod seed;
 mod trust;
+mod unpack;
 use firstboot::FirstBoot;
 use resolve::SeedRole;
 
@@ -50,9 +50,13 @@ pub struct Args {
     /// --bmap` or `bmaptool copy --bmap`.
     #[arg(long, value_name = "FILE")]
     bmap: Option<PathBuf>,
-    /// Keep intermediate files here instead of a temporary directory.
+    /// Keep intermediate files here instead of a temporary directory, and write each file
+    /// system's tree there as files (`fsN`, N the gadget structure's index), for inspection.
     #[arg(long, value_name = "DIR")]
     workdir: Option<PathBuf>,
+    /// Print when each step finished, in milliseconds since the start (on stderr).
+    #[arg(long)]
+    timings: bool,
     /// The statically linked agent for the model's architecture (default: the workspace's
     /// cross build, see cross/build-agent.sh, or $COREFORGE_AGENT_DIR/<target>/agent/coreforge-agent).
     #[arg(long, value_name = "FILE")]
@@ -63,7 +67,7 @@ pub struct Args {
 
 /// Builds the image; writes nothing at `--output` unless everything succeeded.
 pub fn run(args: &Args) -> Result<ExitCode> {
-    let progress = Progress::new();
+    let progress = Progress::new(args.timings);
     // First: the small inputs a person typed, so their mistakes show before minutes of work.
     let firstboot = FirstBoot::load(&args.firstboot)?;
     progress.step("verifying the model");
@@ -118,101 +122,78 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             tmp.path().to_owned()
         }
     };
-    let gadget_dir = work.join("gadget");
-    let kernel_dir = work.join("kernel");
-    // Unpacking is xz decompression, CPU-bound: the two snaps unpack on two cores.
-    std::thread::scope(|scope| -> Result<()> {
-        let jobs: Vec<_> = [(gadget, &gadget_dir), (kernel, &kernel_dir)]
-            .into_iter()
-            .map(|(snap, dir)| {
-                scope.spawn(move || -> Result<()> {
-                    if dir.exists() {
-                        fs::remove_dir_all(dir)
-                            .with_context(|| format!("cannot clean {}", dir.display()))?;
-                    }
-                    Ok(snap::extract(&snap.path, dir)?)
-                })
-            })
-            .collect();
-        for job in jobs {
-            job.join()
-                .map_err(|_| anyhow::anyhow!("unpacking a snap panicked"))??;
-        }
-        Ok(())
-    })?;
-    let gadget_yaml = gadget_dir.join("meta/gadget.yaml");
-    let yaml = fs::read(&gadget_yaml)
-        .with_context(|| format!("gadget {:?} has no meta/gadget.yaml", gadget.name))?;
-    let gadget_spec = image::gadget::parse(&yaml)
-        .with_context(|| format!("gadget {:?}: invalid meta/gadget.yaml", gadget.name))?;
-    let volume = gadget_spec.boot_volume();
-    let board = Board::by_name(&gadget.name, arch).with_context(|| {
-        format!(
-            "gadget {:?}: coreforge has no board support of that name for {arch_name}",
-            gadget.name
-        )
-    })?;
+    let cache = unpack::cache_dir();
     let epoch = image::source_date_epoch()?;
+    let built = trust::build_time(epoch);
+    let label = seed::seed_label(built);
 
-    progress.step("staging the boot partition");
-    let mut staged: BTreeMap<usize, PathBuf> = BTreeMap::new();
+    // Side by side on the cores: the seed snaps read and hashed, the gadget and kernel
+    // unpacked (or found in the cache), then the initramfs compressed.
+    progress.step("unpacking the gadget and kernel, reading the seed");
+    let (read, gadget, kernel_dir, initramfs) = std::thread::scope(|scope| -> Result<_> {
+        let reading = scope.spawn(|| seed::read_snaps(&snaps));
+        let unpacking =
+            scope.spawn(|| unpack::unpacked(gadget, cache.as_deref(), &work.join("gadget")));
+        let kernel_dir = unpack::unpacked(kernel, cache.as_deref(), &work.join("kernel"))?;
+        let gadget_dir = joined(unpacking, "unpacking the gadget")?;
+        let gadget = UnpackedGadget::read(gadget_dir, &gadget.name, arch)?;
+        progress.lap("unpacked the gadget and kernel");
+        let initramfs = Initramfs {
+            agent: &agent_path(args.agent.as_deref(), arch)?,
+            firstboot: &firstboot,
+            board: gadget.board,
+            modules: &single_subdir(&kernel_dir.join("modules"))?,
+            roots: &roots,
+            pin: &trust::device_pin(&trust, &model, &label, built, firstboot.preseed_digest()),
+            known: &trust.current_keys(store.as_ref())?,
+            epoch,
+        }
+        .build(&work)?;
+        progress.lap("built the initramfs");
+        let read = joined(reading, "reading the seed")?;
+        progress.lap("read and hashed the seed");
+        Ok((read, gadget, kernel_dir, initramfs))
+    })?;
+    let volume = gadget.spec.boot_volume();
+
+    progress.step("laying out the boot partition");
     let boot = volume
         .structures
         .iter()
         .find(|s| is_boot_structure(s))
         .context("the gadget has no vfat structure labelled system-boot (or with role system-seed/system-boot) to hold the seed")?;
+    let mut trees: BTreeMap<usize, image::Tree> = BTreeMap::new();
     for s in volume
         .structures
         .iter()
         .filter(|s| s.filesystem != Filesystem::None)
     {
-        let dir = work.join(format!("fs{}", s.index));
-        if dir.exists() {
-            fs::remove_dir_all(&dir)?;
+        let mut tree = image::Tree::new();
+        image::stage_content(s, &gadget.dir, &mut tree)?;
+        trees.insert(s.index, tree);
+    }
+    let boot_tree = trees
+        .get_mut(&boot.index)
+        .context("the boot structure has no tree")?;
+    seed::write_seed(
+        boot_tree,
+        &label,
+        &mut trust,
+        &model,
+        &snaps,
+        read,
+        store.as_ref(),
+    )?;
+    add_kernel(boot_tree, &kernel_dir)?;
+    firstboot.write_boot(boot_tree);
+    boot_tree.file("initrd.img", image::Source::Bytes(initramfs));
+    if args.workdir.is_some() {
+        // For inspection (and the benchmark's genimage): each file system's tree, as files.
+        for (index, tree) in &trees {
+            tree.write_to(&work.join(format!("fs{index}")))?;
         }
-        image::stage_content(s, &gadget_dir, &dir)?;
-        staged.insert(s.index, dir);
     }
-    let boot_dir = &staged[&boot.index];
-    let built = trust::build_time(epoch);
-    let label = seed::seed_label(built);
-    seed::write_seed(boot_dir, &label, &mut trust, &model, &snaps, store.as_ref())?;
-    write_kernel(boot_dir, &kernel_dir)?;
-    firstboot.write_boot(boot_dir)?;
-
-    progress.step("building the initramfs");
-    let agent = agent_path(args.agent.as_deref(), arch)?;
-    let roots_dir = work.join("roots");
-    fs::create_dir_all(&roots_dir)?;
-    let mut root_files = Vec::new();
-    for (i, a) in roots.iter().enumerate() {
-        let p = roots_dir.join(format!("{i:02}-{}", a.type_name()));
-        fs::write(&p, a.encode())?;
-        root_files.push(p);
-    }
-    let modules_root = single_subdir(&kernel_dir.join("modules"))?;
-    let pin = trust::device_pin(&trust, &model, &label, built, firstboot.preseed_digest());
-    let mut builder = firstboot
-        .add_to(InitramfsBuilder::from_agent_file(&agent)?)
-        .file(DEVICE_PIN, pin.encode().into_bytes(), 0o644);
-    for (i, a) in trust.current_keys(store.as_ref())?.iter().enumerate() {
-        let path = format!("{KNOWN_DIR}/{i:03}-{}.assertion", a.type_name());
-        builder = builder.file(&path, a.encode().to_vec(), 0o644);
-    }
-    if let Some(led) = board.status_led {
-        // The agent's headless status light (agent/src/status.rs reads this).
-        builder = builder.file(
-            "/etc/coreforge/status-led",
-            format!("{}\n", led.config_line()).into_bytes(),
-            0o644,
-        );
-    }
-    let initramfs = builder
-        .mtime(u32::try_from(epoch).unwrap_or(u32::MAX))
-        .modules(&modules_root, board.modules)?
-        .trusted(&root_files)?
-        .build(Compression::Zstd)?;
-    fs::write(boot_dir.join("initrd.img"), &initramfs.bytes)?;
+    progress.lap("laid out the boot partition");
 
     progress.step("writing the image");
     let size = args.image_size.as_deref().map(parse_size).transpose()?;
@@ -228,12 +209,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         epoch,
         progress: Some(&on_progress),
     };
-    let contents = |s: &Structure| staged.get(&s.index).cloned();
-    let report = image::write_image(volume, &gadget_dir, &contents, &args.output, &options)
+    let report = image::write_image(volume, &gadget.dir, &trees, &args.output, &options)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    progress.lap("wrote the image");
     if let Some(path) = &args.bmap {
         if let Err(e) = write_bmap(&args.output, path) {
             // Nothing half done: the image goes too.
@@ -285,19 +266,99 @@ fn write_bmap(image: &Path, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Copies the kernel image and device trees from the kernel snap to the boot partition's root.
-fn write_kernel(boot: &Path, kernel_dir: &Path) -> Result<()> {
+/// Puts the kernel image and device trees of the unpacked kernel snap at the boot
+/// partition's root.
+fn add_kernel(boot: &mut image::Tree, kernel_dir: &Path) -> Result<()> {
     let image = kernel_dir.join("kernel.img");
     ensure!(image.is_file(), "the kernel snap has no kernel.img");
-    fs::copy(&image, boot.join("kernel.img"))?;
+    boot.file("kernel.img", image::Source::File(image));
     let dtbs = kernel_dir.join("dtbs");
     if dtbs.is_dir() {
         for e in fs::read_dir(&dtbs)? {
             let e = e?;
-            fs::copy(e.path(), boot.join(e.file_name()))?;
+            let name = e.file_name();
+            let name = name
+                .to_str()
+                .with_context(|| format!("{}: not a UTF-8 name", e.path().display()))?;
+            boot.add(&e.path(), name)?;
         }
     }
     Ok(())
+}
+
+/// The result of a scoped thread; a panic in it is an error.
+fn joined<T>(job: std::thread::ScopedJoinHandle<'_, Result<T>>, what: &str) -> Result<T> {
+    job.join().map_err(|_| anyhow::anyhow!("{what} panicked"))?
+}
+
+/// The unpacked gadget snap: its tree, its `meta/gadget.yaml` and the board it is for.
+struct UnpackedGadget {
+    dir: PathBuf,
+    spec: image::Gadget,
+    board: &'static Board,
+}
+
+impl UnpackedGadget {
+    fn read(dir: PathBuf, name: &str, arch: Arch) -> Result<UnpackedGadget> {
+        let yaml = fs::read(dir.join("meta/gadget.yaml"))
+            .with_context(|| format!("gadget {name:?} has no meta/gadget.yaml"))?;
+        let spec = image::gadget::parse(&yaml)
+            .with_context(|| format!("gadget {name:?}: invalid meta/gadget.yaml"))?;
+        let board = Board::by_name(name, arch).with_context(|| {
+            format!("gadget {name:?}: coreforge has no board support of that name for {arch}")
+        })?;
+        Ok(UnpackedGadget { dir, spec, board })
+    }
+}
+
+/// What goes into the initramfs: the agent, its trust and the board's modules.
+struct Initramfs<'a> {
+    agent: &'a Path,
+    firstboot: &'a FirstBoot,
+    board: &'static Board,
+    /// `modules/<release>` of the unpacked kernel snap.
+    modules: &'a Path,
+    roots: &'a [coreforge_assertions::Assertion],
+    pin: &'a coreforge_assertions::DevicePin,
+    /// The store's current keys, for the agent's known assertions.
+    known: &'a [coreforge_assertions::Assertion],
+    epoch: u64,
+}
+
+impl Initramfs<'_> {
+    /// The compressed initramfs (`work` holds the root assertions as files meanwhile).
+    fn build(&self, work: &Path) -> Result<Vec<u8>> {
+        let roots_dir = work.join("roots");
+        fs::create_dir_all(&roots_dir)?;
+        let mut root_files = Vec::new();
+        for (i, a) in self.roots.iter().enumerate() {
+            let p = roots_dir.join(format!("{i:02}-{}", a.type_name()));
+            fs::write(&p, a.encode())?;
+            root_files.push(p);
+        }
+        let mut builder = self
+            .firstboot
+            .add_to(InitramfsBuilder::from_agent_file(self.agent)?)
+            .file(DEVICE_PIN, self.pin.encode().into_bytes(), 0o644);
+        for (i, a) in self.known.iter().enumerate() {
+            let path = format!("{KNOWN_DIR}/{i:03}-{}.assertion", a.type_name());
+            builder = builder.file(&path, a.encode().to_vec(), 0o644);
+        }
+        if let Some(led) = self.board.status_led {
+            // The agent's headless status light (agent/src/status.rs reads this).
+            builder = builder.file(
+                "/etc/coreforge/status-led",
+                format!("{}\n", led.config_line()).into_bytes(),
+                0o644,
+            );
+        }
+        let initramfs = builder
+            .mtime(u32::try_from(self.epoch).unwrap_or(u32::MAX))
+            .modules(self.modules, self.board.modules)?
+            .trusted(&root_files)?
+            .build(Compression::Zstd)?;
+        Ok(initramfs.bytes)
+    }
 }
 
 fn single_subdir(dir: &Path) -> Result<PathBuf> {
@@ -357,18 +418,33 @@ fn parse_size(s: &str) -> Result<u64> {
 /// Progress on a terminal (stderr); silent otherwise.
 struct Progress {
     on_terminal: bool,
+    timings: bool,
+    start: std::time::Instant,
 }
 
 impl Progress {
-    fn new() -> Self {
+    fn new(timings: bool) -> Self {
         Progress {
             on_terminal: std::io::stderr().is_terminal(),
+            timings,
+            start: std::time::Instant::now(),
         }
     }
 
+    /// A step starts (shown on a terminal).
     fn step(&self, what: &str) {
         if self.on_terminal {
             eprintln!("build-image: {what}");
+        }
+    }
+
+    /// Something finished: with `--timings`, when (ms since the start).
+    fn lap(&self, what: &str) {
+        if self.timings {
+            eprintln!(
+                "build-image: {:8.1} ms  {what}",
+                self.start.elapsed().as_secs_f64() * 1e3
+            );
         }
     }
 

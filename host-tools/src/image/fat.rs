@@ -9,6 +9,7 @@ use std::path::Path;
 use fatfs::{FatType, FileSystem, FormatVolumeOptions, FsOptions};
 
 use super::gadget::Filesystem;
+use super::tree::{Child, Source, Tree};
 use super::{io_err, ImageError};
 
 /// FAT32 needs at least this many clusters (65525, plus headroom for the FATs themselves).
@@ -74,7 +75,7 @@ impl Write for TrackingCursor {
     }
 }
 
-/// Makes a FAT file system of `size` bytes holding the tree under `content` (if any). `vfat` is FAT32 when there is room for FAT32's minimum cluster count
+/// Makes a FAT file system of `size` bytes holding `content` (if any). `vfat` is FAT32 when there is room for FAT32's minimum cluster count
 /// at 512-byte clusters (about 33 MiB), else FAT16; `vfat-32`/`vfat-16` force the type.
 pub fn make_fat(
     structure: &str,
@@ -83,7 +84,7 @@ pub fn make_fat(
     label: Option<&str>,
     volume_id: u32,
     epoch: u64,
-    content: Option<&Path>,
+    content: Option<&Tree>,
 ) -> Result<FatImage, ImageError> {
     let fat_err = |source: io::Error| ImageError::Fat {
         structure: structure.into(),
@@ -134,8 +135,8 @@ pub fn make_fat(
             .update_accessed_date(false)
             .time_provider(fixed_time(epoch));
         let fs = FileSystem::new(&mut disk, fs_options).map_err(fat_err)?;
-        if let Some(dir) = content {
-            copy_tree(structure, dir, &fs.root_dir(), size)?;
+        if let Some(tree) = content {
+            copy_tree(structure, tree, "", &fs.root_dir(), size)?;
         }
         fs.unmount().map_err(fat_err)?;
     }
@@ -145,40 +146,34 @@ pub fn make_fat(
     })
 }
 
-/// Copies `dir` into `into`, in name order so that every build allocates the same clusters.
+/// Copies directory `dir` of `tree` into `into`, in name order so that every build allocates
+/// the same clusters.
 fn copy_tree<T: fatfs::ReadWriteSeek>(
     structure: &str,
-    dir: &Path,
+    tree: &Tree,
+    dir: &str,
     into: &fatfs::Dir<'_, T>,
     size: u64,
 ) -> Result<(), ImageError> {
-    let mut names = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_err("read directory", dir))? {
-        names.push(entry.map_err(io_err("read directory", dir))?.file_name());
-    }
-    names.sort();
     let mut seen = BTreeSet::new();
-    for name in names {
-        let path = dir.join(&name);
+    for child in tree.children(dir) {
+        let (Child::Dir(path) | Child::File(path, _)) = child;
+        let name = path.rsplit('/').next().unwrap_or(path);
         let bad = |problem: String| ImageError::BadContent {
             structure: structure.into(),
             problem,
         };
-        let name = name
-            .to_str()
-            .ok_or_else(|| bad(format!("{} is not a UTF-8 name", path.display())))?;
         // FAT names are case-insensitive: a second spelling would overwrite the first.
         if !seen.insert(name.to_lowercase()) {
             return Err(bad(format!(
-                "{} differs from another name only in case, which FAT cannot hold",
-                path.display()
+                "{path} differs from another name only in case, which FAT cannot hold"
             )));
         }
         let no_space = |e: io::Error| match e.kind() {
             io::ErrorKind::Other | io::ErrorKind::UnexpectedEof | io::ErrorKind::WriteZero => {
                 ImageError::DoesNotFit {
                     structure: structure.into(),
-                    what: format!("the content (at {}: {e})", path.display()),
+                    what: format!("the content (at {path}: {e})"),
                     size,
                 }
             }
@@ -187,22 +182,30 @@ fn copy_tree<T: fatfs::ReadWriteSeek>(
                 source: e,
             },
         };
-        // Symlinks are followed: FAT has none.
-        let meta = fs::metadata(&path).map_err(io_err("read", &path))?;
-        if meta.is_dir() {
-            let sub = into.create_dir(name).map_err(no_space)?;
-            copy_tree(structure, &path, &sub, size)?;
-        } else if meta.is_file() {
-            let mut src = File::open(&path).map_err(io_err("open", &path))?;
-            let mut dst = into.create_file(name).map_err(no_space)?;
-            dst.truncate().map_err(no_space)?;
-            copy_stream(&mut src, &mut dst).map_err(no_space)?;
-            dst.flush().map_err(no_space)?;
-        } else {
-            return Err(bad(format!(
-                "{} is neither a file nor a directory; FAT holds only those",
-                path.display()
-            )));
+        match child {
+            Child::Dir(_) => {
+                let sub = into.create_dir(name).map_err(no_space)?;
+                copy_tree(structure, tree, path, &sub, size)?;
+            }
+            Child::File(_, source) => {
+                let mut dst = into.create_file(name).map_err(no_space)?;
+                dst.truncate().map_err(no_space)?;
+                match source {
+                    Source::File(from) => {
+                        let meta = fs::metadata(from).map_err(io_err("read", from))?;
+                        if !meta.is_file() {
+                            return Err(bad(format!(
+                                "{} is neither a file nor a directory; FAT holds only those",
+                                from.display()
+                            )));
+                        }
+                        let mut src = File::open(from).map_err(io_err("open", from))?;
+                        copy_stream(&mut src, &mut dst).map_err(no_space)?;
+                    }
+                    Source::Bytes(bytes) => dst.write_all(bytes).map_err(no_space)?,
+                }
+                dst.flush().map_err(no_space)?;
+            }
         }
     }
     Ok(())
@@ -476,19 +479,10 @@ mod tests {
 
     #[test]
     fn names_differing_in_case_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("README"), "a").unwrap();
-        fs::write(dir.path().join("readme"), "b").unwrap();
-        let err = make_fat(
-            "t",
-            Filesystem::Vfat,
-            40 << 20,
-            None,
-            1,
-            0,
-            Some(dir.path()),
-        )
-        .unwrap_err();
+        let mut tree = Tree::new();
+        tree.file("README", Source::Bytes(b"a".to_vec()));
+        tree.file("readme", Source::Bytes(b"b".to_vec()));
+        let err = make_fat("t", Filesystem::Vfat, 40 << 20, None, 1, 0, Some(&tree)).unwrap_err();
         assert!(err.to_string().contains("only in case"), "{err}");
     }
 
@@ -496,16 +490,9 @@ mod tests {
     fn content_larger_than_the_partition_does_not_fit() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("big"), vec![7u8; 17 << 20]).unwrap();
-        let err = make_fat(
-            "t",
-            Filesystem::Vfat,
-            16 << 20,
-            None,
-            1,
-            0,
-            Some(dir.path()),
-        )
-        .unwrap_err();
+        let mut tree = Tree::new();
+        tree.add(dir.path(), "/").unwrap();
+        let err = make_fat("t", Filesystem::Vfat, 16 << 20, None, 1, 0, Some(&tree)).unwrap_err();
         assert!(matches!(err, ImageError::DoesNotFit { .. }), "{err}");
     }
 }

@@ -1,6 +1,7 @@
 //! Where each structure goes on the disk, and writing the whole image: file systems,
 //! bare content, partition table; into a temp file beside the output, renamed on success.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use super::ext4::{self, Ext4};
 use super::fat;
 use super::gadget::{Content, Filesystem, Guid, Role, Structure, Volume};
 use super::table::{self, TableIds, SECTOR};
+use super::tree::Tree;
 use super::{io_err, ImageError};
 
 /// One mebibyte: where the first partition starts and what partitions align to.
@@ -150,10 +152,10 @@ fn place(volume: &Volume, size: Option<u64>) -> Result<(Vec<Structure>, u64), Im
     Ok((structures, size))
 }
 
-/// Copies a structure's gadget content (`source` → `target` entries, snapd's rules) from
-/// `gadget_dir` into `dest`, the root of the file system to be. The build-image command
-/// calls this, adds its own files (kernel, initramfs, seed) to `dest`, and returns `dest`
-/// from the `contents` callback of [`write_image`].
+/// Adds a structure's gadget content (`source` → `target` entries, snapd's rules) from
+/// `gadget_dir` to `tree`, the file system to be. The build-image command calls this, adds
+/// its own files (kernel, initramfs, seed), and returns the tree from the `contents`
+/// callback of [`write_image`]. Nothing is copied: the tree names the gadget's files.
 ///
 /// snapd's rules: a directory source ending in `/` copies what is inside it to `target`;
 /// without the `/` it copies the directory itself into `target`. A file source goes into
@@ -161,9 +163,8 @@ fn place(volume: &Volume, size: Option<u64>) -> Result<(Vec<Structure>, u64), Im
 pub fn stage_content(
     structure: &Structure,
     gadget_dir: &Path,
-    dest: &Path,
+    tree: &mut Tree,
 ) -> Result<(), ImageError> {
-    fs::create_dir_all(dest).map_err(io_err("create", dest))?;
     for content in &structure.content {
         let Content::File { source, target } = content else {
             continue;
@@ -174,59 +175,43 @@ pub fn stage_content(
             source_path: source.clone(),
             path: src.clone(),
         })?;
-        let target_path = dest.join(target.trim_start_matches('/'));
-        let base = || {
-            src.file_name()
-                .map(|n| target_path.join(n))
-                .unwrap_or_else(|| target_path.clone())
+        let target_path = target.trim_start_matches('/').trim_end_matches('/');
+        let base = || match src.file_name() {
+            Some(n) if target_path.is_empty() => n.to_string_lossy().into_owned(),
+            Some(n) => format!("{target_path}/{}", n.to_string_lossy()),
+            None => target_path.to_string(),
         };
         let to = if meta.is_dir() {
             if source.ends_with('/') {
-                target_path.clone()
+                target_path.to_string()
             } else {
                 base()
             }
-        } else if target.ends_with('/') || target.trim_start_matches('/').is_empty() {
+        } else if target.ends_with('/') || target_path.is_empty() {
             base()
         } else {
-            target_path.clone()
+            target_path.to_string()
         };
-        copy_all(&src, &to)?;
-    }
-    Ok(())
-}
-
-/// Copies a file, or a directory recursively, to `to` (parents created; files replaced).
-fn copy_all(from: &Path, to: &Path) -> Result<(), ImageError> {
-    let meta = fs::metadata(from).map_err(io_err("read", from))?;
-    if meta.is_dir() {
-        fs::create_dir_all(to).map_err(io_err("create", to))?;
-        for entry in fs::read_dir(from).map_err(io_err("read directory", from))? {
-            let entry = entry.map_err(io_err("read directory", from))?;
-            copy_all(&entry.path(), &to.join(entry.file_name()))?;
-        }
-    } else {
-        if let Some(parent) = to.parent() {
-            fs::create_dir_all(parent).map_err(io_err("create", parent))?;
-        }
-        fs::copy(from, to).map_err(io_err("copy to", to))?;
+        tree.add(&src, &to)?;
     }
     Ok(())
 }
 
 /// Writes the image of `volume` to `out`.
 ///
-/// - `gadget_dir`: the unpacked gadget; bare structures' `image:` files and (when
-///   `contents` returns `None`) file system `source:` paths are read from it.
-/// - `contents`: for a file system structure, the directory whose tree becomes the file
-///   system (see [`stage_content`]); `None` uses the gadget's own content for it.
+/// - `gadget_dir`: the unpacked gadget; bare structures' `image:` files and the `source:`
+///   paths of file systems without an entry in `contents` are read from it.
+/// - `contents`: by structure index, the tree that becomes that file system (see
+///   [`stage_content`]); a file system structure without one gets the gadget's own content.
 ///
-/// The image is written to a temp file beside `out` and renamed into place only when
+/// The file systems are made side by side (each FAT in memory on its own thread, ext4 by
+/// `mke2fs` on another), the bare structures copied meanwhile. The image is written to a
+/// temp file beside `out`, flushed to the disk once, and renamed into place only when
 /// complete; on error nothing is left behind and an existing `out` is untouched.
 pub fn write_image(
     volume: &Volume,
     gadget_dir: &Path,
-    contents: &dyn Fn(&Structure) -> Option<PathBuf>,
+    contents: &BTreeMap<usize, Tree>,
     out: &Path,
     options: &ImageOptions<'_>,
 ) -> Result<ImageReport, ImageError> {
@@ -249,57 +234,64 @@ pub fn write_image(
     let path = tmp.path();
     file.set_len(size).map_err(io_err("resize", path))?;
 
-    let total: u64 = structures.iter().map(|s| s.size).sum();
-    let mut done = 0;
+    // The gadget's own content for file systems the caller gave no tree.
+    let mut own = BTreeMap::new();
     for s in &structures {
-        let id = |purpose: &str| derive_id(&volume.name, s, purpose);
-        if s.filesystem == Filesystem::None {
+        if s.filesystem != Filesystem::None
+            && !s.content.is_empty()
+            && !contents.contains_key(&s.index)
+        {
+            let mut tree = Tree::new();
+            stage_content(s, gadget_dir, &mut tree)?;
+            own.insert(s.index, tree);
+        }
+    }
+    let tree_of = |s: &Structure| contents.get(&s.index).or_else(|| own.get(&s.index));
+
+    let total: u64 = structures.iter().map(|s| s.size).sum();
+    let done = std::cell::Cell::new(0);
+    let advance = |s: &Structure| {
+        done.set(done.get() + s.size);
+        if let Some(progress) = options.progress {
+            progress(done.get(), total);
+        }
+    };
+    std::thread::scope(|scope| -> Result<(), ImageError> {
+        let jobs: Vec<_> = structures
+            .iter()
+            .filter(|s| s.filesystem != Filesystem::None)
+            .map(|s| {
+                let tree = tree_of(s);
+                let scratch = scratch.path();
+                let volume = &volume.name;
+                let epoch = options.epoch;
+                let job =
+                    scope.spawn(move || make_filesystem(volume, s, tree, path, scratch, epoch));
+                (s, job)
+            })
+            .collect();
+        for s in structures
+            .iter()
+            .filter(|s| s.filesystem == Filesystem::None)
+        {
             write_bare(file, path, s, gadget_dir)?;
-        } else {
-            let dir = match contents(s) {
-                Some(dir) => Some(dir),
-                None if s.content.is_empty() => None,
-                None => {
-                    let dest = scratch.path().join(format!("structure-{}", s.index));
-                    stage_content(s, gadget_dir, &dest)?;
-                    Some(dest)
-                }
-            };
-            let label = s.effective_label();
-            if s.filesystem == Filesystem::Ext4 {
-                let uuid = uuid_text(id("ext4-uuid"));
-                let spec = Ext4 {
-                    structure: &s.describe(),
-                    offset: s.offset,
-                    size: s.size,
-                    label,
-                    uuid: &uuid,
-                    epoch: options.epoch,
-                    content: dir.as_deref(),
-                };
-                ext4::make_ext4(path, &spec, scratch.path())?;
-            } else {
-                let [a, b, c, d, ..] = id("fat-volume-id");
-                let fat = fat::make_fat(
-                    &s.describe(),
-                    s.filesystem,
-                    s.size,
-                    label,
-                    u32::from_le_bytes([a, b, c, d]),
-                    options.epoch,
-                    dir.as_deref(),
-                )?;
+            advance(s);
+        }
+        for (s, job) in jobs {
+            let made = job.join().map_err(|_| ImageError::BadContent {
+                structure: s.describe(),
+                problem: "making its file system panicked".into(),
+            })??;
+            if let Some(fat) = made {
                 for (at, chunk) in fat.data_chunks() {
                     file.write_all_at(chunk, s.offset + at)
                         .map_err(io_err("write", path))?;
                 }
             }
+            advance(s);
         }
-        done += s.size;
-        if let Some(progress) = options.progress {
-            progress(done, total);
-        }
-    }
+        Ok(())
+    })?;
 
     let [a, b, c, d, ..] = derive_id(&volume.name, &structures[0], "mbr-disk-signature");
     let ids = TableIds {
@@ -318,6 +310,57 @@ pub fn write_image(
         source: e.error,
     })?;
     Ok(report(&structures, size))
+}
+
+/// Makes file system structure `s` of the image at `path` from `tree`: ext4 in place (by
+/// `mke2fs`, from a directory made of the tree under `scratch`), FAT in memory, returned
+/// for the caller to write.
+fn make_filesystem(
+    volume: &str,
+    s: &Structure,
+    tree: Option<&Tree>,
+    path: &Path,
+    scratch: &Path,
+    epoch: u64,
+) -> Result<Option<fat::FatImage>, ImageError> {
+    let id = |purpose: &str| derive_id(volume, s, purpose);
+    let label = s.effective_label();
+    if s.filesystem == Filesystem::Ext4 {
+        let dir = match tree.filter(|t| !t.is_empty()) {
+            Some(tree) => {
+                let dir = scratch.join(format!("structure-{}", s.index));
+                tree.write_to(&dir)?;
+                Some(dir)
+            }
+            None => None,
+        };
+        let uuid = uuid_text(id("ext4-uuid"));
+        let spec = Ext4 {
+            structure: &s.describe(),
+            offset: s.offset,
+            size: s.size,
+            label,
+            uuid: &uuid,
+            epoch,
+            content: dir.as_deref(),
+        };
+        let own_scratch = scratch.join(format!("ext4-{}", s.index));
+        fs::create_dir_all(&own_scratch).map_err(io_err("create", &own_scratch))?;
+        ext4::make_ext4(path, &spec, &own_scratch)?;
+        Ok(None)
+    } else {
+        let [a, b, c, d, ..] = id("fat-volume-id");
+        fat::make_fat(
+            &s.describe(),
+            s.filesystem,
+            s.size,
+            label,
+            u32::from_le_bytes([a, b, c, d]),
+            epoch,
+            tree,
+        )
+        .map(Some)
+    }
 }
 
 /// Copies a bare structure's `image:` content to its offsets.

@@ -15,6 +15,7 @@ pub mod fat;
 pub mod gadget;
 pub mod layout;
 pub mod table;
+pub mod tree;
 
 use std::io;
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ pub use layout::{
     plan, source_date_epoch, stage_content, write_image, ImageOptions, ImageReport, Placed,
 };
 pub use table::{read_partitions, Partition};
+pub use tree::{Source, Tree};
 
 /// What went wrong while writing or reading an image.
 #[derive(Debug, thiserror::Error)]

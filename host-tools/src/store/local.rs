@@ -676,6 +676,7 @@ impl Store for LocalStore {
             snap_id: entry.snap_id.clone(),
             revision,
             path,
+            sha3_384: rev.sha3_384.clone(),
             info: rev.info.clone(),
         })
     }

@@ -42,6 +42,9 @@ pub struct ResolvedSnap {
     pub revision: u64,
     /// The snap file (in the store; copy it, do not move it).
     pub path: PathBuf,
+    /// The file's `snap-sha3-384` as the store recorded it at upload: a name for its
+    /// contents (caches use it), not a proof; what is seeded is hashed again.
+    pub sha3_384: String,
     /// Its snap.yaml.
     pub info: SnapInfo,
 }

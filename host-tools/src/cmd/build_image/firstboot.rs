@@ -71,13 +71,11 @@ impl FirstBoot {
         self.preseed.as_deref().map(coreforge_assertions::sha3_384)
     }
 
-    /// Puts the preseed file, if any, at the root of the staged boot partition.
-    pub fn write_boot(&self, boot_dir: &Path) -> Result<()> {
+    /// Puts the preseed file, if any, at the root of the boot partition.
+    pub fn write_boot(&self, boot: &mut crate::image::Tree) {
         if let Some(bytes) = &self.preseed {
-            let path = boot_dir.join(PRESEED_FILE);
-            fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+            boot.file(PRESEED_FILE, crate::image::Source::Bytes(bytes.clone()));
         }
-        Ok(())
     }
 
     /// Adds the SSO URL and the TLS roots to the initramfs.

@@ -1,62 +1,95 @@
 //! snapd's UC20 seed layout on the boot partition: `snaps/`, and `systems/<label>/` with the
 //! model and the assertions that vouch for it and for every seeded snap.
 
-use std::fs::{self, File};
-use std::io;
-use std::path::Path;
+use std::fs;
 
 use anyhow::{Context, Result};
 use coreforge_assertions::{Assertion, Model, Timestamp};
 
 use super::resolve::SeedSnap;
 use super::trust::Trust;
+use crate::image::{Source, Tree};
 use crate::store::Store;
 
-/// Writes the seed into the staged boot file system: each snap copied (and hashed while
-/// copied) and vouched for by the store's verified assertions.
+/// A seed snap's bytes, read once: what is hashed is what the seed holds.
+pub(super) struct ReadSnap {
+    bytes: Vec<u8>,
+    /// SHA3-384, unpadded base64url (snap-revision's `snap-sha3-384`).
+    digest: String,
+}
+
+/// Reads and hashes every snap of `snaps`, in order, the files side by side on the cores.
+pub(super) fn read_snaps(snaps: &[SeedSnap]) -> Result<Vec<ReadSnap>> {
+    std::thread::scope(|scope| {
+        let jobs: Vec<_> = snaps
+            .iter()
+            .map(|s| {
+                scope.spawn(move || -> Result<ReadSnap> {
+                    let bytes = fs::read(&s.path)
+                        .with_context(|| format!("cannot read {}", s.path.display()))?;
+                    let digest = coreforge_assertions::sha3_384(&bytes);
+                    Ok(ReadSnap { bytes, digest })
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .map(|j| {
+                j.join()
+                    .map_err(|_| anyhow::anyhow!("reading a snap panicked"))?
+            })
+            .collect()
+    })
+}
+
+/// Writes the seed into the boot file system's tree: each snap's bytes as read and hashed
+/// ([`read_snaps`], in the order of `snaps`), vouched for by the store's verified assertions.
 pub(super) fn write_seed(
-    boot: &Path,
+    boot: &mut Tree,
     label: &str,
     trust: &mut Trust,
     model: &Model,
     snaps: &[SeedSnap],
+    read: Vec<ReadSnap>,
     store: &dyn Store,
 ) -> Result<()> {
-    let system = boot.join("systems").join(label);
-    let assertions = system.join("assertions");
-    fs::create_dir_all(&assertions)?;
-    fs::create_dir_all(boot.join("snaps"))?;
-    fs::write(system.join("model"), &trust.model_bytes)?;
+    let system = format!("systems/{label}");
+    boot.dir("snaps");
+    boot.file(
+        &format!("{system}/model"),
+        Source::Bytes(trust.model_bytes.clone()),
+    );
 
     let mut model_etc = Vec::new();
     for a in &trust.brand_chain {
         append(&mut model_etc, a);
     }
-    fs::write(assertions.join("model-etc"), model_etc)?;
+    boot.file(
+        &format!("{system}/assertions/model-etc"),
+        Source::Bytes(model_etc),
+    );
 
     let mut snap_assertions = Vec::new();
     let mut written: Vec<Assertion> = Vec::new();
-    for s in snaps {
-        let dest = boot.join("snaps").join(s.file_name());
-        let (digest, size) = copy_hashing(&s.path, &dest)
-            .with_context(|| format!("cannot copy {} into the seed", s.path.display()))?;
+    for (s, read) in snaps.iter().zip(read) {
+        let size = read.bytes.len() as u64;
         if let Some(r) = &s.resolved {
-            for a in trust.vouch(model, s, r, store, &digest, size)? {
+            for a in trust.vouch(model, s, r, store, &read.digest, size)? {
                 if !written.iter().any(|w| w.encode() == a.encode()) {
                     append(&mut snap_assertions, &a);
                     written.push(a);
                 }
             }
         }
+        boot.file(
+            &format!("snaps/{}", s.file_name()),
+            Source::Bytes(read.bytes),
+        );
     }
-    fs::write(assertions.join("snaps"), snap_assertions)?;
+    boot.file(
+        &format!("{system}/assertions/snaps"),
+        Source::Bytes(snap_assertions),
+    );
     Ok(())
-}
-
-/// Copies `from` to `to`, returning the SHA3-384 (unpadded base64url) and size of the
-/// bytes written: what is checked is what the seed holds.
-fn copy_hashing(from: &Path, to: &Path) -> io::Result<(String, u64)> {
-    crate::snap::digest_copy(File::open(from)?, File::create(to)?)
 }
 
 /// Appends `a` to an assertion stream (snapd separates them with a blank line).
@@ -79,16 +112,5 @@ mod tests {
     #[test]
     fn seed_labels_follow_the_build_time() {
         assert_eq!(seed_label(Timestamp::from_unix(1_764_028_800)), "20251125");
-    }
-
-    #[test]
-    fn copies_hash_what_was_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        fs::write(&a, b"snap bytes").unwrap();
-        let (digest, size) = copy_hashing(&a, &b).unwrap();
-        assert_eq!(size, 10);
-        assert_eq!(digest, coreforge_assertions::sha3_384(b"snap bytes"));
-        assert_eq!(fs::read(&b).unwrap(), b"snap bytes");
     }
 }
