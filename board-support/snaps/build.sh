@@ -367,6 +367,13 @@ add_snap_tool() {
     ln -sf /usr/bin/snap "$dir/usr/lib/systemd/system-generators/snapd-generator"
 }
 
+# Units the packages enable that have no work on an image-based device: apt's daily update
+# and upgrade and dpkg's database backup (the base is read-only; snaps are how it changes),
+# e2scrub (it needs LVM snapshots), and the D-Bus wpa_supplicant (Wi-Fi is the per-interface
+# wpa_supplicant@IFACE the agent enables). Each costs boot time on a small CPU.
+CORE_UNITS_OFF=(apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer
+    e2scrub_all.timer e2scrub_reap.service wpa_supplicant.service)
+
 # Runs mmdebstrap for the core snap of arch $1 into the new directory $2, overlaying the
 # committed tree $3; with pins when $4 is "pinned".
 core_mmdebstrap() {
@@ -377,14 +384,15 @@ core_mmdebstrap() {
     rm -rf "$rootfs"
     # The hooks run with the chroot's /proc, /sys and /dev mounted, before mmdebstrap's cleanup
     # (apt lists and caches, logs, ldconfig's aux-cache, machine-id emptied, /run and /tmp):
-    # the committed files, networkd enabled, resolved's stub as resolv.conf, the packages'
-    # host keys removed, and sshd's check of its configuration with only the ed25519 key the
-    # agent will write (a throwaway one, removed again).
+    # the committed files, networkd enabled, CORE_UNITS_OFF disabled, resolved's stub as
+    # resolv.conf, the packages' host keys removed, and sshd's check of its configuration with
+    # only the ed25519 key the agent will write (a throwaway one, removed again).
     if ! SOURCE_DATE_EPOCH="$epoch" mmdebstrap --mode=root --variant=minbase \
         --architectures="$arch" --include="${include%,}" "${CORE_DPKG_OPTS[@]}" \
         --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
         --customize-hook="sync-in '$overlay' /" \
         --customize-hook='chroot "$1" systemctl enable systemd-networkd.service' \
+        --customize-hook="chroot \"\$1\" systemctl disable ${CORE_UNITS_OFF[*]}" \
         --customize-hook='ln -sfn ../run/systemd/resolve/stub-resolv.conf "$1/etc/resolv.conf"' \
         --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
         --customize-hook='chroot "$1" ssh-keygen -q -t ed25519 -N "" -C check -f /etc/ssh/ssh_host_ed25519_key' \

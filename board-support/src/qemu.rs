@@ -28,6 +28,8 @@ pub struct QemuMachine {
     pub cpu: Option<&'static str>,
     /// `-m` in MiB; `None` keeps the machine's fixed size (the raspi machines have 1 GiB).
     pub memory_mib: Option<u32>,
+    /// `-smp` (virtual CPUs); `None` keeps the machine's own (the raspi machines have 4).
+    pub cpus: Option<u32>,
     /// Device tree to pass with `-dtb`, relative to the kernel's dtb folder;
     /// `None` when QEMU generates one (virt).
     pub dtb: Option<&'static str>,
@@ -166,6 +168,9 @@ impl Board {
         push("-M", q.machine.into());
         if let Some(cpu) = q.cpu {
             push("-cpu", cpu.into());
+        }
+        if let Some(cpus) = q.cpus {
+            push("-smp", cpus.to_string().into());
         }
         if let Some(mib) = q.memory_mib {
             push("-m", format!("{mib}M").into());
@@ -384,6 +389,7 @@ mod tests {
             ["unix:/t/mon,,1.sock,server=on,wait=off"]
         );
         assert_eq!(values(&args, "-display"), ["none"]);
+        assert_eq!(values(&args, "-smp"), ["2"]);
         // tty1 before the serial console: the serial port stays /dev/console.
         assert_eq!(
             values(&args, "-append"),

@@ -129,6 +129,48 @@ fn pi3_walkthrough_builds_inspects_and_boots() {
     boot_until_model(&image, "raspi3b");
 }
 
+/// The gadget and kernel are unpacked once per content: the first build leaves their trees in
+/// the cache under their snap-sha3-384, and the next build takes them from there (a mark
+/// made in the cached gadget shows up in the image) instead of unpacking again.
+#[test]
+fn a_second_build_takes_the_unpacked_gadget_and_kernel_from_the_cache() {
+    let w = world();
+    let model = w.model("pi3-cached", "arm64", "pi3", "");
+    let cache = w.path("unpack-cache");
+    let _ = fs::remove_dir_all(&cache);
+    let env = [("COREFORGE_CACHE", cache.as_path())];
+    let image = w.path("pi3-cached.img");
+    let out = w.build_env(&model, &image, &[], &env);
+    assert!(out.status.success(), "build-image:\n{}", show(&out));
+    let digest = |name: &str| common::sha3_b64url(&fs::read(board_snap(name, "arm64")).unwrap());
+    let unpacked = cache.join("unpacked");
+    let mut cached: Vec<String> = fs::read_dir(&unpacked)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    cached.sort();
+    let mut want = vec![digest("pi3"), digest("pi2-kernel")];
+    want.sort();
+    assert_eq!(
+        cached, want,
+        "the cache holds the two trees by digest, nothing else"
+    );
+
+    let config = unpacked.join(digest("pi3")).join("boot-assets/config.txt");
+    let mut text = fs::read_to_string(&config).unwrap();
+    text.push_str("# from the cache\n");
+    fs::write(&config, &text).unwrap();
+    let out = w.build_env(&model, &image, &[], &env);
+    assert!(out.status.success(), "build-image:\n{}", show(&out));
+    let boot = mbr(&image)[0].1;
+    assert_eq!(
+        String::from_utf8(fat_read(&image, boot, "config.txt")).unwrap(),
+        text,
+        "the second build unpacked the gadget again instead of using the cache"
+    );
+    fs::remove_file(&image).unwrap();
+}
+
 /// Boots `image` with `coreforge boot` until the agent has verified the model and the seed.
 fn boot_until_model(image: &Path, machine: &str) {
     let w = world();

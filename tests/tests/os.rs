@@ -210,7 +210,9 @@ fn walkthrough(w: &World, name: &str, arch: Arch) -> Result<()> {
         port,
         "id -un; sudo -n true && echo sudo-ok; getent passwd ubuntu || echo no-ubuntu; \
          sudo cat /etc/sudoers.d/create-user-zops; cat /proc/1/comm; \
-         systemctl is-active ssh systemd-networkd",
+         systemctl is-active ssh systemd-networkd; \
+         echo units-off: $(systemctl is-enabled apt-daily.timer wpa_supplicant.service \
+         e2scrub_reap.service | sort -u)",
     )?;
     expect_lines(
         &dev,
@@ -223,6 +225,8 @@ fn walkthrough(w: &World, name: &str, arch: Arch) -> Result<()> {
             format!("{USER} ALL=(ALL) NOPASSWD:ALL"),
             "systemd".into(),
             "active".into(),
+            // The base's units with no work on a device are off.
+            "units-off: disabled".into(),
         ],
         "account, sudo and services",
     )?;

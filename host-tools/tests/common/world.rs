@@ -150,8 +150,14 @@ impl World {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
+        self.run_env(args, &[])
+    }
+
+    /// [`World::run`] with more environment variables.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_coreforge"))
             .args(args)
+            .envs(env.iter().copied())
             .env("COREFORGE_KEYS", self.path("keys"))
             .env("SOURCE_DATE_EPOCH", "1764028800")
             .env_remove("COREFORGE_PASSPHRASE")
@@ -220,6 +226,17 @@ impl World {
     }
 
     pub fn build(&self, model: &Path, out: &Path, extra: &[&str]) -> Output {
+        self.build_env(model, out, extra, &[])
+    }
+
+    /// [`World::build`] with more environment variables.
+    pub fn build_env(
+        &self,
+        model: &Path,
+        out: &Path,
+        extra: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Output {
         let mut args = vec![
             "build-image",
             "-c",
@@ -231,7 +248,7 @@ impl World {
             model.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        self.run(&args)
+        self.run_env(&args, env)
     }
 }
 
