@@ -41,6 +41,22 @@ impl Compression {
             }
         }
     }
+
+    /// Undoes [`Compression::apply`].
+    pub fn undo(self, data: &[u8]) -> Result<Vec<u8>, Error> {
+        use std::io::Read;
+        match self {
+            Compression::None => Ok(data.to_vec()),
+            Compression::Gzip => {
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(data)
+                    .read_to_end(&mut out)
+                    .map_err(Error::Compress)?;
+                Ok(out)
+            }
+            Compression::Zstd => zstd::decode_all(data).map_err(Error::Compress),
+        }
+    }
 }
 
 #[cfg(test)]

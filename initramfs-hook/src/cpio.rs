@@ -59,6 +59,19 @@ impl Archive {
         self.insert(path, Kind::Symlink(target.to_string()), 0o777);
     }
 
+    /// Moves the entries whose paths `part` selects into a new archive; their parent
+    /// directories are in both.
+    pub fn split_off(&mut self, part: impl Fn(&str) -> bool) -> Archive {
+        let mut out = Archive::new();
+        let moved: Vec<String> = self.entries.keys().filter(|p| part(p)).cloned().collect();
+        for path in moved {
+            if let Some(e) = self.entries.remove(&path) {
+                out.insert(&path, e.kind, e.perm);
+            }
+        }
+        out
+    }
+
     /// True when an entry exists at `path`.
     pub fn contains(&self, path: &str) -> bool {
         self.entries.contains_key(normalize(path))

@@ -185,6 +185,47 @@ impl InitramfsBuilder {
 
     /// Writes the archive and compresses it.
     pub fn build(self, compression: Compression) -> Result<Initramfs, Error> {
+        let (archive, mtime, modules) = self.with_modules();
+        let raw = archive.to_bytes(mtime);
+        let uncompressed_len = raw.len();
+        Ok(Initramfs {
+            bytes: compression.apply(raw)?,
+            uncompressed_len,
+            modules,
+        })
+    }
+
+    /// As [`InitramfsBuilder::build`], but in two parts, one compressed archive after the
+    /// other, which the kernel unpacks in turn (as it unpacks early microcode before an
+    /// initramfs): first what every image of the same agent and kernel modules shares (`/init`,
+    /// the modules and their load list, `/dev/console`, the mount points, all stamped mtime 0),
+    /// compressed once and kept under `cache` by the SHA-256 of its bytes; then the rest
+    /// (trust, the device, the SSO settings). A cached part is used only if it decompresses
+    /// to exactly those bytes; the cache is only ever a saving.
+    pub fn build_cached(self, compression: Compression, cache: &Path) -> Result<Initramfs, Error> {
+        let (mut archive, mtime, modules) = self.with_modules();
+        let shared = archive.split_off(|path| {
+            path == "init"
+                || path == "dev/console"
+                || path == MODULES_LOAD.trim_start_matches('/')
+                || path.starts_with(MODULES_DIR.trim_start_matches('/'))
+                || path == "tmp"
+                || DIRS.contains(&path)
+        });
+        let shared = shared.to_bytes(0);
+        let rest = archive.to_bytes(mtime);
+        let uncompressed_len = shared.len() + rest.len();
+        let mut bytes = cached_compression(compression, shared, cache)?;
+        bytes.extend(compression.apply(rest)?);
+        Ok(Initramfs {
+            bytes,
+            uncompressed_len,
+            modules,
+        })
+    }
+
+    /// The archive with the modules and their load list added, the mtime, the module names.
+    fn with_modules(self) -> (Archive, u32, Vec<String>) {
         let mut archive = self.archive;
         let mut load = String::new();
         for m in &self.modules {
@@ -194,13 +235,8 @@ impl InitramfsBuilder {
             archive.file(&path, m.data.clone(), 0o644);
         }
         archive.file(MODULES_LOAD, load.into_bytes(), 0o644);
-        let raw = archive.to_bytes(self.mtime);
-        let uncompressed_len = raw.len();
-        Ok(Initramfs {
-            bytes: compression.apply(raw)?,
-            uncompressed_len,
-            modules: self.modules.into_iter().map(|m| m.name).collect(),
-        })
+        let names = self.modules.into_iter().map(|m| m.name).collect();
+        (archive, self.mtime, names)
     }
 
     /// Builds and writes the initramfs to `out` (through a temporary file renamed into place).
@@ -211,6 +247,36 @@ impl InitramfsBuilder {
         std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
         Ok(image)
     }
+}
+
+/// `raw` compressed, from `cache` when it holds a copy that decompresses to `raw`; a fresh
+/// compression is stored there (through a temp file renamed into place; failures to store
+/// are ignored).
+fn cached_compression(
+    compression: Compression,
+    raw: Vec<u8>,
+    cache: &Path,
+) -> Result<Vec<u8>, Error> {
+    use sha2::{Digest, Sha256};
+    let key: String = Sha256::digest(&raw)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let path = cache.join(format!("{key}.{compression:?}").to_lowercase());
+    if let Ok(stored) = std::fs::read(&path) {
+        if compression.undo(&stored).is_ok_and(|back| back == raw) {
+            return Ok(stored);
+        }
+    }
+    let bytes = compression.apply(raw)?;
+    let tmp = path.with_extension(format!("partial{}", std::process::id()));
+    let stored = std::fs::create_dir_all(cache)
+        .and_then(|()| std::fs::write(&tmp, &bytes))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if stored.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

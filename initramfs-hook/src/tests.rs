@@ -28,6 +28,10 @@ fn trusted_files() -> tempfile::TempDir {
 }
 
 fn build(mtime: u32, compression: Compression) -> Initramfs {
+    builder(mtime).build(compression).unwrap()
+}
+
+fn builder(mtime: u32) -> InitramfsBuilder {
     let mods = modules_tree();
     let trusted = trusted_files();
     InitramfsBuilder::new(b"\x7fELF agent".to_vec())
@@ -39,8 +43,68 @@ fn build(mtime: u32, compression: Compression) -> Initramfs {
             trusted.path().join("canonical.account"),
         ])
         .unwrap()
-        .build(compression)
+}
+
+/// `build_cached`: the shared part (agent, modules, device node, mount points) compressed
+/// once and kept in the cache, then the rest; together they hold what `build` holds.
+#[test]
+fn a_cached_build_is_the_shared_part_then_the_rest() {
+    let cache = tempfile::tempdir().unwrap();
+    let whole = members(&build(1234, Compression::Zstd));
+    let cached = builder(1234)
+        .build_cached(Compression::Zstd, cache.path())
+        .unwrap();
+    let entries: Vec<_> = std::fs::read_dir(cache.path())
         .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let shared_z = std::fs::read(&entries[0]).unwrap();
+    assert!(cached.bytes.starts_with(&shared_z));
+    let shared = parse(&zstd::decode_all(shared_z.as_slice()).unwrap());
+    let rest = parse(&zstd::decode_all(&cached.bytes[shared_z.len()..]).unwrap());
+    assert!(
+        shared.iter().all(|m| m.4 == 0),
+        "the shared part carries no build time"
+    );
+    for name in [
+        "init",
+        "dev/console",
+        "lib/modules/vfat.ko",
+        "etc/coreforge/modules.load",
+    ] {
+        find(&shared, name);
+    }
+    assert!(
+        !rest
+            .iter()
+            .any(|m| m.0 == "init" || m.0.starts_with("lib/modules/")),
+        "{rest:?}"
+    );
+    find(&rest, "etc/coreforge/trusted/root.assertion");
+    // Every file and node of the single archive, with the same bytes, in one of the parts.
+    for m in whole.iter().filter(|m| m.1 & 0o170000 != 0o040000) {
+        let part = shared.iter().chain(&rest).find(|p| p.0 == m.0);
+        assert_eq!(part.map(|p| (&p.1, &p.5)), Some((&m.1, &m.5)), "{}", m.0);
+    }
+
+    // The cache is used when what it holds decompresses to the shared part: here another
+    // compression of the same bytes, which the next build takes as it is.
+    let other =
+        zstd::encode_all(zstd::decode_all(shared_z.as_slice()).unwrap().as_slice(), 1).unwrap();
+    assert_ne!(other, shared_z);
+    std::fs::write(&entries[0], &other).unwrap();
+    let again = builder(1234)
+        .build_cached(Compression::Zstd, cache.path())
+        .unwrap();
+    assert!(again.bytes.starts_with(&other));
+    // What does not decompress to it is not used, and is replaced.
+    std::fs::write(&entries[0], b"not zstd").unwrap();
+    let mended = builder(1234)
+        .build_cached(Compression::Zstd, cache.path())
+        .unwrap();
+    assert_eq!(mended.bytes, cached.bytes);
+    assert_eq!(std::fs::read(&entries[0]).unwrap(), shared_z);
 }
 
 fn members(image: &Initramfs) -> Vec<Member> {

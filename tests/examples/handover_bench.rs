@@ -5,7 +5,8 @@
 //! itself from a preseed file, the second goes straight to the OS (every later boot).
 //! Times are taken on the host as the serial lines arrive.
 //!
-//! Prints a Markdown table. Usage: `handover_bench [REPETITIONS]` (default 3). Builds what
+//! Prints a Markdown table. Usage: `handover_bench [REPETITIONS [MACHINE...]]` (default 3,
+//! both; a machine is `virt` or `raspi3b`). Builds what
 //! the tests build (the Debian base needs root).
 
 use std::time::{Duration, Instant};
@@ -38,12 +39,15 @@ impl Boot {
 }
 
 fn main() -> Result<()> {
-    let reps: usize = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let reps: usize = args
+        .first()
         .map(|a| a.parse())
         .transpose()
         .context("repetitions must be a number")?
         .unwrap_or(3);
+    // Optional QEMU machine names after the count: only those boards.
+    let only = &args[args.len().min(1)..];
     let w = os_world()?;
     let key = SshKey::generate(&w.path("handover-bench-key"), "bench@coreforge")?;
     println!("| board (Debian base, arm64) | boot | hand-over → login prompt | QEMU start → handing over | QEMU start → login prompt | QEMU start → ssh answers | target |");
@@ -53,6 +57,9 @@ fn main() -> Result<()> {
         (Board::by_name("pi3", Arch::Arm64)?, "reported"),
     ] {
         let machine = board.qemu.machine;
+        if !only.is_empty() && !only.iter().any(|m| m == machine) {
+            continue;
+        }
         let name = format!("handover-bench-{machine}");
         let files = preseeded_os_image(w, &name, board, &key.public, USER)?;
         let mut first = Vec::new();

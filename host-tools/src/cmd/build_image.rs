@@ -147,6 +147,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             pin: &trust::device_pin(&trust, &model, &label, built, firstboot.preseed_digest()),
             known: &trust.current_keys(store.as_ref())?,
             epoch,
+            cache: cache.as_deref(),
         }
         .build(&work)?;
         progress.lap("built the initramfs");
@@ -323,6 +324,8 @@ struct Initramfs<'a> {
     /// The store's current keys, for the agent's known assertions.
     known: &'a [coreforge_assertions::Assertion],
     epoch: u64,
+    /// build-image's cache (see [`unpack::cache_dir`]).
+    cache: Option<&'a Path>,
 }
 
 impl Initramfs<'_> {
@@ -352,11 +355,15 @@ impl Initramfs<'_> {
                 0o644,
             );
         }
-        let initramfs = builder
+        let builder = builder
             .mtime(u32::try_from(self.epoch).unwrap_or(u32::MAX))
             .modules(self.modules, self.board.modules)?
-            .trusted(&root_files)?
-            .build(Compression::Zstd)?;
+            .trusted(&root_files)?;
+        // The agent and the modules are the same from build to build: compressed once.
+        let initramfs = match self.cache {
+            Some(cache) => builder.build_cached(Compression::Zstd, &cache.join("initramfs"))?,
+            None => builder.build(Compression::Zstd)?,
+        };
         Ok(initramfs.bytes)
     }
 }
