@@ -849,6 +849,7 @@ fn progress_is_reported_after_each_structure() {
         size: Some(64 * MIB),
         epoch: 1,
         progress: Some(&progress),
+        ..Default::default()
     };
     let report = image::write_image(
         g.boot_volume(),

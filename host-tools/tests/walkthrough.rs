@@ -171,6 +171,45 @@ fn a_second_build_takes_the_unpacked_gadget_and_kernel_from_the_cache() {
     fs::remove_file(&image).unwrap();
 }
 
+/// A snap file changed in the store after its upload (same size, one byte) is not what the
+/// store's assertions vouch for: build-image names it and writes nothing.
+#[test]
+fn refuses_a_store_snap_changed_after_upload_and_writes_nothing() {
+    let w = world();
+    let snap = w.pack(
+        "changed",
+        &[
+            (
+                "meta/snap.yaml",
+                "name: changed\nversion: '1'\narchitectures: [arm64]\n",
+            ),
+            ("data", &"x".repeat(100_000)),
+        ],
+    );
+    w.publish(&snap, "changed", "beta");
+    let stored = fs::read_dir(Path::new(w.store()).join("snaps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("changed_")
+        })
+        .expect("the store's file of the snap");
+    let mut bytes = fs::read(&stored).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    fs::write(&stored, &bytes).unwrap();
+    let model = w.model("pi3-changed", "arm64", "pi3", "");
+    let out = w.path("pi3-changed.img");
+    let err = w.refused(&model, &out, "beta", &["--extra-snaps", "changed"]);
+    assert!(
+        err.contains("changed revision") && err.contains("the store recorded"),
+        "{err}"
+    );
+}
+
 /// Boots `image` with `coreforge boot` until the agent has verified the model and the seed.
 fn boot_until_model(image: &Path, machine: &str) {
     let w = world();

@@ -127,34 +127,36 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let built = trust::build_time(epoch);
     let label = seed::seed_label(built);
 
-    // Side by side on the cores: the seed snaps read and hashed, the gadget and kernel
-    // unpacked (or found in the cache), then the initramfs compressed.
+    // Side by side on the cores: the seed snaps read, the gadget and kernel unpacked (or
+    // found in the cache), then the initramfs compressed; the seed is hashed while the
+    // image is made.
     progress.step("unpacking the gadget and kernel, reading the seed");
-    let (read, gadget, kernel_dir, initramfs) = std::thread::scope(|scope| -> Result<_> {
-        let reading = scope.spawn(|| seed::read_snaps(&snaps));
-        let unpacking =
-            scope.spawn(|| unpack::unpacked(gadget, cache.as_deref(), &work.join("gadget")));
-        let kernel_dir = unpack::unpacked(kernel, cache.as_deref(), &work.join("kernel"))?;
-        let gadget_dir = joined(unpacking, "unpacking the gadget")?;
-        let gadget = UnpackedGadget::read(gadget_dir, &gadget.name, arch)?;
-        progress.lap("unpacked the gadget and kernel");
-        let initramfs = Initramfs {
-            agent: &agent_path(args.agent.as_deref(), arch)?,
-            firstboot: &firstboot,
-            board: gadget.board,
-            modules: &single_subdir(&kernel_dir.join("modules"))?,
-            roots: &roots,
-            pin: &trust::device_pin(&trust, &model, &label, built, firstboot.preseed_digest()),
-            known: &trust.current_keys(store.as_ref())?,
-            epoch,
-            cache: cache.as_deref(),
-        }
-        .build(&work)?;
-        progress.lap("built the initramfs");
-        let read = joined(reading, "reading the seed")?;
-        progress.lap("read and hashed the seed");
-        Ok((read, gadget, kernel_dir, initramfs))
-    })?;
+    let ((read, hashing), gadget, kernel_dir, initramfs) =
+        std::thread::scope(|scope| -> Result<_> {
+            let reading = scope.spawn(|| seed::read_snaps(&snaps));
+            let unpacking =
+                scope.spawn(|| unpack::unpacked(gadget, cache.as_deref(), &work.join("gadget")));
+            let kernel_dir = unpack::unpacked(kernel, cache.as_deref(), &work.join("kernel"))?;
+            let gadget_dir = joined(unpacking, "unpacking the gadget")?;
+            let gadget = UnpackedGadget::read(gadget_dir, &gadget.name, arch)?;
+            progress.lap("unpacked the gadget and kernel");
+            let initramfs = Initramfs {
+                agent: &agent_path(args.agent.as_deref(), arch)?,
+                firstboot: &firstboot,
+                board: gadget.board,
+                modules: &single_subdir(&kernel_dir.join("modules"))?,
+                roots: &roots,
+                pin: &trust::device_pin(&trust, &model, &label, built, firstboot.preseed_digest()),
+                known: &trust.current_keys(store.as_ref())?,
+                epoch,
+                cache: cache.as_deref(),
+            }
+            .build(&work)?;
+            progress.lap("built the initramfs");
+            let read = joined(reading, "reading the seed")?;
+            progress.lap("read the seed");
+            Ok((read, gadget, kernel_dir, initramfs))
+        })?;
     let volume = gadget.spec.boot_volume();
 
     progress.step("laying out the boot partition");
@@ -205,10 +207,16 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             b.set_position(done);
         }
     };
+    let check = || {
+        let checked = hashing.check(&snaps);
+        progress.lap("hashed the seed");
+        checked
+    };
     let options = image::ImageOptions {
         size,
         epoch,
         progress: Some(&on_progress),
+        check: Some(&check),
     };
     let report = image::write_image(volume, &gadget.dir, &trees, &args.output, &options)
         .with_context(|| format!("cannot write {}", args.output.display()))?;

@@ -191,6 +191,8 @@ fn copy_tree<T: fatfs::ReadWriteSeek>(
                 let mut dst = into.create_file(name).map_err(no_space)?;
                 dst.truncate().map_err(no_space)?;
                 match source {
+                    Source::Bytes(bytes) => dst.write_all(bytes).map_err(no_space)?,
+                    Source::Shared(bytes) => dst.write_all(bytes).map_err(no_space)?,
                     Source::File(from) => {
                         let meta = fs::metadata(from).map_err(io_err("read", from))?;
                         if !meta.is_file() {
@@ -202,7 +204,6 @@ fn copy_tree<T: fatfs::ReadWriteSeek>(
                         let mut src = File::open(from).map_err(io_err("open", from))?;
                         copy_stream(&mut src, &mut dst).map_err(no_space)?;
                     }
-                    Source::Bytes(bytes) => dst.write_all(bytes).map_err(no_space)?,
                 }
                 dst.flush().map_err(no_space)?;
             }

@@ -71,6 +71,10 @@ pub struct ImageOptions<'a> {
     pub epoch: u64,
     /// Called after each structure with (bytes of structures written, bytes in all).
     pub progress: Option<&'a dyn Fn(u64, u64)>,
+    /// Called once everything is written and flushed, before the image is renamed into
+    /// place: a last check of the inputs that ran while the image was made. Its error is
+    /// [`ImageError::Refused`], and nothing is left at the output.
+    pub check: Option<&'a dyn Fn() -> Result<(), String>>,
 }
 
 impl std::fmt::Debug for ImageOptions<'_> {
@@ -301,7 +305,11 @@ pub fn write_image(
     table::write_table(file, path, volume.schema, &structures, size, ids, &|s| {
         guid_v4(derive_id(&volume.name, s, "gpt-partition-guid"))
     })?;
+    // Flushed first: the disk works while the check waits for its own threads.
     file.sync_all().map_err(io_err("write", path))?;
+    if let Some(check) = options.check {
+        check().map_err(ImageError::Refused)?;
+    }
     // tempfile creates 0600; an image is not secret.
     fs::set_permissions(path, fs::Permissions::from_mode(0o644)).map_err(io_err("chmod", path))?;
     tmp.persist(out).map_err(|e| ImageError::Io {

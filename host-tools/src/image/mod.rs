@@ -113,6 +113,9 @@ pub enum ImageError {
         /// The fatfs error.
         source: io::Error,
     },
+    /// The caller's last check ([`ImageOptions::check`]) refused the image.
+    #[error("{0}")]
+    Refused(String),
     /// `SOURCE_DATE_EPOCH` is not a number of seconds.
     #[error("SOURCE_DATE_EPOCH={0:?} is not a whole number of seconds since 1970")]
     BadEpoch(String),

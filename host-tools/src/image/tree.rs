@@ -16,6 +16,8 @@ pub enum Source {
     File(PathBuf),
     /// Bytes already in memory.
     Bytes(Vec<u8>),
+    /// Bytes in memory that something else reads too (a snap being hashed meanwhile).
+    Shared(std::sync::Arc<[u8]>),
 }
 
 /// Directories and files by path (`/`-separated, relative to the file system's root).
@@ -129,6 +131,7 @@ impl Tree {
             match source {
                 Source::File(from) => fs::copy(from, &path).map(drop),
                 Source::Bytes(bytes) => fs::write(&path, bytes),
+                Source::Shared(bytes) => fs::write(&path, bytes),
             }
             .map_err(io_err("write", &path))?;
         }

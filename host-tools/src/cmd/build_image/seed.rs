@@ -2,6 +2,7 @@
 //! model and the assertions that vouch for it and for every seeded snap.
 
 use std::fs;
+use std::sync::{mpsc, Arc};
 
 use anyhow::{Context, Result};
 use coreforge_assertions::{Assertion, Model, Timestamp};
@@ -11,24 +12,29 @@ use super::trust::Trust;
 use crate::image::{Source, Tree};
 use crate::store::Store;
 
-/// A seed snap's bytes, read once: what is hashed is what the seed holds.
-pub(super) struct ReadSnap {
-    bytes: Vec<u8>,
-    /// SHA3-384, unpadded base64url (snap-revision's `snap-sha3-384`).
-    digest: String,
-}
-
-/// Reads and hashes every snap of `snaps`, in order, the files side by side on the cores.
-pub(super) fn read_snaps(snaps: &[SeedSnap]) -> Result<Vec<ReadSnap>> {
-    std::thread::scope(|scope| {
+/// Reads every snap of `snaps`, in order, the files side by side: each is read once, and
+/// those bytes are both what the image holds and what is hashed, on a thread of its own as
+/// soon as it is read (see [`Hashing`]).
+pub(super) fn read_snaps(snaps: &[SeedSnap]) -> Result<(Vec<Arc<[u8]>>, Hashing)> {
+    let (tx, results) = mpsc::channel();
+    let pending = snaps.iter().filter(|s| s.resolved.is_some()).count();
+    let read = std::thread::scope(|scope| {
         let jobs: Vec<_> = snaps
             .iter()
-            .map(|s| {
-                scope.spawn(move || -> Result<ReadSnap> {
-                    let bytes = fs::read(&s.path)
-                        .with_context(|| format!("cannot read {}", s.path.display()))?;
-                    let digest = coreforge_assertions::sha3_384(&bytes);
-                    Ok(ReadSnap { bytes, digest })
+            .enumerate()
+            .map(|(i, s)| {
+                let tx = tx.clone();
+                scope.spawn(move || -> Result<Arc<[u8]>> {
+                    let bytes: Arc<[u8]> = fs::read(&s.path)
+                        .with_context(|| format!("cannot read {}", s.path.display()))?
+                        .into();
+                    if s.resolved.is_some() {
+                        let bytes = Arc::clone(&bytes);
+                        std::thread::spawn(move || {
+                            let _ = tx.send((i, coreforge_assertions::sha3_384(&bytes)));
+                        });
+                    }
+                    Ok(bytes)
                 })
             })
             .collect();
@@ -37,19 +43,63 @@ pub(super) fn read_snaps(snaps: &[SeedSnap]) -> Result<Vec<ReadSnap>> {
                 j.join()
                     .map_err(|_| anyhow::anyhow!("reading a snap panicked"))?
             })
-            .collect()
-    })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    Ok((read, Hashing { results, pending }))
 }
 
-/// Writes the seed into the boot file system's tree: each snap's bytes as read and hashed
-/// ([`read_snaps`], in the order of `snaps`), vouched for by the store's verified assertions.
+/// The SHA3-384 of every seed snap the store vouches for, computed on threads of their own
+/// while the image is made (hashing the largest snap is the longest single step of a build),
+/// and compared with the digest the store recorded at upload, which the assertions were
+/// checked against, before the image is kept ([`Hashing::check`]).
+pub(super) struct Hashing {
+    results: mpsc::Receiver<(usize, String)>,
+    pending: usize,
+}
+
+impl Hashing {
+    /// Waits for every hash; fails naming each snap whose bytes are not what the store
+    /// recorded (a store file changed or damaged after its upload).
+    pub(super) fn check(&self, snaps: &[SeedSnap]) -> std::result::Result<(), String> {
+        let mut wrong = Vec::new();
+        for _ in 0..self.pending {
+            let (i, digest) = self
+                .results
+                .recv()
+                .map_err(|_| "hashing the seed snaps stopped unexpectedly".to_string())?;
+            let s = &snaps[i];
+            if let Some(r) = s.resolved.as_ref().filter(|r| r.sha3_384 != digest) {
+                wrong.push(format!(
+                    "{} revision {} ({}): its SHA3-384 is {digest}, the store recorded {} at upload",
+                    s.name,
+                    r.revision,
+                    s.path.display(),
+                    r.sha3_384
+                ));
+            }
+        }
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "the store's snap files are not what it vouches for: {}; the store is damaged \
+                 or was changed by hand (upload the snaps again); nothing was written",
+                wrong.join("; ")
+            ))
+        }
+    }
+}
+
+/// Writes the seed into the boot file system's tree: each snap's bytes as read
+/// ([`read_snaps`], in the order of `snaps`), vouched for by the store's verified assertions
+/// for the digest the store recorded ([`Hashing`] checks the bytes against it).
 pub(super) fn write_seed(
     boot: &mut Tree,
     label: &str,
     trust: &mut Trust,
     model: &Model,
     snaps: &[SeedSnap],
-    read: Vec<ReadSnap>,
+    read: Vec<Arc<[u8]>>,
     store: &dyn Store,
 ) -> Result<()> {
     let system = format!("systems/{label}");
@@ -70,20 +120,17 @@ pub(super) fn write_seed(
 
     let mut snap_assertions = Vec::new();
     let mut written: Vec<Assertion> = Vec::new();
-    for (s, read) in snaps.iter().zip(read) {
-        let size = read.bytes.len() as u64;
+    for (s, bytes) in snaps.iter().zip(read) {
+        let size = bytes.len() as u64;
         if let Some(r) = &s.resolved {
-            for a in trust.vouch(model, s, r, store, &read.digest, size)? {
+            for a in trust.vouch(model, s, r, store, &r.sha3_384, size)? {
                 if !written.iter().any(|w| w.encode() == a.encode()) {
                     append(&mut snap_assertions, &a);
                     written.push(a);
                 }
             }
         }
-        boot.file(
-            &format!("snaps/{}", s.file_name()),
-            Source::Bytes(read.bytes),
-        );
+        boot.file(&format!("snaps/{}", s.file_name()), Source::Shared(bytes));
     }
     boot.file(
         &format!("{system}/assertions/snaps"),
