@@ -3,12 +3,12 @@
 
 use std::fmt::Write as _;
 
-/// A name inside a unit name: letters, digits, `_` and a `.` that does not lead stay;
+/// A name inside a unit name: letters, digits, `:`, `_` and a `.` that does not lead stay;
 /// anything else (`-` among them) becomes `\xNN`.
 pub fn escape(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for (i, b) in name.bytes().enumerate() {
-        if b.is_ascii_alphanumeric() || b == b'_' || (b == b'.' && i > 0) {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b':' || (b == b'.' && i > 0) {
             out.push(char::from(b));
         } else {
             let _ = write!(out, "\\x{b:02x}");
@@ -41,6 +41,7 @@ mod tests {
         assert_eq!(escape("wl-p1s0"), "wl\\x2dp1s0");
         assert_eq!(escape("br.1"), "br.1");
         assert_eq!(escape(".x"), "\\x2ex");
+        assert_eq!(escape("a:b c"), "a:b\\x20c");
     }
 
     #[test]
