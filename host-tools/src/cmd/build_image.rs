@@ -369,7 +369,12 @@ impl Initramfs<'_> {
             .trusted(&root_files)?;
         // The agent and the modules are the same from build to build: compressed once.
         let initramfs = match self.cache {
-            Some(cache) => builder.build_cached(Compression::Zstd, &cache.join("initramfs"))?,
+            Some(cache) => {
+                let parts = cache.join("initramfs");
+                let built = builder.build_cached(Compression::Zstd, &parts)?;
+                unpack::prune(&parts, None);
+                built
+            }
             None => builder.build(Compression::Zstd)?,
         };
         Ok(initramfs.bytes)

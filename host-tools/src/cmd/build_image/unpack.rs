@@ -77,7 +77,7 @@ pub(super) fn unpacked(snap: &SeedSnap, cache: Option<&Path>, scratch: &Path) ->
             })
         }
     }
-    prune(&root, &dir);
+    prune(&root, Some(&dir));
     Ok(dir)
 }
 
@@ -88,10 +88,10 @@ fn touch(dir: &Path) {
     }
 }
 
-/// Removes all but the [`KEEP`] most recently used trees (never `keep`), and leftovers of
-/// builds that were cut off more than a day ago. Failures are ignored: the cache only saves
-/// time.
-fn prune(root: &Path, keep: &Path) {
+/// Removes all but the [`KEEP`] most recently used entries of the cache folder `root` (never
+/// `keep`), and leftovers (`.`-names) of builds that were cut off more than a day ago.
+/// Failures are ignored: the cache only saves time.
+pub(super) fn prune(root: &Path, keep: Option<&Path>) {
     let Ok(entries) = fs::read_dir(root) else {
         return;
     };
@@ -110,13 +110,14 @@ fn prune(root: &Path, keep: &Path) {
             if stale {
                 let _ = fs::remove_dir_all(&path);
             }
-        } else if path != keep {
+        } else if Some(path.as_path()) != keep {
             trees.push((modified, path));
         }
     }
     trees.sort_by_key(|t| std::cmp::Reverse(t.0));
-    for (_, path) in trees.into_iter().skip(KEEP - 1) {
-        let _ = fs::remove_dir_all(path);
+    let kept = if keep.is_some() { KEEP - 1 } else { KEEP };
+    for (_, path) in trees.into_iter().skip(kept) {
+        let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
     }
 }
 
@@ -137,13 +138,37 @@ mod tests {
             dirs.push(d);
         }
         // The oldest is the one in use: it stays whatever its age.
-        prune(root.path(), &dirs[0]);
+        prune(root.path(), Some(&dirs[0]));
         let left: Vec<bool> = dirs.iter().map(|d| d.is_dir()).collect();
         assert!(left[0]);
         assert_eq!(left.iter().filter(|l| **l).count(), KEEP);
         // The newest KEEP - 1 others stay, the older ones went.
         assert!(left[dirs.len() - (KEEP - 1)..].iter().all(|l| *l));
         assert!(!left[1..dirs.len() - (KEEP - 1)].iter().any(|l| *l));
+    }
+
+    #[test]
+    fn files_are_pruned_too() {
+        let root = tempfile::tempdir().unwrap();
+        for i in 0..KEEP + 2 {
+            let f = root.path().join(format!("part{i:02}.zstd"));
+            fs::write(&f, b"x").unwrap();
+            let when = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000 + i as u64);
+            fs::File::options()
+                .write(true)
+                .open(&f)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+        prune(root.path(), None);
+        let mut left: Vec<String> = fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left.len(), KEEP);
+        assert_eq!(left[0], "part02.zstd", "the two oldest went");
     }
 
     #[test]
