@@ -27,7 +27,9 @@ fn test_ca_pem() -> String {
     params.self_signed(&key).unwrap().pem()
 }
 
-/// The `(path, data)` of each regular file in a `newc` cpio archive.
+/// The `(path, data)` of each regular file in `newc` cpio archives one after the other (as
+/// the kernel reads them: build-image's initramfs is the agent-and-modules archive, then the
+/// image's own).
 fn cpio_files(mut bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     let field = |h: &[u8], i: usize| {
         usize::from_str_radix(std::str::from_utf8(&h[6 + 8 * i..14 + 8 * i]).unwrap(), 16).unwrap()
@@ -41,7 +43,14 @@ fn cpio_files(mut bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
             .unwrap()
             .to_owned();
         if name == "TRAILER!!!" {
-            return out;
+            bytes = &bytes[pad4(110 + namesize)..];
+            // The next archive, after the zeros that pad this one.
+            let next = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+            bytes = &bytes[next..];
+            if bytes.is_empty() {
+                return out;
+            }
+            continue;
         }
         let data_at = pad4(110 + namesize);
         if mode & 0o170000 == 0o100000 {
