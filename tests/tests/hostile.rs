@@ -281,8 +281,13 @@ fn system_user(
 
 /// A device on `image` (boot files read from it), powered on.
 fn boot(name: &str, image: &Path) -> Result<Device> {
+    boot_with(name, image, DeviceOptions::default())
+}
+
+/// [`boot`] with `options` (a screen, say).
+fn boot_with(name: &str, image: &Path, options: DeviceOptions) -> Result<Device> {
     let files = BootFiles::read(image, virt(), &world()?.path(&format!("{name}-boot")))?;
-    let mut dev = Device::new(name, &files, DeviceOptions::default())?;
+    let mut dev = Device::new(name, &files, options)?;
     dev.power_on()?;
     Ok(dev)
 }
@@ -589,7 +594,8 @@ fn a_replaced_model_is_refused() -> Result<()> {
 }
 
 /// c: the gadget snap changed on the card and its snap-revision replaced by one mallory
-/// signed for the new bytes: refused naming the file and the revision rule.
+/// signed for the new bytes: refused naming the file and the revision rule, on the serial
+/// console and on the screen, where it stays.
 #[test]
 fn a_snap_revision_signed_by_mallory_is_refused() -> Result<()> {
     let s = shared()?;
@@ -660,7 +666,11 @@ fn a_snap_revision_signed_by_mallory_is_refused() -> Result<()> {
     fat_write(&image, &path, replaced.as_bytes())?;
     fat_write(&image, &file, &snap)?;
 
-    let mut dev = boot("hostile-revision", &image)?;
+    let screen = DeviceOptions {
+        framebuffer: true,
+        ..DeviceOptions::default()
+    };
+    let mut dev = boot_with("hostile-revision", &image, screen)?;
     dev.expect(MODEL_VERIFIED, BOOT)?;
     let refusal = agent_line(&mut dev, &format!("snaps/qemu-virt_{rev}.snap"), BOOT)?;
     for want in ["error: ", "does not verify", "\"mallory\"", TRUSTED_RULE] {
@@ -672,6 +682,12 @@ fn a_snap_revision_signed_by_mallory_is_refused() -> Result<()> {
     std::thread::sleep(Duration::from_secs(3));
     never(&dev, SEED_VERIFIED, "the seed verified")?;
     never(&dev, &t("PRESS_ENTER"), "console-conf ran")?;
+    // The failure stays on the screen (tty1, read by OCR) under the agent's prompt.
+    dev.read_screen(
+        "hostile-revision-tty1",
+        |text| text.contains("does not verify") && text.contains("Press r to reboot"),
+        Duration::from_secs(60),
+    )?;
     dev.no_unexpected_errors(&["does not verify"])
 }
 
