@@ -234,6 +234,7 @@ const BOARDS: &[Board] = &[
         status_led: PI3_ACT_LED,
         qemu: QemuMachine {
             machine: "raspi3b",
+            machine_options: None,
             consoles: PI3_CONSOLES,
             // -serial 0 is the PL011 (Bluetooth on a Pi 3), -serial 1 the mini UART.
             console_port: 1,
@@ -258,6 +259,7 @@ const BOARDS: &[Board] = &[
         // The armhf kernel does not boot on QEMU's raspi3b: emulate the Pi 2, same SoC family.
         qemu: QemuMachine {
             machine: "raspi2b",
+            machine_options: None,
             consoles: PI2_CONSOLES,
             console_port: 0,
             cpu: None,
@@ -280,6 +282,7 @@ const BOARDS: &[Board] = &[
         status_led: None,
         qemu: QemuMachine {
             machine: "virt",
+            machine_options: None,
             consoles: VIRT_CONSOLES,
             console_port: 0,
             cpu: Some("cortex-a53"),
@@ -304,6 +307,9 @@ const BOARDS: &[Board] = &[
         status_led: None,
         qemu: QemuMachine {
             machine: "virt",
+            // The 32-bit kernel cannot reach virt's PCIe configuration space above 4 GiB
+            // ("can't claim ECAM area"): without it there is no virtio-gpu, no tty1.
+            machine_options: Some("highmem=off"),
             consoles: VIRT_CONSOLES,
             console_port: 0,
             cpu: Some("cortex-a15"),

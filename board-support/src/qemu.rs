@@ -20,6 +20,8 @@ pub enum DiskBus {
 pub struct QemuMachine {
     /// `-M` value.
     pub machine: &'static str,
+    /// Options after the machine's name in `-M` (`virt,highmem=off`), when it needs any.
+    pub machine_options: Option<&'static str>,
     /// The consoles the emulated machine has (may differ from the real board's).
     pub consoles: &'static [Console],
     /// Index of the `-serial` port wired to the last (interactive) console.
@@ -165,7 +167,10 @@ impl Board {
             args.push(a.into());
             args.push(b);
         };
-        push("-M", q.machine.into());
+        match q.machine_options {
+            Some(options) => push("-M", format!("{},{options}", q.machine).into()),
+            None => push("-M", q.machine.into()),
+        }
         if let Some(cpu) = q.cpu {
             push("-cpu", cpu.into());
         }
