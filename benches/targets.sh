@@ -49,8 +49,8 @@ echo "== issue 10's targets ($runs rounds; $(nproc) CPUs; load average $(cut -d'
 echo
 echo "| target | measured | verdict |"
 echo "| --- | --- | --- |"
-echo "| RSA-4096 model chain < 1 ms | ${rsa_us} µs | $(verdict "$(awk -v u="$rsa_us" 'BEGIN { print u < 1000 }')") |"
-echo "| build-image / genimage <= 1.0 | ${build_ms} ms / ${gen_ms} ms = $(ratio "$build_ms" "$gen_ms") | $(verdict "$(awk -v a="$build_ms" -v b="$gen_ms" 'BEGIN { print a <= b }')") |"
-echo "| dd / coreforge flash >= 3 | ${dd_s} s / ${cf_s} s = $(ratio "$dd_s" "$cf_s") | $(verdict "$(awk -v a="$dd_s" -v b="$cf_s" 'BEGIN { print a >= 3 * b }')") |"
-echo "| coreforge flash <= bmaptool copy | ${cf_s} s vs ${bmap_s} s | $(verdict "$(awk -v a="$cf_s" -v b="$bmap_s" 'BEGIN { print a <= b }')") |"
+echo "| RSA-4096 model chain < 1 ms | ${rsa_us} µs | $(verdict "$(awk -v u="$rsa_us" 'BEGIN { print (u < 1000) }')") |"
+echo "| build-image / genimage <= 1.0 | ${build_ms} ms / ${gen_ms} ms = $(ratio "$build_ms" "$gen_ms") | $(verdict "$(awk -v a="$build_ms" -v b="$gen_ms" 'BEGIN { print (a <= b) }')") |"
+echo "| dd / coreforge flash >= 3 | ${dd_s} s / ${cf_s} s = $(ratio "$dd_s" "$cf_s") | $(verdict "$(awk -v a="$dd_s" -v b="$cf_s" 'BEGIN { print (a >= 3 * b) }')") |"
+echo "| coreforge flash <= bmaptool copy | ${cf_s} s vs ${bmap_s} s | $(verdict "$(awk -v a="$cf_s" -v b="$bmap_s" 'BEGIN { print (a <= b) }')") |"
 echo "| agent (aarch64) <= 2 MiB | ${agent_b} B | $(verdict "$((agent_b <= 2097152))") |"
