@@ -189,7 +189,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     )?;
     add_kernel(boot_tree, &kernel_dir)?;
     firstboot.write_boot(boot_tree);
-    boot_tree.file("initrd.img", image::Source::Bytes(initramfs));
+    boot_tree.file("initrd.img", image::Source::bytes(initramfs));
     if args.workdir.is_some() {
         // For inspection (and the benchmark's genimage): each file system's tree, as files.
         for (index, tree) in &trees {

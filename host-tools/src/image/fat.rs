@@ -192,7 +192,6 @@ fn copy_tree<T: fatfs::ReadWriteSeek>(
                 dst.truncate().map_err(no_space)?;
                 match source {
                     Source::Bytes(bytes) => dst.write_all(bytes).map_err(no_space)?,
-                    Source::Shared(bytes) => dst.write_all(bytes).map_err(no_space)?,
                     Source::File(from) => {
                         let meta = fs::metadata(from).map_err(io_err("read", from))?;
                         if !meta.is_file() {
@@ -481,8 +480,8 @@ mod tests {
     #[test]
     fn names_differing_in_case_are_refused() {
         let mut tree = Tree::new();
-        tree.file("README", Source::Bytes(b"a".to_vec()));
-        tree.file("readme", Source::Bytes(b"b".to_vec()));
+        tree.file("README", Source::bytes(b"a".to_vec()));
+        tree.file("readme", Source::bytes(b"b".to_vec()));
         let err = make_fat("t", Filesystem::Vfat, 40 << 20, None, 1, 0, Some(&tree)).unwrap_err();
         assert!(err.to_string().contains("only in case"), "{err}");
     }

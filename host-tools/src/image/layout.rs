@@ -158,8 +158,8 @@ fn place(volume: &Volume, size: Option<u64>) -> Result<(Vec<Structure>, u64), Im
 
 /// Adds a structure's gadget content (`source` → `target` entries, snapd's rules) from
 /// `gadget_dir` to `tree`, the file system to be. The build-image command calls this, adds
-/// its own files (kernel, initramfs, seed), and returns the tree from the `contents`
-/// callback of [`write_image`]. Nothing is copied: the tree names the gadget's files.
+/// its own files (kernel, initramfs, seed), and gives the tree to [`write_image`] in its
+/// `contents`. Nothing is copied: the tree names the gadget's files.
 ///
 /// snapd's rules: a directory source ending in `/` copies what is inside it to `target`;
 /// without the `/` it copies the directory itself into `target`. A file source goes into

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{io_err, ImageError};
 
@@ -14,10 +15,15 @@ use super::{io_err, ImageError};
 pub enum Source {
     /// A file on the host, read when the file system is written.
     File(PathBuf),
-    /// Bytes already in memory.
-    Bytes(Vec<u8>),
-    /// Bytes in memory that something else reads too (a snap being hashed meanwhile).
-    Shared(std::sync::Arc<[u8]>),
+    /// Bytes already in memory (shared: a seed snap is hashed from the same bytes).
+    Bytes(Arc<Vec<u8>>),
+}
+
+impl Source {
+    /// Bytes in memory.
+    pub fn bytes(bytes: Vec<u8>) -> Source {
+        Source::Bytes(Arc::new(bytes))
+    }
 }
 
 /// Directories and files by path (`/`-separated, relative to the file system's root).
@@ -130,8 +136,7 @@ impl Tree {
             let path = dest.join(name);
             match source {
                 Source::File(from) => fs::copy(from, &path).map(drop),
-                Source::Bytes(bytes) => fs::write(&path, bytes),
-                Source::Shared(bytes) => fs::write(&path, bytes),
+                Source::Bytes(bytes) => fs::write(&path, bytes.as_slice()),
             }
             .map_err(io_err("write", &path))?;
         }
@@ -154,14 +159,14 @@ mod tests {
     #[test]
     fn children_come_in_name_order_with_their_parents_made() {
         let mut t = Tree::new();
-        t.file("/b/x.txt", Source::Bytes(b"x".to_vec()));
-        t.file("a.txt", Source::Bytes(b"a".to_vec()));
+        t.file("/b/x.txt", Source::bytes(b"x".to_vec()));
+        t.file("a.txt", Source::bytes(b"a".to_vec()));
         t.dir("c//d/");
         let root: Vec<_> = t.children("");
         assert_eq!(
             root,
             [
-                Child::File("a.txt", &Source::Bytes(b"a".to_vec())),
+                Child::File("a.txt", &Source::bytes(b"a".to_vec())),
                 Child::Dir("b"),
                 Child::Dir("c")
             ]
@@ -169,7 +174,7 @@ mod tests {
         assert_eq!(t.children("/c/"), [Child::Dir("c/d")]);
         assert_eq!(
             t.children("b"),
-            [Child::File("b/x.txt", &Source::Bytes(b"x".to_vec()))]
+            [Child::File("b/x.txt", &Source::bytes(b"x".to_vec()))]
         );
     }
 
@@ -181,7 +186,7 @@ mod tests {
         fs::write(src.path().join("config.txt"), b"cfg").unwrap();
         let mut t = Tree::new();
         t.add(src.path(), "/").unwrap();
-        t.file("config.txt", Source::Bytes(b"replaced".to_vec()));
+        t.file("config.txt", Source::bytes(b"replaced".to_vec()));
         assert_eq!(
             t.children("overlays"),
             [Child::File(

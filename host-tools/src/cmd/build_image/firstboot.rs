@@ -74,7 +74,7 @@ impl FirstBoot {
     /// Puts the preseed file, if any, at the root of the boot partition.
     pub fn write_boot(&self, boot: &mut crate::image::Tree) {
         if let Some(bytes) = &self.preseed {
-            boot.file(PRESEED_FILE, crate::image::Source::Bytes(bytes.clone()));
+            boot.file(PRESEED_FILE, crate::image::Source::bytes(bytes.clone()));
         }
     }
 

@@ -15,7 +15,7 @@ use crate::store::Store;
 /// Reads every snap of `snaps`, in order, the files side by side: each is read once, and
 /// those bytes are both what the image holds and what is hashed, on a thread of its own as
 /// soon as it is read (see [`Hashing`]).
-pub(super) fn read_snaps(snaps: &[SeedSnap]) -> Result<(Vec<Arc<[u8]>>, Hashing)> {
+pub(super) fn read_snaps(snaps: &[SeedSnap]) -> Result<(Vec<Arc<Vec<u8>>>, Hashing)> {
     let (tx, results) = mpsc::channel();
     let pending = snaps.iter().filter(|s| s.resolved.is_some()).count();
     let read = std::thread::scope(|scope| {
@@ -24,10 +24,11 @@ pub(super) fn read_snaps(snaps: &[SeedSnap]) -> Result<(Vec<Arc<[u8]>>, Hashing)
             .enumerate()
             .map(|(i, s)| {
                 let tx = tx.clone();
-                scope.spawn(move || -> Result<Arc<[u8]>> {
-                    let bytes: Arc<[u8]> = fs::read(&s.path)
-                        .with_context(|| format!("cannot read {}", s.path.display()))?
-                        .into();
+                scope.spawn(move || -> Result<Arc<Vec<u8>>> {
+                    let bytes = Arc::new(
+                        fs::read(&s.path)
+                            .with_context(|| format!("cannot read {}", s.path.display()))?,
+                    );
                     if s.resolved.is_some() {
                         let bytes = Arc::clone(&bytes);
                         std::thread::spawn(move || {
@@ -99,14 +100,14 @@ pub(super) fn write_seed(
     trust: &mut Trust,
     model: &Model,
     snaps: &[SeedSnap],
-    read: Vec<Arc<[u8]>>,
+    read: Vec<Arc<Vec<u8>>>,
     store: &dyn Store,
 ) -> Result<()> {
     let system = format!("systems/{label}");
     boot.dir("snaps");
     boot.file(
         &format!("{system}/model"),
-        Source::Bytes(trust.model_bytes.clone()),
+        Source::bytes(trust.model_bytes.clone()),
     );
 
     let mut model_etc = Vec::new();
@@ -115,7 +116,7 @@ pub(super) fn write_seed(
     }
     boot.file(
         &format!("{system}/assertions/model-etc"),
-        Source::Bytes(model_etc),
+        Source::bytes(model_etc),
     );
 
     let mut snap_assertions = Vec::new();
@@ -130,11 +131,11 @@ pub(super) fn write_seed(
                 }
             }
         }
-        boot.file(&format!("snaps/{}", s.file_name()), Source::Shared(bytes));
+        boot.file(&format!("snaps/{}", s.file_name()), Source::Bytes(bytes));
     }
     boot.file(
         &format!("{system}/assertions/snaps"),
-        Source::Bytes(snap_assertions),
+        Source::bytes(snap_assertions),
     );
     Ok(())
 }
