@@ -2,17 +2,33 @@
 //! partition table last (so an interrupted flash leaves a card that does not look
 //! bootable), every written range read back and compared by SHA-256.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Seek, SeekFrom};
-use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::num::NonZeroU64;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
+use rustix::fs::{fadvise, Advice, OFlags};
 use sha2::{Digest, Sha256};
 
 use crate::image::bmap::{self, Bmap, BmapError};
 
+mod target;
+
+pub use target::{check_target, Target};
+
 /// Bytes written (and read back) at a time.
 const CHUNK: u64 = 4 << 20;
+/// Chunks in flight between the thread that reads, the one that writes and those that hash.
+const IN_FLIGHT: usize = 6;
+/// Threads hashing while the card is written (the reading and writing ones are busy too).
+const WRITE_HASHERS: usize = 1;
+/// Threads hashing what is read back (only reading is busy beside them).
+const VERIFY_HASHERS: usize = 2;
+/// What `O_DIRECT` asks of offsets, lengths and buffers: a page (at least any card's
+/// logical block).
+const DIRECT_ALIGN: u64 = 4096;
 /// The MBR and a primary GPT (header and 128 entries): sector 0 to 33.
 const TABLE_HEAD: u64 = 34 * 512;
 /// A backup GPT at the image's end: 32 sectors of entries and the header.
@@ -171,104 +187,6 @@ impl Plan {
     }
 }
 
-/// The target, checked: what it is and how large.
-#[derive(Debug)]
-pub struct Target {
-    path: PathBuf,
-    block_device: bool,
-}
-
-/// Checks `path` as a target for an image of `image_size` bytes: a block device (or
-/// anything with `force`), not mounted, not the running system's disk, large enough.
-pub fn check_target(path: &Path, image_size: u64, force: bool) -> Result<Target, FlashError> {
-    let open_err = |source| FlashError::Open {
-        path: path.to_owned(),
-        source,
-    };
-    let meta = match fs::metadata(path) {
-        Ok(m) => Some(m),
-        Err(e) if e.kind() == io::ErrorKind::NotFound && force => None,
-        Err(e) => return Err(open_err(e)),
-    };
-    let block_device = meta
-        .as_ref()
-        .is_some_and(|m| m.file_type().is_block_device());
-    if !block_device && !force {
-        return Err(FlashError::NotABlockDevice(path.to_owned()));
-    }
-    if let Some(m) = meta.as_ref().filter(|_| block_device) {
-        let sys = sys_block_dir(m.rdev()).map_err(open_err)?;
-        let root = fs::metadata("/").map_err(open_err)?;
-        if let Ok(root_sys) = sys_block_dir(root.dev()) {
-            if disk_of(&root_sys) == disk_of(&sys) {
-                return Err(FlashError::SystemDisk(path.to_owned()));
-            }
-        }
-        if let Some((what, at)) = mounted_on(&sys).map_err(open_err)? {
-            return Err(FlashError::Mounted {
-                target: path.to_owned(),
-                what,
-                at,
-            });
-        }
-        let size = File::open(path)
-            .and_then(|mut f| f.seek(SeekFrom::End(0)))
-            .map_err(open_err)?;
-        if size < image_size {
-            return Err(FlashError::TooSmall {
-                target: path.to_owned(),
-                size,
-                needed: image_size,
-            });
-        }
-    }
-    Ok(Target {
-        path: path.to_owned(),
-        block_device,
-    })
-}
-
-/// `/sys/dev/block/MAJOR:MINOR`, resolved (`/sys/devices/.../sda/sda1`).
-fn sys_block_dir(dev: u64) -> io::Result<PathBuf> {
-    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
-    fs::canonicalize(format!("/sys/dev/block/{major}:{minor}"))
-}
-
-/// The whole disk's sysfs folder: a partition's parent.
-fn disk_of(sys: &Path) -> PathBuf {
-    if sys.join("partition").exists() {
-        sys.parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| sys.to_owned())
-    } else {
-        sys.to_owned()
-    }
-}
-
-/// The first mount of the device at `sys` or of one of its partitions (sysfs puts a disk's
-/// partitions in its folder): (mounted device, mount point).
-fn mounted_on(sys: &Path) -> io::Result<Option<(String, String)>> {
-    let info = fs::read_to_string("/proc/self/mountinfo")?;
-    for line in info.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let (Some(devno), Some(at)) = (fields.get(2), fields.get(4)) else {
-            continue;
-        };
-        let Ok(mounted) = fs::canonicalize(format!("/sys/dev/block/{devno}")) else {
-            continue;
-        };
-        if mounted.starts_with(sys) {
-            let source = fields
-                .iter()
-                .position(|f| *f == "-")
-                .and_then(|i| fields.get(i + 2))
-                .unwrap_or(devno);
-            return Ok(Some(((*source).to_owned(), (*at).to_owned())));
-        }
-    }
-    Ok(None)
-}
-
 /// Progress: bytes done and in all, after each write.
 pub type OnProgress<'a> = &'a dyn Fn(u64, u64);
 
@@ -284,6 +202,10 @@ pub struct Report {
 /// Writes `image` to `target` following `plan`: the table regions zeroed first, the data,
 /// a flush, the tables, a flush, then every range read back and compared. `before_verify`
 /// runs between the writes and the read-back (tests use it to damage the target).
+///
+/// A block device is written and read back with `O_DIRECT` where offsets and lengths allow
+/// (no copy through the page cache, and the read-back reads the card, not memory); SHA-256
+/// runs on a second thread while the next chunk is read and written.
 pub fn flash(
     image: &Path,
     target: &Target,
@@ -296,19 +218,11 @@ pub fn flash(
         source,
     };
     let src = File::open(image).map_err(img_err)?;
-    let mut options = OpenOptions::new();
-    options.read(true).write(true);
-    if target.block_device {
-        options.custom_flags(libc_o_excl());
-    } else {
-        options.create(true).truncate(true);
+    for &(start, end) in &plan.ranges {
+        // Start reading the image ahead of the writes (the page cache may be cold).
+        let _ = fadvise(&src, start, NonZeroU64::new(end - start), Advice::WillNeed);
     }
-    let dst = options
-        .open(&target.path)
-        .map_err(|source| FlashError::Open {
-            path: target.path.clone(),
-            source,
-        })?;
+    let card = Card::open(target)?;
     let total = plan.mapped_bytes() + plan.tables.iter().map(|(s, e)| e - s).sum::<u64>();
     let write_err = |offset, source| FlashError::Write {
         target: target.path.clone(),
@@ -318,76 +232,73 @@ pub fn flash(
     };
     if !target.block_device {
         // A file target: its holes read as zeros, as the image's do.
-        dst.set_len(plan.image_size).map_err(|e| write_err(0, e))?;
+        card.buffered
+            .set_len(plan.image_size)
+            .map_err(|e| write_err(0, e))?;
     }
     // First make the card not look bootable: an interrupted flash leaves no table.
     for &(start, end) in &plan.tables {
         let zeros = vec![0u8; usize::try_from(end - start).unwrap_or(0)];
-        dst.write_all_at(&zeros, start)
+        card.buffered
+            .write_all_at(&zeros, start)
             .map_err(|e| write_err(start, e))?;
     }
-    dst.sync_data().map_err(|e| write_err(0, e))?;
+    card.buffered.sync_data().map_err(|e| write_err(0, e))?;
     let mut done = 0u64;
-    let mut buf = vec![0u8; CHUNK as usize];
     // Each range is read once: hashed (for its bmap checksum and the read-back) and written
     // but for the parts in the table regions, which come last.
-    let mut image_sums = Vec::with_capacity(plan.ranges.len());
-    for (i, &(start, end)) in plan.ranges.iter().enumerate() {
-        let mut hasher = Sha256::new();
-        let mut pos = start;
-        while pos < end {
-            let n = (end - pos).min(CHUNK - pos % CHUNK) as usize;
-            src.read_exact_at(&mut buf[..n], pos).map_err(img_err)?;
-            hasher.update(&buf[..n]);
-            for (s, e) in outside(pos, pos + n as u64, &plan.tables) {
+    let image_sums = stream(
+        &plan.ranges,
+        WRITE_HASHERS,
+        |pos, buf| src.read_exact_at(buf, pos).map_err(img_err),
+        |pos, buf| {
+            let end = pos + buf.len() as u64;
+            for (s, e) in outside(pos, end, &plan.tables) {
                 let part = &buf[(s - pos) as usize..(e - pos) as usize];
-                dst.write_all_at(part, s).map_err(|err| write_err(s, err))?;
+                card.write_at(part, s).map_err(|err| write_err(s, err))?;
                 done += e - s;
             }
-            pos += n as u64;
             progress(done, total);
+            Ok(())
+        },
+    )?;
+    if let Some(expected) = &plan.sums {
+        let mut differs = plan.ranges.iter().zip(expected).zip(&image_sums);
+        if let Some(((&(start, end), expected), actual)) = differs.find(|((_, e), a)| e != a) {
+            return Err(FlashError::ImageChanged {
+                start,
+                end,
+                expected: expected.clone(),
+                actual: actual.clone(),
+            });
         }
-        let sum = bmap::hex(&hasher.finalize());
-        if let Some(expected) = plan.sums.as_ref().and_then(|v| v.get(i)) {
-            if *expected != sum {
-                return Err(FlashError::ImageChanged {
-                    start,
-                    end,
-                    expected: expected.clone(),
-                    actual: sum,
-                });
-            }
-        }
-        image_sums.push(sum);
     }
-    dst.sync_data().map_err(|e| write_err(done, e))?;
+    card.buffered.sync_data().map_err(|e| write_err(done, e))?;
+    let mut buf = vec![0u8; TABLE_HEAD.max(TABLE_TAIL) as usize];
+    let mut table_sums = Vec::with_capacity(plan.tables.len());
     for &(start, end) in &plan.tables {
-        let n = usize::try_from(end - start).unwrap_or(0);
-        src.read_exact_at(&mut buf[..n], start).map_err(img_err)?;
-        dst.write_all_at(&buf[..n], start)
+        let table = &mut buf[..usize::try_from(end - start).unwrap_or(0)];
+        src.read_exact_at(table, start).map_err(img_err)?;
+        card.buffered
+            .write_all_at(table, start)
             .map_err(|e| write_err(start, e))?;
-        done += n as u64;
+        table_sums.push(bmap::hex(&Sha256::digest(&*table)));
+        done += end - start;
         progress(done, total);
     }
-    dst.sync_all().map_err(|e| write_err(done, e))?;
-    before_verify(&dst);
-    drop_cache(&dst);
-    let mut verified = 0;
-    let mut all: Vec<(u64, u64, Option<String>)> = plan
-        .ranges
-        .iter()
-        .zip(image_sums)
-        .map(|(&(s, e), sum)| (s, e, Some(sum)))
-        .collect();
-    all.extend(plan.tables.iter().map(|&(s, e)| (s, e, None)));
-    let mut src = src;
-    let mut dst = dst;
-    for (start, end, sum) in all {
-        let expected = match sum {
-            Some(s) => s,
-            None => bmap::sha256_of(&mut src, start, end).map_err(img_err)?,
-        };
-        let actual = bmap::sha256_of(&mut dst, start, end).map_err(|e| write_err(start, e))?;
+    card.buffered.sync_all().map_err(|e| write_err(done, e))?;
+    before_verify(&card.buffered);
+    // What is cached of the card is dropped: the read-back must read the card.
+    let _ = fadvise(&card.buffered, 0, None, Advice::DontNeed);
+    let written: Vec<(u64, u64)> = plan.ranges.iter().chain(&plan.tables).copied().collect();
+    let card_sums = stream(
+        &written,
+        VERIFY_HASHERS,
+        |pos, buf| card.read_at(buf, pos).map_err(|e| write_err(pos, e)),
+        |_, _| Ok(()),
+    )?;
+    let expected = image_sums.into_iter().chain(table_sums);
+    for ((&(start, end), expected), actual) in written.iter().zip(expected).zip(card_sums) {
         if actual != expected {
             return Err(FlashError::Mismatch {
                 target: target.path.clone(),
@@ -397,23 +308,219 @@ pub fn flash(
                 actual,
             });
         }
-        verified += 1;
     }
     Ok(Report {
         written: done,
-        verified,
+        verified: written.len(),
     })
 }
 
-/// `O_EXCL` on a block device: the open fails while the kernel or another program holds it
-/// (a mounted partition, a device-mapper user).
-fn libc_o_excl() -> i32 {
-    rustix::fs::OFlags::EXCL.bits() as i32
+/// The card, open for writing and reading back: buffered, and for a block device also with
+/// `O_DIRECT` (used for every access whose offset, length and buffer are page-aligned).
+struct Card {
+    buffered: File,
+    direct: Option<File>,
 }
 
-/// Drops the target's cached pages, so the read-back reads the card and not memory.
-fn drop_cache(file: &File) {
-    let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
+impl Card {
+    fn open(target: &Target) -> Result<Card, FlashError> {
+        let open = |flags: OFlags| {
+            let mut options = OpenOptions::new();
+            options.read(true).write(true);
+            if target.block_device {
+                // O_EXCL on a block device: the open fails while the kernel or another
+                // program holds it (a mounted partition, a device-mapper user).
+                options.custom_flags((flags | OFlags::EXCL).bits() as i32);
+            } else {
+                options.create(true).truncate(true);
+            }
+            options
+                .open(&target.path)
+                .map_err(|source| FlashError::Open {
+                    path: target.path.clone(),
+                    source,
+                })
+        };
+        let buffered = open(OFlags::empty())?;
+        let direct = if target.block_device {
+            // The exclusive claim is per open file: the second open must not take it again.
+            let mut options = OpenOptions::new();
+            options
+                .read(true)
+                .write(true)
+                .custom_flags(OFlags::DIRECT.bits() as i32);
+            options.open(&target.path).ok()
+        } else {
+            None
+        };
+        Ok(Card { buffered, direct })
+    }
+
+    fn direct_for(&self, pos: u64, buf: &[u8]) -> &File {
+        let aligned = pos.is_multiple_of(DIRECT_ALIGN)
+            && (buf.len() as u64).is_multiple_of(DIRECT_ALIGN)
+            && (buf.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN as usize);
+        match &self.direct {
+            Some(direct) if aligned => direct,
+            _ => &self.buffered,
+        }
+    }
+
+    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.direct_for(pos, buf).write_all_at(buf, pos)
+    }
+
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+        self.direct_for(pos, buf).read_exact_at(buf, pos)
+    }
+}
+
+/// A `CHUNK`-sized buffer aligned for `O_DIRECT`, filled to `len`.
+struct Chunk {
+    mem: Vec<u8>,
+    at: usize,
+    len: usize,
+}
+
+impl Chunk {
+    fn new() -> Chunk {
+        let mem = vec![0u8; (CHUNK + DIRECT_ALIGN) as usize];
+        let at = mem.as_ptr().align_offset(DIRECT_ALIGN as usize);
+        Chunk { mem, at, len: 0 }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.mem[self.at..self.at + self.len]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.mem[self.at..self.at + self.len]
+    }
+}
+
+/// One piece of the work: the `len` bytes at `pos`, in range `range`.
+#[derive(Clone, Copy)]
+struct Piece {
+    range: usize,
+    pos: u64,
+    len: usize,
+}
+
+/// The pieces of `ranges` (none crosses a multiple of `CHUNK`), for `hashers` threads: the
+/// ranges are dealt to the threads largest first onto the least loaded, and the pieces
+/// ordered so the threads' shares alternate. Also returns which thread hashes each range.
+fn plan_pieces(ranges: &[(u64, u64)], hashers: usize) -> (Vec<Piece>, Vec<usize>) {
+    let mut by_size: Vec<usize> = (0..ranges.len()).collect();
+    by_size.sort_by_key(|&i| std::cmp::Reverse(ranges[i].1 - ranges[i].0));
+    let mut load = vec![0u64; hashers.max(1)];
+    let mut owner = vec![0usize; ranges.len()];
+    for i in by_size {
+        let least = (0..load.len()).min_by_key(|&k| load[k]).unwrap_or(0);
+        owner[i] = least;
+        load[least] += ranges[i].1 - ranges[i].0;
+    }
+    let mut shares: Vec<std::collections::VecDeque<Piece>> = vec![Default::default(); load.len()];
+    for (range, &(start, end)) in ranges.iter().enumerate() {
+        let mut pos = start;
+        while pos < end {
+            let len = (end - pos).min(CHUNK - pos % CHUNK) as usize;
+            shares[owner[range]].push_back(Piece { range, pos, len });
+            pos += len as u64;
+        }
+    }
+    let mut pieces = Vec::new();
+    while shares.iter().any(|s| !s.is_empty()) {
+        pieces.extend(shares.iter_mut().filter_map(|s| s.pop_front()));
+    }
+    (pieces, owner)
+}
+
+/// Streams `ranges` through `CHUNK`-sized buffers in three stages on threads of their own:
+/// `read` fills each buffer, `each` uses it (on the calling thread), and `hashers` threads
+/// hash the ranges (a range's pieces all go to one of them, in order). I/O and SHA-256
+/// overlap on the two cores. Returns each range's SHA-256 in hex.
+fn stream(
+    ranges: &[(u64, u64)],
+    hashers: usize,
+    read: impl Fn(u64, &mut [u8]) -> Result<(), FlashError> + Sync,
+    mut each: impl FnMut(u64, &[u8]) -> Result<(), FlashError>,
+) -> Result<Vec<String>, FlashError> {
+    let (pieces, owner) = plan_pieces(ranges, hashers);
+    std::thread::scope(|scope| {
+        let (give_back, free) = mpsc::channel::<Chunk>();
+        for _ in 0..IN_FLIGHT {
+            let _ = give_back.send(Chunk::new());
+        }
+        let mut to_hash = Vec::new();
+        let mut hashing = Vec::new();
+        for _ in 0..hashers.max(1) {
+            let (to, queue) = mpsc::channel::<(Piece, Chunk)>();
+            let give_back = give_back.clone();
+            to_hash.push(to);
+            hashing.push(scope.spawn(move || {
+                let mut sums = Vec::new();
+                let mut current: Option<(usize, Sha256)> = None;
+                for (piece, chunk) in queue {
+                    match &mut current {
+                        Some((range, hasher)) if *range == piece.range => {
+                            hasher.update(chunk.bytes());
+                        }
+                        _ => {
+                            let mut hasher = Sha256::new();
+                            hasher.update(chunk.bytes());
+                            if let Some((range, done)) = current.replace((piece.range, hasher)) {
+                                sums.push((range, bmap::hex(&done.finalize())));
+                            }
+                        }
+                    }
+                    // The stages before may have stopped on an error: then nobody takes it.
+                    let _ = give_back.send(chunk);
+                }
+                if let Some((range, done)) = current {
+                    sums.push((range, bmap::hex(&done.finalize())));
+                }
+                sums
+            }));
+        }
+        drop(give_back);
+        let (to_use, filled) = mpsc::sync_channel::<Result<(Piece, Chunk), FlashError>>(IN_FLIGHT);
+        let read = &read;
+        let pieces = &pieces;
+        scope.spawn(move || {
+            for &piece in pieces {
+                // Every buffer comes back while a later stage runs; none does once the
+                // stages after have stopped, and then neither is there anyone to read for.
+                let Ok(mut chunk) = free.recv() else { return };
+                chunk.len = piece.len;
+                let read = read(piece.pos, chunk.bytes_mut()).map(|()| (piece, chunk));
+                let failed = read.is_err();
+                if to_use.send(read).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let used = (|| {
+            for message in filled {
+                let (piece, chunk) = message?;
+                each(piece.pos, chunk.bytes())?;
+                if let Some(to) = to_hash.get(owner[piece.range]) {
+                    let _ = to.send((piece, chunk));
+                }
+            }
+            Ok(())
+        })();
+        drop(to_hash);
+        let mut sums = vec![String::new(); ranges.len()];
+        for hasher in hashing {
+            let done = hasher
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            for (range, sum) in done {
+                sums[range] = sum;
+            }
+        }
+        used.map(|()| sums)
+    })
 }
 
 /// The parts of `[start, end)` outside every region of `tables`.
@@ -440,7 +547,7 @@ fn outside(start: u64, end: u64, tables: &[(u64, u64)]) -> Vec<(u64, u64)> {
 /// Reads all of `file` (tests).
 #[cfg(test)]
 fn read_all(path: &Path) -> Vec<u8> {
-    fs::read(path).unwrap()
+    std::fs::read(path).unwrap()
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! caught, refusals. Block devices and bmaptool: host-tools/tests/flash.rs.
 
 use std::cell::RefCell;
+use std::fs;
 
 use super::*;
 
@@ -156,4 +157,66 @@ fn an_image_that_differs_from_its_bmap_gets_no_partition_table() {
         card[..512].iter().all(|b| *b == 0),
         "a partition table was written"
     );
+}
+
+/// A loop device over a fresh file of `size` bytes (root and losetup; `None` outside CI
+/// without them, a failure in CI).
+fn loop_device(dir: &Path, size: u64) -> Option<(PathBuf, PathBuf)> {
+    let backing = dir.join("card");
+    File::create(&backing).unwrap().set_len(size).unwrap();
+    let out = std::process::Command::new("losetup")
+        .args(["--find", "--show"])
+        .arg(&backing)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let device = String::from_utf8(o.stdout).unwrap().trim().to_owned();
+            Some((PathBuf::from(device), backing))
+        }
+        other => {
+            let why = format!("losetup (as root) failed: {other:?}");
+            assert!(std::env::var_os("CI").is_none(), "{why}");
+            eprintln!("skipping outside CI: {why}");
+            None
+        }
+    }
+}
+
+#[test]
+fn the_read_back_reads_the_card_not_what_was_cached_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(dir.path());
+    let plan = Plan::new(&img, None).unwrap();
+    let Some((device, backing)) = loop_device(dir.path(), plan.image_size + (1 << 20)) else {
+        return;
+    };
+    let detach = scopeguard(&device);
+    let target = check_target(&device, plan.image_size, false).unwrap();
+    // The damage goes to the medium under the device, not through it: whatever the
+    // kernel cached of the device still holds the good bytes.
+    let damage = |_: &File| {
+        let f = OpenOptions::new().write(true).open(&backing).unwrap();
+        f.write_all_at(b"bit rot", (10 << 20) + 4096).unwrap();
+        f.sync_all().unwrap();
+    };
+    let e = flash(&img, &target, &plan, &no_progress, &damage).unwrap_err();
+    assert!(
+        matches!(e, FlashError::Mismatch { start, .. } if start == 9 << 20),
+        "{e}"
+    );
+    drop(detach);
+}
+
+/// Detaches the loop device when dropped.
+fn scopeguard(device: &Path) -> impl Drop + '_ {
+    struct Detach<'a>(&'a Path);
+    impl Drop for Detach<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("losetup")
+                .arg("-d")
+                .arg(self.0)
+                .status();
+        }
+    }
+    Detach(device)
 }
