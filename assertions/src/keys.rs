@@ -61,6 +61,14 @@ pub enum KeyError {
     /// `from_secret_bytes` was given something that is not a serialized private key.
     #[error("invalid private key bytes: {0}")]
     InvalidSecret(String),
+    /// A new key could not be made.
+    #[error("cannot generate a {bits}-bit RSA key: {reason}")]
+    Generate {
+        /// The size asked for.
+        bits: usize,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Why a signature could not be parsed, made, or verified.
@@ -493,6 +501,19 @@ impl PrivateKey {
     /// Generates a new Ed25519 key.
     pub fn generate_ed25519(rng: &mut impl rand_core::CryptoRngCore) -> PrivateKey {
         PrivateKey::Ed25519(SigningKey::generate(rng))
+    }
+
+    /// Generates a new RSA key of `bits` bits (snapd's keys have 4096), exponent 65537.
+    pub fn generate_rsa(
+        rng: &mut impl rand_core::CryptoRngCore,
+        bits: usize,
+    ) -> Result<PrivateKey, KeyError> {
+        RsaPrivateKey::new(rng, bits)
+            .map(|k| PrivateKey::Rsa(Box::new(k)))
+            .map_err(|e| KeyError::Generate {
+                bits,
+                reason: e.to_string(),
+            })
     }
 
     /// The matching public key.

@@ -12,6 +12,7 @@ mod flash;
 mod image;
 mod keystore;
 mod passphrase;
+mod serve;
 mod snap;
 mod store;
 

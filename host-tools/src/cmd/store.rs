@@ -1,4 +1,5 @@
-//! `coreforge store init|upload|release|resolve DIR ...`: the local store.
+//! `coreforge store init|upload|release|revoke-key|resolve|serve DIR ...`: the local store, and
+//! serving it over HTTPS.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,7 +8,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use coreforge_assertions::Timestamp;
 
-use crate::store::{open_store, LocalStore, DEFAULT_AUTHORITY};
+use crate::serve;
+use crate::store::{open_store, LocalStore, StoreKey, DEFAULT_AUTHORITY};
 
 /// Arguments of `store`.
 #[derive(clap::Args, Debug)]
@@ -25,6 +27,10 @@ enum Command {
         /// The store's account id, the authority of what it signs.
         #[arg(long, value_name = "ID", default_value = DEFAULT_AUTHORITY)]
         authority_id: String,
+        /// The store's signing key: ed25519, or rsa-4096 for a store snapd's own tools read
+        /// (`snap download` from `store serve`).
+        #[arg(long, value_enum, default_value = "ed25519")]
+        key_type: StoreKey,
     },
     /// Add a snap as its next revision; prints NAME REVISION.
     Upload {
@@ -75,13 +81,32 @@ enum Command {
         #[arg(long)]
         assertions: bool,
     },
+    /// Serve the store over HTTPS with snapd's store API (`snap download` with
+    /// SNAPPY_FORCE_API_URL=https://ADDR/); runs until stopped.
+    Serve {
+        /// The store directory.
+        dir: PathBuf,
+        /// Address and port to listen on (port 0: any free one, printed when ready).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
+        listen: std::net::SocketAddr,
+        /// The server's certificate chain, PEM (server certificate first).
+        #[arg(long, value_name = "PEM")]
+        tls_cert: PathBuf,
+        /// The certificate's private key, PEM.
+        #[arg(long, value_name = "PEM")]
+        tls_key: PathBuf,
+    },
 }
 
 /// Runs the store subcommand.
 pub fn run(args: &Args) -> Result<ExitCode> {
     match &args.command {
-        Command::Init { dir, authority_id } => {
-            let store = LocalStore::init(dir, authority_id)
+        Command::Init {
+            dir,
+            authority_id,
+            key_type,
+        } => {
+            let store = LocalStore::init(dir, authority_id, *key_type)
                 .with_context(|| format!("cannot create a store in {}", dir.display()))?;
             println!(
                 "created store {} for authority {} with key {}\ndevices trust {}",
@@ -166,6 +191,20 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             } else {
                 println!("{} {} {}", snap.name, snap.revision, snap.path.display());
             }
+        }
+        Command::Serve {
+            dir,
+            listen,
+            tls_cert,
+            tls_key,
+        } => {
+            let tls = serve::tls_config(tls_cert, tls_key)?;
+            serve::serve(dir, *listen, tls, serve::Limits::default(), |addr| {
+                println!("serving the store {} on https://{addr}/", dir.display());
+                // Whoever started the server waits for this line: flush it now.
+                let _ = std::io::stdout().flush();
+            })
+            .with_context(|| format!("cannot serve the store {}", dir.display()))?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -43,6 +43,17 @@ const ROOT_KEY_NAME: &str = "root";
 /// Series of every snap-declaration (the only one snapd has).
 const SERIES: &str = "16";
 
+/// The kind of key a store signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKey {
+    /// Ed25519: small and fast; coreforge's agent and host tools verify it, snapd does not.
+    Ed25519,
+    /// RSA-4096, as snapd's stores sign: what snapd itself (`snap download`, `snap ack`)
+    /// can decode.
+    #[value(name = "rsa-4096")]
+    Rsa4096,
+}
+
 /// A store in a directory.
 #[derive(Debug)]
 pub struct LocalStore {
@@ -123,8 +134,9 @@ fn short_channel(full: &str) -> &str {
 
 impl LocalStore {
     /// Creates a store in `dir` (made if missing): a new key, its self-signed root
-    /// account-key and the account `authority_id`, written to `DIR/root.assertions`.
-    pub fn init(dir: &Path, authority_id: &str) -> Result<LocalStore, StoreError> {
+    /// account-key and the account `authority_id`, written to `DIR/root.assertions`. The key
+    /// is of the `kind` given.
+    pub fn init(dir: &Path, authority_id: &str, kind: StoreKey) -> Result<LocalStore, StoreError> {
         if !valid_account_id(authority_id) {
             return Err(StoreError::BadAccountId(authority_id.to_owned()));
         }
@@ -134,7 +146,15 @@ impl LocalStore {
         for sub in [ASSERTIONS, SNAPS] {
             files::ensure_dir(&dir.join(sub))?;
         }
-        let key = PrivateKey::generate_ed25519(&mut rand_core::OsRng);
+        let key =
+            match kind {
+                StoreKey::Ed25519 => PrivateKey::generate_ed25519(&mut rand_core::OsRng),
+                StoreKey::Rsa4096 => PrivateKey::generate_rsa(&mut rand_core::OsRng, 4096)
+                    .map_err(|e| StoreError::Sign {
+                        what: "the store's key".into(),
+                        reason: e.to_string(),
+                    })?,
+            };
         let public = key.public_key();
         files::write(&dir.join(KEY), &key.to_secret_bytes(), SECRET_MODE)?;
         let store = LocalStore {
@@ -220,6 +240,54 @@ impl LocalStore {
     /// The id of the store's signing key.
     pub fn key_id(&self) -> &str {
         &self.state.key_id
+    }
+
+    /// The snap of this name.
+    pub fn snap(&self, name: &str) -> Result<&SnapEntry, StoreError> {
+        self.entry(name)
+    }
+
+    /// The snap of this id, with its name.
+    pub fn snap_by_id(&self, snap_id: &str) -> Option<(&str, &SnapEntry)> {
+        self.state
+            .snaps
+            .iter()
+            .find(|(_, e)| e.snap_id == snap_id)
+            .map(|(n, e)| (n.as_str(), e))
+    }
+
+    /// Where a revision's file is.
+    pub fn revision_path(&self, revision: &RevisionEntry) -> PathBuf {
+        self.dir.join(&revision.file)
+    }
+
+    /// The account assertion of `id`.
+    pub fn account_of(&self, id: &str) -> Result<Assertion, StoreError> {
+        self.account(id)
+    }
+
+    /// The stored assertion of `type_name` whose primary key is `key` (every part, in
+    /// order), if any. Parts are checked as names before any file is looked for.
+    pub fn find_assertion(
+        &self,
+        type_name: &str,
+        key: &[&str],
+    ) -> Result<Option<Assertion>, StoreError> {
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && !s.starts_with('.')
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'.'))
+        };
+        let Some(last) = key.last() else {
+            return Ok(None);
+        };
+        if !name_ok(type_name) || !key.iter().all(|k| name_ok(k)) {
+            return Ok(None);
+        }
+        Ok(self
+            .load_assertion(type_name, last)?
+            .filter(|a| a.type_name() == type_name && a.primary_key() == key))
     }
 
     /// Where the root assertions are.

@@ -15,7 +15,9 @@ use coreforge_assertions::Assertion;
 use crate::snap::{SnapError, SnapInfo};
 
 pub use channel::ChannelError;
-pub use local::{LocalStore, DEFAULT_AUTHORITY};
+pub use channel::{Channel, RISKS};
+pub use local::{LocalStore, StoreKey, DEFAULT_AUTHORITY};
+pub use state::{RevisionEntry, SnapEntry};
 
 /// What a store gives an image builder.
 pub trait Store {

@@ -1,0 +1,364 @@
+//! `coreforge store serve` over HTTPS on loopback, against clients nobody here wrote:
+//! Debian's snapd (`snap download` with SNAPPY_FORCE_API_URL) and curl.
+
+mod common;
+use common::show;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// `snap` and `curl`, or `None` outside CI without them (a failure in CI).
+fn clients() -> Option<()> {
+    let have = |t: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if have("snap") && have("curl") {
+        return Some(());
+    }
+    let why = "snap (Debian's snapd) and curl are needed; cross/setup.sh installs them";
+    assert!(std::env::var_os("CI").is_none(), "{why}");
+    eprintln!("skipping outside CI: {why}");
+    None
+}
+
+fn coreforge(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_coreforge"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = coreforge(dir, args);
+    assert!(out.status.success(), "coreforge {args:?}:\n{}", show(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A store with snapd's kind of key (RSA-4096), a snap `hello` for all architectures in
+/// beta, and a TLS certificate for 127.0.0.1: made once per test process (in the target
+/// directory, made anew each run).
+fn store() -> &'static Path {
+    static STORE: OnceLock<PathBuf> = OnceLock::new();
+    STORE.get_or_init(|| {
+        let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve");
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("hello/meta")).unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        fs::write(d.join("cert.pem"), cert.cert.pem()).unwrap();
+        fs::write(d.join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
+        fs::write(
+            d.join("hello/meta/snap.yaml"),
+            "name: hello\nversion: '1.0'\ntype: app\narchitectures: [all]\n",
+        )
+        .unwrap();
+        // Bytes squashfs cannot shrink, so the snap is large enough for ranges to mean
+        // something.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let noise: Vec<u8> = (0..300_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        fs::write(d.join("hello/noise"), noise).unwrap();
+        ok(&d, &["pack", "hello"]);
+        ok(&d, &["store", "init", "store", "--key-type", "rsa-4096"]);
+        ok(&d, &["store", "upload", "store", "hello_1.0_all.snap"]);
+        ok(&d, &["store", "release", "store", "hello", "1", "beta"]);
+        d
+    })
+}
+
+/// `coreforge store serve` on that store, on a free port; stopped when dropped.
+struct Served {
+    server: Child,
+    addr: SocketAddr,
+    snap: PathBuf,
+}
+
+impl Served {
+    fn start() -> Served {
+        let d = store();
+        let mut server = Command::new(env!("CARGO_BIN_EXE_coreforge"))
+            .args(["store", "serve", "store", "--listen", "127.0.0.1:0"])
+            .args(["--tls-cert", "cert.pem", "--tls-key", "key.pem"])
+            .current_dir(d)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(server.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .rsplit_once("https://")
+            .and_then(|(_, a)| a.trim_end_matches('/').parse().ok())
+            .unwrap_or_else(|| panic!("no address in the server's first line {line:?}"));
+        Served {
+            server,
+            addr,
+            snap: d.join("hello_1.0_all.snap"),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://{}/", self.addr)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        store().join(name)
+    }
+
+    fn curl(&self, args: &[&str]) -> Output {
+        Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(self.path("cert.pem"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// `snap download ARGS` against the server, in a fresh directory: (output, directory).
+fn snap_download(s: &Served, args: &[&str]) -> (Output, tempfile::TempDir) {
+    let into = tempfile::tempdir().unwrap();
+    let out = Command::new("snap")
+        .arg("download")
+        .args(args)
+        .current_dir(into.path())
+        .env("SNAPPY_FORCE_API_URL", s.url())
+        .env("SSL_CERT_FILE", s.path("cert.pem"))
+        .output()
+        .unwrap();
+    (out, into)
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn snapd_downloads_a_snap_at_a_channel_and_cannot_trust_the_root() {
+    if clients().is_none() {
+        return;
+    }
+    let s = Served::start();
+    // edge falls back to beta, as the store falls back to more stable risks.
+    for channel in ["beta", "edge"] {
+        let (out, into) = snap_download(&s, &["--channel", channel, "hello"]);
+        let said = text(&out);
+        // snapd checked the file's size and SHA3-384 against the refresh answer (it deletes
+        // a file that fails), then asked for its assertions.
+        let got = fs::read(into.path().join("hello_1.snap")).unwrap_or_default();
+        assert_eq!(got, fs::read(&s.snap).unwrap(), "{said}");
+        assert!(said.contains("Fetching assertions"), "{said}");
+        // snapd decodes every assertion the store serves (RSA keys, snapd's format) and then
+        // stops at our root: its account is signed by its own key, which snapd does not
+        // trust. A decoding error would mean the format is wrong.
+        assert!(!out.status.success(), "{said}");
+        assert!(!said.contains("cannot decode"), "{said}");
+        assert!(said.contains("account (coreforge-store)"), "{said}");
+    }
+}
+
+#[test]
+fn snapd_is_told_which_channels_have_a_snap_and_which_snaps_exist() {
+    if clients().is_none() {
+        return;
+    }
+    let s = Served::start();
+    let (out, _) = snap_download(&s, &["--channel", "stable", "hello"]);
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("no snap revision available as specified"),
+        "{said}"
+    );
+    // What snapd read that from: the channels there are, in the error's `releases`.
+    let out = s.curl(&[
+        "-H",
+        "Snap-Device-Architecture: arm64",
+        "-d",
+        r#"{"actions":[{"action":"install","instance-key":"k","name":"hello","channel":"stable"}]}"#,
+        &format!("{}v2/snaps/refresh", s.url()),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = &v["results"][0]["error"];
+    assert_eq!(error["code"], "revision-not-found", "{v}");
+    assert_eq!(
+        error["extra"]["releases"],
+        serde_json::json!([{"architecture": "all", "channel": "latest/beta"}]),
+        "{v}"
+    );
+    let (out, _) = snap_download(&s, &["nosuchsnap"]);
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("not found"), "{said}");
+}
+
+/// The download URL snapd is given for `hello`.
+fn download_url(s: &Served) -> String {
+    let out = s.curl(&[
+        "-H",
+        "Snap-Device-Architecture: amd64",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"context":[],"actions":[{"action":"download","instance-key":"k","name":"hello","channel":"beta"}]}"#,
+        &format!("{}v2/snaps/refresh", s.url()),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["results"][0]["snap"]["download"]["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no download url in {v}"))
+        .to_owned()
+}
+
+#[test]
+fn downloads_resume_with_range_requests() {
+    if clients().is_none() {
+        return;
+    }
+    let s = Served::start();
+    let whole = fs::read(&s.snap).unwrap();
+    let url = download_url(&s);
+    let out = s.curl(&["-r", "1000-4999", "-w", "%{http_code}", &url]);
+    let body = &out.stdout[..out.stdout.len() - 3];
+    assert_eq!(
+        &out.stdout[out.stdout.len() - 3..],
+        b"206",
+        "{}",
+        show(&out)
+    );
+    assert_eq!(body, &whole[1000..5000]);
+}
+
+#[test]
+fn unknown_assertions_get_snapds_error_list() {
+    if clients().is_none() {
+        return;
+    }
+    let s = Served::start();
+    let out = s.curl(&[
+        "-w",
+        "\n%{http_code}",
+        &format!("{}v2/assertions/snap-revision/AAAA", s.url()),
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    let (body, status) = said.rsplit_once('\n').unwrap();
+    assert_eq!(status, "404", "{said}");
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["error-list"][0]["code"], "not-found", "{v}");
+    // A path that tries to leave the assertions folder is just not found.
+    let out = s.curl(&[
+        "-w",
+        "\n%{http_code}",
+        "--path-as-is",
+        &format!("{}v2/assertions/account/..%2f..%2fstore.key", s.url()),
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.ends_with("\n404"), "{said}");
+    assert!(
+        !said.contains("store.key") || said.contains("error-list"),
+        "{said}"
+    );
+}
+
+#[test]
+fn oversized_and_slow_requests_are_cut_off() {
+    if clients().is_none() {
+        return;
+    }
+    let s = Served::start();
+    // A body over the limit (1 MiB).
+    let big = format!(r#"{{"actions":[],"pad":"{}"}}"#, "x".repeat(2 << 20));
+    let body = s.path("big.json");
+    fs::write(&body, big).unwrap();
+    let out = s.curl(&[
+        "-H",
+        "Snap-Device-Architecture: amd64",
+        "-w",
+        "%{http_code}",
+        "-o",
+        "/dev/null",
+        "-H",
+        "Expect:",
+        "--data-binary",
+        &format!("@{}", body.display()),
+        &format!("{}v2/snaps/refresh", s.url()),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "413",
+        "{}",
+        show(&out)
+    );
+    // Headers over the limit (64 KiB).
+    let out = s.curl(&[
+        "-H",
+        &format!("X-Padding: {}", "y".repeat(100 << 10)),
+        "-w",
+        "%{http_code}",
+        "-o",
+        "/dev/null",
+        &format!("{}v2/snaps/info/hello", s.url()),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "431",
+        "{}",
+        show(&out)
+    );
+    // A client that connects and says nothing is dropped after the handshake timeout
+    // (10 s), and the server goes on answering others meanwhile.
+    let mut idle = TcpStream::connect(s.addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let out = s.curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("{}v2/snaps/info/hello", s.url()),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200",
+        "{}",
+        show(&out)
+    );
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let n = idle.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the server wrote to a client that sent nothing");
+    let waited = started.elapsed();
+    assert!(
+        waited > Duration::from_secs(5) && waited < Duration::from_secs(15),
+        "closed after {waited:?}"
+    );
+    let _ = idle.write_all(b"late");
+}
