@@ -7,6 +7,7 @@ use common::show;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -361,4 +362,324 @@ fn oversized_and_slow_requests_are_cut_off() {
         "closed after {waited:?}"
     );
     let _ = idle.write_all(b"late");
+}
+
+/// `coreforge ARGS` as a publisher: the store's CA trusted, logins kept in `config`.
+fn publisher(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_coreforge"))
+        .args(args)
+        .current_dir(store())
+        .env("SSL_CERT_FILE", store().join("cert.pem"))
+        .env("COREFORGE_CONFIG", config)
+        .env("COREFORGE_KEYS", config.join("keys"))
+        .env("COREFORGE_PASSPHRASE", "key passphrase")
+        .output()
+        .unwrap()
+}
+
+fn publisher_ok(config: &Path, args: &[&str]) -> String {
+    let out = publisher(config, args);
+    assert!(out.status.success(), "coreforge {args:?}:\n{}", show(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A snap `name` for all architectures, packed in `dir`.
+fn pack_snap(dir: &Path, name: &str, version: &str) -> PathBuf {
+    let src = dir.join(format!("{name}-{version}"));
+    fs::create_dir_all(src.join("meta")).unwrap();
+    fs::write(
+        src.join("meta/snap.yaml"),
+        format!("name: {name}\nversion: '{version}'\ntype: app\narchitectures: [all]\n"),
+    )
+    .unwrap();
+    fs::write(
+        src.join("payload"),
+        format!("{name} {version}\n").repeat(50),
+    )
+    .unwrap();
+    let file = dir.join(format!("{name}_{version}_all.snap"));
+    let out = coreforge(
+        dir,
+        &["pack", src.to_str().unwrap(), "-o", file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    file
+}
+
+#[test]
+fn a_store_account_logs_in_registers_a_key_publishes_and_snapd_downloads_it() {
+    if clients().is_none() {
+        return;
+    }
+    let s = Served::start();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@laptop";
+    fs::write(h.join("alice.pub"), format!("{key}\n")).unwrap();
+    fs::write(h.join("pw"), "alice's long password\n").unwrap();
+    fs::write(h.join("wrong"), "not the password\n").unwrap();
+    let d = store();
+    ok(
+        d,
+        &[
+            "store",
+            "account",
+            "add",
+            "store",
+            "Alice@Example.com",
+            "--username",
+            "alice",
+            "--ssh-key",
+            h.join("alice.pub").to_str().unwrap(),
+            "--password-file",
+            h.join("pw").to_str().unwrap(),
+        ],
+    );
+    let url = s.url();
+    let url = url.trim_end_matches('/');
+
+    // Ubuntu SSO's key look-up, as first boot asks it.
+    let out = s.curl(&[&format!("{url}/api/v2/keys/alice%40example.com")]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["username"], "alice", "{v}");
+    assert_eq!(v["ssh_keys"], serde_json::json!([key]), "{v}");
+    assert!(
+        v["openid_identifier"]
+            .as_str()
+            .is_some_and(|i| i.starts_with(url)),
+        "{v}"
+    );
+    let out = s.curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("{url}/api/v2/keys/nobody%40example.com"),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+
+    // Nothing before a login; a wrong password is refused and says how to log in.
+    let app = pack_snap(h, "alice-app", "1");
+    let out = publisher(h, &["store", "upload", url, app.to_str().unwrap()]);
+    assert!(
+        !out.status.success() && show(&out).contains("coreforge login --store"),
+        "{}",
+        show(&out)
+    );
+    let out = publisher(
+        h,
+        &[
+            "login",
+            "--store",
+            url,
+            "--email",
+            "alice@example.com",
+            "--password-file",
+            h.join("wrong").to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        show(&out).contains("coreforge login --store"),
+        "{}",
+        show(&out)
+    );
+    publisher_ok(
+        h,
+        &[
+            "login",
+            "--store",
+            url,
+            "--email",
+            "alice@example.com",
+            "--password-file",
+            h.join("pw").to_str().unwrap(),
+        ],
+    );
+    let logins = h.join("logins.json");
+    assert_eq!(
+        fs::metadata(&logins).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // register-key as snapcraft does it; the store serves the account-key it signed.
+    publisher_ok(h, &["create-key", "release-key", "--account", "alice"]);
+    publisher_ok(h, &["register-key", "release-key", "--store", url]);
+    let id = publisher_ok(h, &["keys"]);
+    let id = id
+        .split_whitespace()
+        .find(|w| w.len() == 64)
+        .unwrap_or_else(|| panic!("no key id in {id}"));
+    let out = s.curl(&[
+        "-H",
+        "Accept: application/x.ubuntu.assertion",
+        &format!("{url}/v2/assertions/account-key/{id}"),
+    ]);
+    let served = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        served.contains("type: account-key") && served.contains("account-id: alice"),
+        "{served}"
+    );
+
+    // Upload and release with the token; snapd downloads it at the channel.
+    let up = publisher_ok(h, &["store", "upload", url, app.to_str().unwrap()]);
+    assert_eq!(up.trim(), "alice-app 1");
+    publisher_ok(h, &["store", "release", url, "alice-app", "1", "beta"]);
+    let (out, into) = snap_download(&s, &["--channel", "beta", "alice-app"]);
+    let got = fs::read(into.path().join("alice-app_1.snap")).unwrap_or_default();
+    assert_eq!(got, fs::read(&app).unwrap(), "{}", text(&out));
+
+    // Another account may not release alice's snap.
+    fs::write(h.join("bob-pw"), "bob's long password\n").unwrap();
+    ok(
+        d,
+        &[
+            "store",
+            "account",
+            "add",
+            "store",
+            "bob@example.com",
+            "--username",
+            "bob",
+            "--password-file",
+            h.join("bob-pw").to_str().unwrap(),
+        ],
+    );
+    let bob = tempfile::tempdir().unwrap();
+    publisher_ok(
+        bob.path(),
+        &[
+            "login",
+            "--store",
+            url,
+            "--email",
+            "bob@example.com",
+            "--password-file",
+            h.join("bob-pw").to_str().unwrap(),
+        ],
+    );
+    let out = publisher(
+        bob.path(),
+        &["store", "release", url, "alice-app", "1", "stable"],
+    );
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(show(&out).contains("published by"), "{}", show(&out));
+    // Nothing changed: alice-app is in beta only.
+    let out = coreforge(
+        d,
+        &[
+            "store",
+            "resolve",
+            "store",
+            "alice-app",
+            "-c",
+            "stable",
+            "-a",
+            "amd64",
+        ],
+    );
+    assert!(!out.status.success(), "{}", show(&out));
+    let beta = ok(
+        d,
+        &[
+            "store",
+            "resolve",
+            "store",
+            "alice-app",
+            "-c",
+            "beta",
+            "-a",
+            "amd64",
+        ],
+    );
+    assert!(beta.starts_with("alice-app 1 "), "{beta}");
+}
+
+#[test]
+fn an_upload_cut_halfway_publishes_nothing() {
+    if clients().is_none() {
+        return;
+    }
+    let s = Served::start();
+    let d = store();
+    let h = tempfile::tempdir().unwrap();
+    fs::write(h.path().join("pw"), "carol's long password\n").unwrap();
+    ok(
+        d,
+        &[
+            "store",
+            "account",
+            "add",
+            "store",
+            "carol@example.com",
+            "--username",
+            "carol",
+            "--password-file",
+            h.path().join("pw").to_str().unwrap(),
+        ],
+    );
+    publisher_ok(
+        h.path(),
+        &[
+            "login",
+            "--store",
+            s.url().trim_end_matches('/'),
+            "--email",
+            "carol@example.com",
+            "--password-file",
+            h.path().join("pw").to_str().unwrap(),
+        ],
+    );
+    let logins: serde_json::Value =
+        serde_json::from_slice(&fs::read(h.path().join("logins.json")).unwrap()).unwrap();
+    let token = logins[s.url().trim_end_matches('/')]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let snap = pack_snap(h.path(), "carol-app", "1");
+    let bytes = fs::read(&snap).unwrap();
+    let published = || {
+        let state: serde_json::Value =
+            serde_json::from_slice(&fs::read(d.join("store/store.json")).unwrap()).unwrap();
+        state["snaps"].get("carol-app").is_some()
+    };
+    // Headers that promise the whole snap, half of it, and the connection closed.
+    let mut request = format!(
+        "POST /dev/api/snaps/upload HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
+        s.addr,
+        bytes.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&bytes[..bytes.len() / 2]);
+    let mut client = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &s.addr.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    client.stdin.take().unwrap().write_all(&request).unwrap();
+    let _ = client.wait();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!published(), "half a snap was published");
+    let left: Vec<_> = fs::read_dir(d.join("store/incoming"))
+        .map(|r| r.count())
+        .into_iter()
+        .collect();
+    assert!(
+        left.iter().all(|n| *n == 0),
+        "files left in incoming/: {left:?}"
+    );
+    // The whole snap, sent the same way, is published.
+    let out = publisher(
+        h.path(),
+        &[
+            "store",
+            "upload",
+            s.url().trim_end_matches('/'),
+            snap.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(published());
 }

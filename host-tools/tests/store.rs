@@ -749,3 +749,46 @@ fn register_key_makes_sign_chain_verify_through_the_store_root() {
     let err = env.fails(&["register-key", "default", "--store", &env.p("nostore")]);
     assert!(err.contains("is not a coreforge store"), "{err}");
 }
+
+#[test]
+fn concurrent_writers_lose_no_release() {
+    let env = Env::new();
+    env.init_store();
+    for name in ["left", "right"] {
+        let snap = env.snap(name, "1", "all", "app");
+        env.upload(&snap);
+    }
+    // Two writers at once, each releasing its snap to tracks t0..t11, one command each:
+    // every release reads the store and writes it back, so without the writers' lock one
+    // would write over the other's.
+    let writers: Vec<_> = ["left", "right"]
+        .into_iter()
+        .map(|name| {
+            let store = env.store();
+            let keys = env.path("keys");
+            let dir = env.path(".");
+            std::thread::spawn(move || {
+                for t in 0..12 {
+                    let out = Command::new(env!("CARGO_BIN_EXE_coreforge"))
+                        .args(["store", "release", &store, name, "1", &format!("t{t}/edge")])
+                        .current_dir(&dir)
+                        .env("COREFORGE_KEYS", &keys)
+                        .output()
+                        .unwrap();
+                    assert!(out.status.success(), "{}", show(&out));
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    for name in ["left", "right"] {
+        for t in 0..12 {
+            assert!(
+                env.resolve(name, &format!("t{t}/edge"), "arm64").is_ok(),
+                "{name}'s release to t{t}/edge was lost"
+            );
+        }
+    }
+}

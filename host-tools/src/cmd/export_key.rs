@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use coreforge_assertions::{sign, HeaderValue, Timestamp};
+use coreforge_assertions::{sign, Assertion, HeaderValue, PrivateKey, Timestamp};
 
 use crate::keystore::KeyStore;
 use crate::passphrase::PassphraseArgs;
@@ -32,16 +32,27 @@ pub fn run(args: &Args, store: &KeyStore) -> Result<ExitCode> {
         .passphrase
         .get(&format!("Passphrase of key {:?}: ", args.name))?;
     let key = store.unlock(&args.name, &passphrase)?;
-    let now = Timestamp::now();
-    let headers: Vec<(String, HeaderValue)> = vec![
-        ("type".into(), "account-key-request".into()),
-        ("account-id".into(), account.as_str().into()),
-        ("name".into(), args.name.as_str().into()),
-        ("public-key-sha3-384".into(), public.id().into()),
-        ("since".into(), now.to_string().into()),
-    ];
-    let request = sign(&headers, Some(public.encode().as_bytes()), &key, now)
-        .context("cannot sign the account-key-request")?;
+    let request = account_key_request(&key, account, &args.name, Timestamp::now())?;
     println!("{}", String::from_utf8_lossy(request.encode()));
     Ok(ExitCode::SUCCESS)
+}
+
+/// A self-signed `account-key-request` for `key` (named `name`) to sign for `account`
+/// from `since`: what a store registers (`register-key`).
+pub(super) fn account_key_request(
+    key: &PrivateKey,
+    account: &str,
+    name: &str,
+    since: Timestamp,
+) -> Result<Assertion> {
+    let public = key.public_key();
+    let headers: Vec<(String, HeaderValue)> = vec![
+        ("type".into(), "account-key-request".into()),
+        ("account-id".into(), account.into()),
+        ("name".into(), name.into()),
+        ("public-key-sha3-384".into(), public.id().into()),
+        ("since".into(), since.to_string().into()),
+    ];
+    sign(&headers, Some(public.encode().as_bytes()), key, since)
+        .context("cannot sign the account-key-request")
 }

@@ -8,6 +8,7 @@ mod flash;
 mod import_key;
 mod info;
 mod keys;
+mod login;
 mod pack;
 mod register_key;
 mod sign;
@@ -58,10 +59,12 @@ enum Command {
     Pack(pack::Args),
     /// Show a snap file's name, version, type, architectures, size and SHA3-384.
     Info(info::Args),
-    /// Manage a local store: init, upload, release, resolve.
+    /// Manage a store: init, upload, release, resolve, accounts, and serve it over HTTPS.
     Store(store::Args),
     /// Have a store sign an account and account-key for a key, for `sign --chain`.
     RegisterKey(register_key::Args),
+    /// Log in to a served store (`store serve`) and keep the token for uploads and releases.
+    Login(login::Args),
 }
 
 impl Cli {
@@ -88,6 +91,7 @@ impl Cli {
             Command::Info(a) => info::run(a),
             Command::Store(a) => store::run(a),
             Command::RegisterKey(a) => register_key::run(a, &store()?),
+            Command::Login(a) => login::run(a),
         }
     }
 }

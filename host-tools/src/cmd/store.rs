@@ -5,10 +5,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use coreforge_assertions::Timestamp;
 
+use super::login;
 use crate::serve;
+use crate::store::remote::{self, Remote};
 use crate::store::{open_store, LocalStore, StoreKey, DEFAULT_AUTHORITY};
 
 /// Arguments of `store`.
@@ -34,7 +36,7 @@ enum Command {
     },
     /// Add a snap as its next revision; prints NAME REVISION.
     Upload {
-        /// The store directory.
+        /// The store directory, or a served store's URL (after `coreforge login`).
         dir: PathBuf,
         /// The snap file.
         file: PathBuf,
@@ -44,7 +46,7 @@ enum Command {
     },
     /// Release a revision to channels ([track/]risk[/branch]) for the architectures it has.
     Release {
-        /// The store directory.
+        /// The store directory, or a served store's URL (after `coreforge login`).
         dir: PathBuf,
         /// The snap name.
         name: String,
@@ -81,6 +83,12 @@ enum Command {
         #[arg(long)]
         assertions: bool,
     },
+    /// Manage the store's accounts (the people who log in, publish, and whose SSH keys
+    /// devices take).
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
     /// Serve the store over HTTPS with snapd's store API (`snap download` with
     /// SNAPPY_FORCE_API_URL=https://ADDR/); runs until stopped.
     Serve {
@@ -96,6 +104,33 @@ enum Command {
         #[arg(long, value_name = "PEM")]
         tls_key: PathBuf,
     },
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum AccountCommand {
+    /// Add an account (or change its username, keys or password).
+    Add {
+        /// The store directory.
+        dir: PathBuf,
+        /// The account's e-mail address (what people type to log in, and at first boot).
+        email: String,
+        /// The account's username: its account id as a publisher, and the user a device
+        /// creates for it.
+        #[arg(long, value_name = "NAME")]
+        username: String,
+        /// An OpenSSH public key file (one key per line); repeat for more.
+        #[arg(long, value_name = "FILE")]
+        ssh_key: Vec<PathBuf>,
+        /// Read the account's password from FILE (its first line); without it the account
+        /// cannot log in (its keys are still served).
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+}
+
+/// The URL, when `dir` names a served store rather than a directory.
+fn url_of(dir: &std::path::Path) -> Option<&str> {
+    dir.to_str().filter(|s| remote::is_url(s))
 }
 
 /// Runs the store subcommand.
@@ -121,7 +156,25 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             file,
             publisher,
         } => {
-            let mut store = LocalStore::open(dir)?;
+            if let Some(url) = url_of(dir) {
+                if publisher.is_some() {
+                    bail!("--publisher is for store directories; a served store takes the publisher from your login");
+                }
+                let remote = Remote::new(url)?;
+                let login = login::saved(&remote)?;
+                let (name, revision, new) = remote
+                    .upload(&login.token, file)
+                    .with_context(|| format!("cannot upload {}", file.display()))?;
+                if !new {
+                    eprintln!(
+                        "{} was uploaded before as {name} revision {revision}",
+                        file.display()
+                    );
+                }
+                println!("{name} {revision}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut store = LocalStore::open_locked(dir)?;
             let up = store
                 .upload(file, publisher.as_deref())
                 .with_context(|| format!("cannot upload {}", file.display()))?;
@@ -141,7 +194,21 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             revision,
             channels,
         } => {
-            let mut store = LocalStore::open(dir)?;
+            if let Some(url) = url_of(dir) {
+                let remote = Remote::new(url)?;
+                let login = login::saved(&remote)?;
+                let released = remote
+                    .release(&login.token, name, *revision, channels)
+                    .with_context(|| format!("cannot release {name} revision {revision}"))?;
+                for (channel, archs) in released {
+                    println!(
+                        "released {name} r{revision} ({}) to {channel}",
+                        archs.join(", ")
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut store = LocalStore::open_locked(dir)?;
             let released = store
                 .release(name, *revision, channels)
                 .with_context(|| format!("cannot release {name} revision {revision}"))?;
@@ -160,7 +227,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
                 })?,
                 None => Timestamp::from_unix(Timestamp::now().unix()),
             };
-            let store = LocalStore::open(dir)?;
+            let store = LocalStore::open_locked(dir)?;
             let revoked = store
                 .revoke_key(key_id, until)
                 .with_context(|| format!("cannot revoke key {key_id}"))?;
@@ -191,6 +258,62 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             } else {
                 println!("{} {} {}", snap.name, snap.revision, snap.path.display());
             }
+        }
+        Command::Account {
+            command:
+                AccountCommand::Add {
+                    dir,
+                    email,
+                    username,
+                    ssh_key,
+                    password_file,
+                },
+        } => {
+            let mut keys = Vec::new();
+            for file in ssh_key {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read the SSH key file {}", file.display()))?;
+                keys.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(str::to_owned),
+                );
+            }
+            let password = match password_file {
+                Some(path) => {
+                    let text =
+                        zeroize::Zeroizing::new(std::fs::read_to_string(path).with_context(
+                            || format!("cannot read the password file {}", path.display()),
+                        )?);
+                    Some(zeroize::Zeroizing::new(
+                        text.lines().next().unwrap_or("").to_owned(),
+                    ))
+                }
+                None => None,
+            };
+            if password.as_ref().is_some_and(|p| p.len() < 8) {
+                bail!("the password is shorter than 8 characters; choose a longer one");
+            }
+            let store = LocalStore::open(dir)?;
+            let person = store
+                .add_account(
+                    email,
+                    username,
+                    &keys,
+                    password.as_ref().map(|p| p.as_str()),
+                )
+                .with_context(|| format!("cannot add the account {email}"))?;
+            println!(
+                "account {email}: username {}, {} SSH key(s){}",
+                person.username,
+                person.ssh_keys.len(),
+                if password.is_some() {
+                    ", password set"
+                } else {
+                    ""
+                }
+            );
         }
         Command::Serve {
             dir,

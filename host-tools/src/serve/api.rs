@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,7 +20,7 @@ use tower::ServiceExt;
 use tower_http::services::ServeFile;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
-use super::Limits;
+use super::{publish, Limits};
 use crate::store::{Channel, LocalStore, RevisionEntry, SnapEntry, StoreError, RISKS};
 
 /// The media type of assertions.
@@ -28,9 +29,13 @@ const ASSERTION_TYPE: &str = "application/x.ubuntu.assertion";
 /// The series every snap of this store is for.
 const SERIES: &str = "16";
 
+/// What every handler is given.
 #[derive(Clone)]
-struct Served {
-    dir: PathBuf,
+pub(super) struct Served {
+    /// The store's directory.
+    pub dir: PathBuf,
+    /// Largest upload taken.
+    pub max_upload_bytes: u64,
 }
 
 /// The API on the store in `dir` (every request reads the store anew: what `upload` and
@@ -41,20 +46,55 @@ pub fn router(dir: PathBuf, limits: &Limits) -> Router {
         .route("/v2/snaps/info/{name}", get(info))
         .route("/v2/assertions/{kind}/{*key}", get(assertion))
         .route("/download/{file}", get(download))
+        .route("/api/v2/tokens", post(publish::login))
+        .route("/api/v2/keys/{email}", get(publish::keys))
+        .route("/dev/api/account/account-key", post(publish::register_key))
+        .route("/dev/api/snaps/upload", post(publish::upload))
+        .route("/dev/api/snaps/{name}/releases", post(publish::release))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            limits.max_header_bytes,
+            bounded_headers,
+        ))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
-        .with_state(Served { dir })
+        .with_state(Served {
+            dir,
+            max_upload_bytes: limits.max_upload_bytes,
+        })
+}
+
+/// Refuses requests whose headers take more than `max` bytes (431). hyper's read buffer
+/// bounds what is held in memory; this makes the limit exact.
+async fn bounded_headers(
+    State(max): State<usize>,
+    request: Request,
+    next: middleware::Next,
+) -> Response {
+    let size: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + request.uri().to_string().len();
+    if size > max {
+        return error_list(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "invalid-request",
+            format!("the request's headers take {size} bytes; at most {max}"),
+        );
+    }
+    next.run(request).await
 }
 
 /// An answer with snapd's `error-list`.
-fn error_list(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(super) fn error_list(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = json!({"error-list": [{"code": code, "message": message.into()}]});
     (status, Json(body)).into_response()
 }
 
 /// A store that cannot be read is the server's fault, not the client's.
-fn broken(e: &StoreError) -> Response {
+pub(super) fn broken(e: &StoreError) -> Response {
     eprintln!("store serve: {e}");
     error_list(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -68,7 +108,7 @@ async fn not_found() -> Response {
 }
 
 /// Runs `f` on the store, off the async threads (it reads files).
-async fn with_store<T: Send + 'static>(
+pub(super) async fn with_store<T: Send + 'static>(
     served: &Served,
     f: impl FnOnce(&LocalStore) -> Result<T, Response> + Send + 'static,
 ) -> Result<T, Response> {
@@ -111,7 +151,7 @@ fn check_series(headers: &HeaderMap) -> Result<(), Response> {
 }
 
 /// This server's base URL as the client reached it (for download URLs).
-fn base_url(headers: &HeaderMap) -> String {
+pub(super) fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())

@@ -8,12 +8,16 @@
 //! GET  /download/SNAPID_REV.snap             the snap file, with Range
 //! ```
 //!
+//! and, for the store's accounts, logins, SSH keys, key registration, uploads and releases
+//! (publish.rs).
+//!
 //! Limits: request headers are read within [`Limits::header_timeout`] and may take
 //! [`Limits::max_header_bytes`]; bodies at most [`Limits::max_body_bytes`], read within
 //! [`Limits::body_timeout`]; a TLS handshake gets [`Limits::handshake_timeout`]. A client
 //! that goes over is cut off; the others are not held up by it.
 
 mod api;
+mod publish;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -44,6 +48,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Time to send a request body.
     pub body_timeout: Duration,
+    /// Bytes of an uploaded snap.
+    pub max_upload_bytes: u64,
 }
 
 impl Default for Limits {
@@ -54,6 +60,7 @@ impl Default for Limits {
             max_header_bytes: 64 << 10,
             max_body_bytes: 1 << 20,
             body_timeout: Duration::from_secs(30),
+            max_upload_bytes: 4 << 30,
         }
     }
 }

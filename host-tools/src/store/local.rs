@@ -38,6 +38,7 @@ const KEY: &str = "store.key";
 const ROOTS: &str = "root.assertions";
 const ASSERTIONS: &str = "assertions";
 const SNAPS: &str = "snaps";
+const LOCK: &str = "store.lock";
 /// Name of the store's own account-key.
 const ROOT_KEY_NAME: &str = "root";
 /// Series of every snap-declaration (the only one snapd has).
@@ -57,9 +58,15 @@ pub enum StoreKey {
 /// A store in a directory.
 #[derive(Debug)]
 pub struct LocalStore {
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     state: State,
+    /// The writers' lock on `DIR/store.lock`, when opened with [`LocalStore::open_locked`].
+    lock: Option<fs::File>,
 }
+
+/// Holds the writers' lock until dropped (or nothing, when the store holds it already).
+#[derive(Debug)]
+pub struct StoreLock(#[allow(dead_code)] Option<fs::File>);
 
 /// The outcome of [`LocalStore::upload`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +166,7 @@ impl LocalStore {
         files::write(&dir.join(KEY), &key.to_secret_bytes(), SECRET_MODE)?;
         let store = LocalStore {
             dir: dir.to_path_buf(),
+            lock: None,
             state: State {
                 format: FORMAT,
                 authority_id: authority_id.to_owned(),
@@ -203,6 +211,27 @@ impl LocalStore {
         Ok(store)
     }
 
+    /// Opens the store in `dir` for changes: waits for the writers' lock, then reads it, and
+    /// holds the lock until dropped. Two writers (processes, or requests of `store serve`)
+    /// change the store one after the other, each seeing what the other wrote.
+    pub fn open_locked(dir: &Path) -> Result<LocalStore, StoreError> {
+        if !dir.join(STATE).exists() {
+            return Err(StoreError::NotAStore(dir.to_path_buf()));
+        }
+        let StoreLock(lock) = take_lock(dir)?;
+        let mut store = LocalStore::open(dir)?;
+        store.lock = lock;
+        Ok(store)
+    }
+
+    /// The writers' lock, unless this store holds it already.
+    pub(super) fn lock(&self) -> Result<StoreLock, StoreError> {
+        if self.lock.is_some() {
+            return Ok(StoreLock(None));
+        }
+        take_lock(&self.dir)
+    }
+
     /// Opens the store in `dir`.
     pub fn open(dir: &Path) -> Result<LocalStore, StoreError> {
         let path = dir.join(STATE);
@@ -228,6 +257,7 @@ impl LocalStore {
         }
         Ok(LocalStore {
             dir: dir.to_path_buf(),
+            lock: None,
             state,
         })
     }
@@ -685,6 +715,20 @@ impl LocalStore {
             })
             .collect()
     }
+}
+
+/// Waits for and takes the exclusive lock on `DIR/store.lock`.
+fn take_lock(dir: &Path) -> Result<StoreLock, StoreError> {
+    let path = dir.join(LOCK);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err("open", &path))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| io_err("lock", &path)(e.into()))?;
+    Ok(StoreLock(Some(file)))
 }
 
 fn decode_one(path: &Path, bytes: &[u8]) -> Result<Assertion, StoreError> {

@@ -2,9 +2,12 @@
 //! them come from. Today a local directory ([`LocalStore`]); the [`Store`] trait lets a
 //! remote store stand in its place later.
 
+mod accounts;
 mod channel;
 mod files;
 mod local;
+pub mod logins;
+pub mod remote;
 mod state;
 
 use std::io;
@@ -14,6 +17,7 @@ use coreforge_assertions::Assertion;
 
 use crate::snap::{SnapError, SnapInfo};
 
+pub use accounts::Person;
 pub use channel::ChannelError;
 pub use channel::{Channel, RISKS};
 pub use local::{LocalStore, StoreKey, DEFAULT_AUTHORITY};
@@ -177,6 +181,38 @@ pub enum StoreError {
         publisher: String,
         /// The publisher of record.
         existing: String,
+    },
+    /// An e-mail address that is not one.
+    #[error("{0:?} is not an e-mail address")]
+    BadEmail(String),
+    /// An SSH key that does not parse.
+    #[error("SSH key {key:?}... is not an OpenSSH public key line: {reason}")]
+    BadSshKey {
+        /// Its start.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// The username belongs to another account.
+    #[error("username {username:?} is taken by the account {email}; choose another")]
+    UsernameTaken {
+        /// The username.
+        username: String,
+        /// Whose it is.
+        email: String,
+    },
+    /// Wrong e-mail, password or token.
+    #[error("the e-mail address and password (or the token) are not right; log in again with `coreforge login --store URL`")]
+    BadLogin,
+    /// The account may not change this snap.
+    #[error("snap {name:?} is published by {publisher:?}; {who:?} may not change it")]
+    NotPublisher {
+        /// The snap.
+        name: String,
+        /// Its publisher.
+        publisher: String,
+        /// Who asked.
+        who: String,
     },
     /// A snap file could not be read.
     #[error(transparent)]
