@@ -351,3 +351,139 @@ fn refuses_local_snaps_for_a_model_that_is_not_dangerous() {
     let err = w.refused(&model, &w.path("nolocal.img"), "beta", &["--snap", &local]);
     assert!(err.contains("--snap") && err.contains("dangerous"), "{err}");
 }
+
+/// The same image from the store's directory and from the store served over HTTPS, with
+/// only its roots given out of band: byte for byte (snaps downloaded by channel and
+/// architecture, every assertion fetched and verified).
+#[test]
+fn an_image_from_the_served_store_is_the_one_from_its_directory() {
+    let w = world();
+    let server = common::StoreServer::start(Path::new(w.store()), &w.path("tls"));
+    let model = w.model("pi3-served", "arm64", "pi3", "");
+    let local = w.path("pi3-local.img");
+    let out = w.build(&model, &local, &[]);
+    assert!(out.status.success(), "build-image:\n{}", show(&out));
+    let cache = w.path("served-cache");
+    let _ = fs::remove_dir_all(&cache);
+    let served = w.path("pi3-served.img");
+    let roots = Path::new(w.store()).join("root.assertions");
+    let url = server.url();
+    let args = [
+        "build-image",
+        "-c",
+        "beta",
+        "--store",
+        &url,
+        "--trusted",
+        roots.to_str().unwrap(),
+        "-o",
+        served.to_str().unwrap(),
+        model.to_str().unwrap(),
+    ];
+    let env = [
+        ("SSL_CERT_FILE", server.cert.as_path()),
+        ("COREFORGE_CACHE", cache.as_path()),
+    ];
+    let out = w.run_env(&args, &env);
+    assert!(
+        out.status.success(),
+        "build-image from {url}:\n{}",
+        show(&out)
+    );
+    assert!(
+        fs::read(&local).unwrap() == fs::read(&served).unwrap(),
+        "the images differ"
+    );
+    let downloads = fs::read_dir(cache.join("downloads")).unwrap().count();
+    assert_eq!(downloads, 3, "gadget, kernel and base, cached by digest");
+    // Without the roots nothing is trusted: refused before anything is fetched.
+    let untrusted = w.run_env(
+        &[
+            "build-image",
+            "-c",
+            "beta",
+            "--store",
+            &url,
+            "-o",
+            served.to_str().unwrap(),
+            model.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(!untrusted.status.success());
+    assert!(
+        show(&untrusted).contains("--trusted"),
+        "{}",
+        show(&untrusted)
+    );
+    fs::remove_file(&local).unwrap();
+    fs::remove_file(&served).unwrap();
+}
+
+/// A served store that lies about a file (its bytes are not what it announced) makes
+/// build-image fail with nothing written and nothing cached.
+#[test]
+fn a_served_store_that_lies_about_a_file_gets_no_image() {
+    let w = world();
+    let snap = w.pack(
+        "liar",
+        &[
+            (
+                "meta/snap.yaml",
+                "name: liar\nversion: '1'\narchitectures: [arm64]\n",
+            ),
+            ("data", &"y".repeat(100_000)),
+        ],
+    );
+    w.publish(&snap, "liar", "beta");
+    let stored = fs::read_dir(Path::new(w.store()).join("snaps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("liar_")
+        })
+        .expect("the store's file of the snap");
+    let mut bytes = fs::read(&stored).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    fs::write(&stored, &bytes).unwrap();
+    let server = common::StoreServer::start(Path::new(w.store()), &w.path("tls"));
+    let model = w.model("pi3-liar", "arm64", "pi3", "");
+    let cache = w.path("liar-cache");
+    let _ = fs::remove_dir_all(&cache);
+    let image = w.path("pi3-liar.img");
+    let roots = Path::new(w.store()).join("root.assertions");
+    let url = server.url();
+    let out = w.run_env(
+        &[
+            "build-image",
+            "-c",
+            "beta",
+            "--store",
+            &url,
+            "--trusted",
+            roots.to_str().unwrap(),
+            "--extra-snaps",
+            "liar",
+            "-o",
+            image.to_str().unwrap(),
+            model.to_str().unwrap(),
+        ],
+        &[
+            ("SSL_CERT_FILE", server.cert.as_path()),
+            ("COREFORGE_CACHE", cache.as_path()),
+        ],
+    );
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(show(&out).contains("the store announced"), "{}", show(&out));
+    assert!(!image.exists(), "a refused build left {}", image.display());
+    let kept: Vec<_> = fs::read_dir(cache.join("downloads"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert!(kept.len() <= 3, "the liar's file was kept: {kept:?}");
+}

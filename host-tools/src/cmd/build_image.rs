@@ -40,9 +40,14 @@ pub struct Args {
     /// Use a local file for a snap of the model (dangerous models only); repeatable.
     #[arg(long = "snap", value_name = "NAME=FILE")]
     snaps: Vec<String>,
-    /// The store: the directory of a local store.
-    #[arg(long, value_name = "DIR", env = "COREFORGE_STORE")]
+    /// The store: the directory of a local store, or the URL of a served one
+    /// (`coreforge store serve`; give its roots with --trusted).
+    #[arg(long, value_name = "DIR|URL", env = "COREFORGE_STORE")]
     store: String,
+    /// The root assertions to trust for a served store (its directory's root.assertions,
+    /// handed over out of band): nothing the server says is trusted without them.
+    #[arg(long, value_name = "FILE")]
+    trusted: Option<PathBuf>,
     /// Size of the image (e.g. 512M, 1G); default: just what the content needs.
     #[arg(long, value_name = "SIZE")]
     image_size: Option<String>,
@@ -71,7 +76,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     // First: the small inputs a person typed, so their mistakes show before minutes of work.
     let firstboot = FirstBoot::load(&args.firstboot)?;
     progress.step("verifying the model");
-    let store = open_store(&args.store)?;
+    let cache = unpack::cache_dir().unwrap_or_else(|| std::env::temp_dir().join("coreforge-cache"));
+    let store = open_store(&args.store, args.trusted.as_deref(), &cache)?;
     let roots = store.roots()?;
     let mut trust = trust::verify_model(&args.model, &roots, store.as_ref())?;
     let model = Model::from_assertion(trust.model.assertion())?;

@@ -82,6 +82,9 @@ enum Command {
         /// Print the snap's snap-declaration and snap-revision instead.
         #[arg(long)]
         assertions: bool,
+        /// The root assertions to trust, when DIR is a served store's URL.
+        #[arg(long, value_name = "FILE")]
+        trusted: Option<PathBuf>,
     },
     /// Manage the store's accounts (the people who log in, publish, and whose SSH keys
     /// devices take).
@@ -243,9 +246,11 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             channel,
             arch,
             assertions,
+            trusted,
         } => {
             // Through the trait, as build-image sees a store.
-            let store = open_store(&dir.to_string_lossy())?;
+            let cache = std::env::temp_dir().join("coreforge-cache");
+            let store = open_store(&dir.to_string_lossy(), trusted.as_deref(), &cache)?;
             let snap = store.resolve(name, channel, arch)?;
             if *assertions {
                 let all = store.snap_assertions(&snap)?;

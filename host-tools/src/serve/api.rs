@@ -44,6 +44,7 @@ pub fn router(dir: PathBuf, limits: &Limits) -> Router {
     Router::new()
         .route("/v2/snaps/refresh", post(refresh))
         .route("/v2/snaps/info/{name}", get(info))
+        .route("/v2/assertions/{kind}", get(assertion_list))
         .route("/v2/assertions/{kind}/{*key}", get(assertion))
         .route("/download/{file}", get(download))
         .route("/api/v2/tokens", post(publish::login))
@@ -480,6 +481,47 @@ async fn assertion(
             )),
             Err(e) => Err(broken(&e)),
         }
+    })
+    .await;
+    match answer {
+        Ok(bytes) => ([(header::CONTENT_TYPE, ASSERTION_TYPE)], bytes).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(rename = "account-id")]
+    account_id: Option<String>,
+}
+
+/// `GET /v2/assertions/account[-key][?account-id=ID]`: every account, or every account-key
+/// (of one account), one after the other (a coreforge extension: image builders take the
+/// store's current keys from it, to revoke on devices what the store revoked).
+async fn assertion_list(
+    State(served): State<Served>,
+    UrlPath(kind): UrlPath<String>,
+    axum::extract::Query(query): axum::extract::Query<ListQuery>,
+) -> Response {
+    if kind != "account" && kind != "account-key" {
+        return not_found().await;
+    }
+    let answer = with_store(&served, move |store| {
+        let all = store.all_assertions(&kind).map_err(|e| broken(&e))?;
+        let mut out = Vec::new();
+        for a in all.iter().filter(|a| {
+            query
+                .account_id
+                .as_deref()
+                .is_none_or(|id| a.header_str("account-id") == Some(id))
+        }) {
+            if !out.is_empty() {
+                out.extend_from_slice(b"\n");
+            }
+            out.extend_from_slice(a.encode());
+            out.push(b'\n');
+        }
+        Ok(out)
     })
     .await;
     match answer {

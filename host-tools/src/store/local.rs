@@ -667,6 +667,11 @@ impl LocalStore {
     }
 
     /// Every stored assertion of `type_name`, by file name.
+    pub fn all_assertions(&self, type_name: &str) -> Result<Vec<Assertion>, StoreError> {
+        self.load_all(type_name)
+    }
+
+    /// Every stored assertion of `type_name`, by file name.
     fn load_all(&self, type_name: &str) -> Result<Vec<Assertion>, StoreError> {
         let dir = self.dir.join(ASSERTIONS).join(type_name);
         let mut paths: Vec<PathBuf> = match fs::read_dir(&dir) {

@@ -8,6 +8,7 @@ mod files;
 mod local;
 pub mod logins;
 pub mod remote;
+mod served;
 mod state;
 
 use std::io;
@@ -55,11 +56,19 @@ pub struct ResolvedSnap {
     pub info: SnapInfo,
 }
 
-/// Opens the store named by `spec`: a directory made by `coreforge store init`.
-/// URLs are refused for now.
-pub fn open_store(spec: &str) -> Result<Box<dyn Store>, StoreError> {
+/// Opens the store named by `spec`: a directory made by `coreforge store init`, or the
+/// URL of a served one (`https://...`), whose roots must come out of band (`trusted`) and
+/// whose downloads are cached under `cache`.
+pub fn open_store(
+    spec: &str,
+    trusted: Option<&Path>,
+    cache: &Path,
+) -> Result<Box<dyn Store>, StoreError> {
     if spec.contains("://") {
-        return Err(StoreError::Unsupported(spec.to_owned()));
+        let Some(trusted) = trusted else {
+            return Err(StoreError::Unsupported(spec.to_owned()));
+        };
+        return Ok(Box::new(served::ServedStore::open(spec, trusted, cache)?));
     }
     Ok(Box::new(LocalStore::open(Path::new(spec))?))
 }
@@ -68,9 +77,12 @@ pub fn open_store(spec: &str) -> Result<Box<dyn Store>, StoreError> {
 #[non_exhaustive]
 #[derive(thiserror::Error, Debug)]
 pub enum StoreError {
-    /// A URL was given where only directories work yet.
-    #[error("store {0:?}: remote stores are not supported yet; give the directory of a local store (see `coreforge store init`)")]
+    /// A served store was named without the roots to trust.
+    #[error("store {0:?}: a served store's root assertions must come out of band: pass --trusted FILE (the root.assertions of the store's directory, given to you by its administrator)")]
     Unsupported(String),
+    /// Talking to a served store failed.
+    #[error(transparent)]
+    Remote(#[from] remote::RemoteError),
     /// The directory holds no store.
     #[error("{} is not a coreforge store (no store.json): create one with `coreforge store init {}`", .0.display(), .0.display())]
     NotAStore(PathBuf),

@@ -228,6 +228,77 @@ impl Remote {
             })
     }
 
+    /// GETs `path` (`/v2/...`) with `accept`: the status and the body (up to `MAX_ANSWER`).
+    pub fn get(&self, path: &str, accept: &str) -> Result<(u16, Vec<u8>), RemoteError> {
+        let url = format!("{}{path}", self.base);
+        let unreachable = |e: ureq::Error| RemoteError::Unreachable {
+            url: url.clone(),
+            reason: e.to_string(),
+        };
+        let mut resp = self
+            .agent
+            .get(&url)
+            .header("Accept", accept)
+            .header("Snap-Device-Series", "16")
+            .call()
+            .map_err(unreachable)?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER)
+            .read_to_vec()
+            .map_err(unreachable)?;
+        Ok((status, body))
+    }
+
+    /// POSTs a refresh request as snapd does (`Snap-Device-Architecture: arch`): its JSON.
+    pub fn refresh(&self, arch: &str, body: &Value) -> Result<Value, RemoteError> {
+        let url = format!("{}/v2/snaps/refresh", self.base);
+        let result = self
+            .agent
+            .post(&url)
+            .content_type("application/json")
+            .header("Snap-Device-Architecture", arch)
+            .header("Snap-Device-Series", "16")
+            .send(body.to_string());
+        self.answer(&url, result, "the request")
+    }
+
+    /// Downloads `url` (on this store) into `to`, copying through `copy` (which hashes):
+    /// whatever it returns.
+    pub fn download<T>(
+        &self,
+        url: &str,
+        copy: impl FnOnce(&mut dyn std::io::Read) -> std::io::Result<T>,
+    ) -> Result<T, RemoteError> {
+        if !url.starts_with(&format!("{}/", self.base)) {
+            return Err(RemoteError::BadAnswer {
+                url: self.base.clone(),
+                reason: format!("the download URL {url} is not on this store"),
+            });
+        }
+        let unreachable = |reason: String| RemoteError::Unreachable {
+            url: url.to_owned(),
+            reason,
+        };
+        let mut resp = self
+            .agent
+            .get(url)
+            .call()
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(RemoteError::Refused {
+                url: url.to_owned(),
+                status,
+                message: "the download failed".into(),
+            });
+        }
+        let mut reader = resp.body_mut().with_config().limit(u64::MAX).reader();
+        copy(&mut reader).map_err(|e| unreachable(e.to_string()))
+    }
+
     /// Logs in: (username, token).
     pub fn login(&self, email: &str, password: &str) -> Result<(String, String), RemoteError> {
         let v = self.post_json(
