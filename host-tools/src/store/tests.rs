@@ -46,7 +46,7 @@ fn build_image_view_of_a_local_store() {
     local.release("pi2-kernel", 1, &["beta".into()]).unwrap();
     local.release("pi2-kernel", 2, &["beta".into()]).unwrap();
 
-    let store = open_store(dir.to_str().unwrap()).unwrap();
+    let store = open_store(dir.to_str().unwrap(), None, &dir).unwrap();
     let roots = store.roots().unwrap();
     let kinds: Vec<_> = roots.iter().map(|a| a.type_name()).collect();
     assert_eq!(kinds, ["account-key", "account"]);
@@ -168,19 +168,19 @@ fn all_architecture_releases_replace_per_architecture_ones() {
 }
 
 #[test]
-fn open_refuses_urls_and_plain_directories() {
+fn open_refuses_urls_without_roots_and_plain_directories() {
     let tmp = tempfile::tempdir().unwrap();
     assert!(matches!(
-        open_store("https://store.example/api"),
+        open_store("https://store.example/api", None, tmp.path()),
         Err(StoreError::Unsupported(_))
     ));
     assert!(matches!(
-        open_store(tmp.path().to_str().unwrap()),
+        open_store(tmp.path().to_str().unwrap(), None, tmp.path()),
         Err(StoreError::NotAStore(_))
     ));
     fs::write(tmp.path().join("store.json"), "{").unwrap();
     assert!(matches!(
-        open_store(tmp.path().to_str().unwrap()),
+        open_store(tmp.path().to_str().unwrap(), None, tmp.path()),
         Err(StoreError::Corrupt { .. })
     ));
 }
