@@ -15,6 +15,7 @@ pub mod screen;
 pub mod serial;
 pub mod ssh;
 pub mod sso;
+pub mod store;
 mod text;
 
 pub use artifacts::{agent_binary, initramfs, trivial_init, InitKind};

@@ -229,46 +229,87 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A test CA and a server certificate it signed for the host's loopback as the host and a
+/// QEMU guest reach it (127.0.0.1, 10.0.2.2), valid from the epoch (a guest whose clock was
+/// never set still accepts it). The SSO fixture serves with it, and so can `coreforge store
+/// serve` ([`TestCa::write`]).
+#[derive(Debug)]
+pub struct TestCa {
+    /// The CA certificate (PEM): what clients trust.
+    pub ca_pem: String,
+    /// The server's chain (PEM): its certificate, then the CA's.
+    pub chain_pem: String,
+    /// The server's private key (PKCS#8 PEM).
+    pub key_pem: String,
+    chain: Vec<CertificateDer<'static>>,
+    key_der: Vec<u8>,
+}
+
+impl TestCa {
+    /// Makes a CA and the server certificate.
+    pub fn new() -> anyhow::Result<TestCa> {
+        let not_before = rcgen::date_time_ymd(1970, 1, 1);
+        let ca_key = KeyPair::generate()?;
+        let mut ca = CertificateParams::new(Vec::<String>::new())?;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "coreforge test CA");
+        ca.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        ca.not_before = not_before;
+        let ca_cert = ca.self_signed(&ca_key)?;
+
+        let key = KeyPair::generate()?;
+        let mut leaf = CertificateParams::new(Vec::<String>::new())?;
+        leaf.distinguished_name
+            .push(DnType::CommonName, "coreforge test server");
+        leaf.subject_alt_names = vec![
+            SanType::IpAddress(IpAddr::V4(GUEST_HOST_ADDR)),
+            SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        ];
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf.not_before = not_before;
+        let cert = leaf.signed_by(&key, &ca_cert, &ca_key)?;
+        Ok(TestCa {
+            ca_pem: ca_cert.pem(),
+            chain_pem: format!("{}{}", cert.pem(), ca_cert.pem()),
+            key_pem: key.serialize_pem(),
+            chain: vec![cert.der().clone(), ca_cert.der().clone()],
+            key_der: key.serialize_der(),
+        })
+    }
+
+    /// Writes `ca.pem`, `cert.pem` (the chain) and `key.pem` into `dir`.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("ca.pem"), &self.ca_pem)?;
+        std::fs::write(dir.join("cert.pem"), &self.chain_pem)?;
+        std::fs::write(dir.join("key.pem"), &self.key_pem)?;
+        Ok(())
+    }
+
+    /// A rustls server configuration with the certificate.
+    pub fn server_config(&self) -> anyhow::Result<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(
+                self.chain.clone(),
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone())),
+            )
+            .map_err(|e| anyhow!("the test server certificate: {e}"))
+    }
+}
+
 /// A fresh CA (PEM) and a server configuration with a certificate it signed.
 fn tls_config() -> anyhow::Result<(String, rustls::ServerConfig)> {
-    // Valid from the epoch: a guest whose clock was never set still accepts it.
-    let not_before = rcgen::date_time_ymd(1970, 1, 1);
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "coreforge test SSO CA");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    ca.not_before = not_before;
-    let ca_cert = ca.self_signed(&ca_key)?;
-
-    let key = KeyPair::generate()?;
-    let mut leaf = CertificateParams::new(Vec::<String>::new())?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, "coreforge test SSO server");
-    leaf.subject_alt_names = vec![
-        SanType::IpAddress(IpAddr::V4(GUEST_HOST_ADDR)),
-        SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-    ];
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf.not_before = not_before;
-    let cert = leaf.signed_by(&key, &ca_cert, &ca_key)?;
-
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone(), ca_cert.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
-        .map_err(|e| anyhow!("the test server certificate: {e}"))?;
-    Ok((ca_cert.pem(), config))
+    let ca = TestCa::new()?;
+    Ok((ca.ca_pem.clone(), ca.server_config()?))
 }
 
 /// Parses the certificates of a PEM bundle (for clients in tests).

@@ -574,3 +574,154 @@ fn the_texts_the_tests_wait_for_exist_in_the_agent() {
         assert!(!text.trim().is_empty(), "{name} is empty");
     }
 }
+
+/// The seed's walk-through against a store served over HTTPS (`coreforge store serve`),
+/// nothing from a directory: the brand logs in, registers its key and publishes the gadget,
+/// kernel and base, releases them to beta; the image is built from the URL with only the
+/// store's roots given out of band, its first boot looks the device user up on the same
+/// server (Ubuntu SSO's key API) and lets them in with ssh.
+#[test]
+fn the_walkthrough_against_a_served_store_ends_in_an_ssh_login() -> Result<()> {
+    let s = shared();
+    let w = world()?;
+    let dir = coreforge_tests::scratch_dir("served-walkthrough")?;
+    let coreforge = |args: &[&std::ffi::OsStr]| -> Result<String> {
+        let out = std::process::Command::new(w.coreforge())
+            .args(args)
+            .env("COREFORGE_KEYS", dir.join("keys"))
+            .env("COREFORGE_CONFIG", dir.join("config"))
+            .env("COREFORGE_CACHE", dir.join("cache"))
+            .env("SSL_CERT_FILE", dir.join("tls/ca.pem"))
+            .env("SOURCE_DATE_EPOCH", "1764028800")
+            .env_remove("COREFORGE_PASSPHRASE")
+            .stdin(std::process::Stdio::null())
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "coreforge {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let p = |name: &str| dir.join(name).into_os_string();
+    let o = std::ffi::OsStr::new;
+    std::fs::write(dir.join("pass"), "acme's long password\n")?;
+    std::fs::write(dir.join("alice.pub"), format!("{}\n", s.key.public))?;
+    // The store's administrator: the store, the brand's and the device user's accounts.
+    coreforge(&[o("store"), o("init"), &p("store")])?;
+    coreforge(&[
+        o("store"),
+        o("account"),
+        o("add"),
+        &p("store"),
+        o("acme@example.com"),
+        o("--username"),
+        o("acme"),
+        o("--password-file"),
+        &p("pass"),
+    ])?;
+    coreforge(&[
+        o("store"),
+        o("account"),
+        o("add"),
+        &p("store"),
+        o(EMAIL),
+        o("--username"),
+        o(USER),
+        o("--ssh-key"),
+        &p("alice.pub"),
+    ])?;
+    let server = coreforge_tests::store::ServedStore::start(
+        w.coreforge(),
+        &dir.join("store"),
+        &dir.join("tls"),
+    )?;
+    let url = server.host_url();
+    let url = o(&url);
+    // The brand, over HTTPS only.
+    coreforge(&[
+        o("login"),
+        o("--store"),
+        url,
+        o("--email"),
+        o("acme@example.com"),
+        o("--password-file"),
+        &p("pass"),
+    ])?;
+    coreforge(&[
+        o("create-key"),
+        o("--account"),
+        o("acme"),
+        o("--passphrase-file"),
+        &p("pass"),
+    ])?;
+    coreforge(&[
+        o("register-key"),
+        o("default"),
+        o("--store"),
+        url,
+        o("--passphrase-file"),
+        &p("pass"),
+    ])?;
+    for name in ["qemu-virt", "pi2-kernel", "core"] {
+        let file = coreforge_tests::image::board_snap(name, "arm64")?;
+        let up = coreforge(&[o("store"), o("upload"), url, file.as_os_str()])?;
+        let rev = up.split_whitespace().nth(1).unwrap_or("1").to_owned();
+        coreforge(&[o("store"), o("release"), url, o(name), o(&rev), o("beta")])?;
+    }
+    std::fs::write(
+        dir.join("model.json"),
+        r#"{"type": "model", "series": "16", "brand-id": "acme", "model": "served",
+            "architecture": "arm64", "gadget": "qemu-virt", "kernel": "pi2-kernel",
+            "timestamp": "2026-01-01T00:00:00+00:00"}"#,
+    )?;
+    let model = coreforge(&[
+        o("sign"),
+        o("--update-timestamp"),
+        o("--passphrase-file"),
+        &p("pass"),
+        &p("model.json"),
+    ])?;
+    std::fs::write(dir.join("served.model"), model)?;
+    std::fs::write(
+        dir.join("console-conf.json"),
+        serde_json::json!({"network": {"interface": "eth0", "method": "dhcp"}, "identity": EMAIL})
+            .to_string(),
+    )?;
+    let guest_url = server.guest_url();
+    coreforge(&[
+        o("build-image"),
+        o("-c"),
+        o("beta"),
+        o("--store"),
+        url,
+        o("--trusted"),
+        &p("store/root.assertions"),
+        o("--sso-url"),
+        o(&guest_url),
+        o("--tls-roots"),
+        &p("tls/ca.pem"),
+        o("--preseed"),
+        &p("console-conf.json"),
+        o("-o"),
+        &p("served.img"),
+        &p("served.model"),
+    ])?;
+
+    let files = BootFiles::read(&dir.join("served.img"), virt(), &dir.join("boot"))?;
+    let port = free_port()?;
+    let options = DeviceOptions {
+        ssh_port: Some(port),
+        ..DeviceOptions::default()
+    };
+    let mut dev = Device::new("firstboot-served-store", &files, options)?;
+    dev.power_on()?;
+    dev.expect(&t("PRESEED_START"), BOOT)?;
+    let (ssh_line, _) = login_details(&mut dev, USER)?;
+    ensure!(ssh_line == format!("ssh {USER}@10.0.2.15"), "{ssh_line:?}");
+    check_login(&dev, port, USER)?;
+    dev.no_unexpected_errors(&[])?;
+    dev.power_cut();
+    Ok(())
+}
