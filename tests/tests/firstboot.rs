@@ -585,6 +585,9 @@ fn the_walkthrough_against_a_served_store_ends_in_an_ssh_login() -> Result<()> {
     let s = shared();
     let w = world()?;
     let dir = coreforge_tests::scratch_dir("served-walkthrough")?;
+    // A store made anew each run (scratch folders stay between runs).
+    std::fs::remove_dir_all(&dir)?;
+    std::fs::create_dir_all(&dir)?;
     let coreforge = |args: &[&std::ffi::OsStr]| -> Result<String> {
         let out = std::process::Command::new(w.coreforge())
             .args(args)
