@@ -683,3 +683,93 @@ fn an_upload_cut_halfway_publishes_nothing() {
     assert!(out.status.success(), "{}", show(&out));
     assert!(published());
 }
+
+/// A client of the test server with keep-alive, trusting its certificate.
+fn client() -> ureq::Agent {
+    use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
+    let pem = fs::read(store().join("cert.pem")).unwrap();
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|i| match i.unwrap() {
+            PemItem::Certificate(c) => Some(c.to_owned()),
+            _ => None,
+        })
+        .collect();
+    let tls = TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(RootCerts::Specific(std::sync::Arc::new(certs)))
+        .build();
+    ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .max_idle_connections_per_host(64)
+        .build()
+        .into()
+}
+
+/// 200 downloads at once and 2,000 assertion requests on 20 connections, all answered
+/// right, within a bound (the suite's machine has 2 cores).
+#[test]
+fn loopback_load_200_downloads_and_2000_assertions() {
+    let s = Served::start();
+    let whole = std::sync::Arc::new(fs::read(&s.snap).unwrap());
+    let url = download_url(&s);
+    let sha3 = {
+        let out = s.curl(&[
+            "-H",
+            "Snap-Device-Architecture: amd64",
+            "-d",
+            r#"{"actions":[{"action":"download","instance-key":"k","name":"hello","channel":"beta"}]}"#,
+            &format!("{}v2/snaps/refresh", s.url()),
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let hex = v["results"][0]["snap"]["download"]["sha3-384"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    };
+    let assertion_url = format!("{}v2/assertions/snap-revision/{sha3}", s.url());
+    let started = std::time::Instant::now();
+    let downloads: Vec<_> = (0..200)
+        .map(|_| {
+            let (url, whole) = (url.clone(), whole.clone());
+            std::thread::spawn(move || {
+                let mut resp = client().get(&url).call().unwrap();
+                assert_eq!(resp.status(), 200);
+                let body = resp
+                    .body_mut()
+                    .with_config()
+                    .limit(10 << 20)
+                    .read_to_vec()
+                    .unwrap();
+                assert!(body == *whole, "a download differs");
+            })
+        })
+        .collect();
+    let assertions: Vec<_> = (0..20)
+        .map(|_| {
+            let url = assertion_url.clone();
+            std::thread::spawn(move || {
+                let agent = client();
+                for _ in 0..100 {
+                    let mut resp = agent.get(&url).call().unwrap();
+                    assert_eq!(resp.status(), 200);
+                    let text = resp.body_mut().read_to_string().unwrap();
+                    assert!(text.starts_with("type: snap-revision\n"), "{text}");
+                }
+            })
+        })
+        .collect();
+    for t in downloads.into_iter().chain(assertions) {
+        t.join().unwrap();
+    }
+    let took = started.elapsed();
+    eprintln!("200 downloads and 2,000 assertion requests in {took:?}");
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+}
