@@ -639,9 +639,14 @@ fn an_upload_cut_halfway_publishes_nothing() {
     let snap = pack_snap(h.path(), "carol-app", "1");
     let bytes = fs::read(&snap).unwrap();
     let published = || {
-        let state: serde_json::Value =
-            serde_json::from_slice(&fs::read(d.join("store/store.json")).unwrap()).unwrap();
-        state["snaps"].get("carol-app").is_some()
+        let out = s.curl(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("{}v2/snaps/info/carol-app", s.url()),
+        ]);
+        String::from_utf8_lossy(&out.stdout) == "200"
     };
     // Headers that promise the whole snap, half of it, and the connection closed.
     let mut request = format!(

@@ -450,8 +450,15 @@ fn store_errors_name_what_is_missing() {
     let err = env.fails(&["store", "release", &s, "pi2-kernel", "1", "edge", "a/b/c/d"]);
     assert!(err.contains("invalid channel \"a/b/c/d\""), "{err}");
     assert_eq!(env.resolve("pi2-kernel", "edge", "arm64").unwrap().0, 1);
-    let json = fs::read_to_string(env.path("store/store.json")).unwrap();
-    assert!(!json.contains("latest/edge"), "{json}");
+    let db = rusqlite::Connection::open(env.path("store/store.db")).unwrap();
+    let edge: i64 = db
+        .query_row(
+            "SELECT count(*) FROM channels WHERE channel = 'latest/edge'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(edge, 0, "a refused release wrote a channel");
 
     let out = env.run(&[
         "store",
@@ -461,7 +468,7 @@ fn store_errors_name_what_is_missing() {
         "--arch",
         "arm64",
     ]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pass --trusted FILE"));
     // Another publisher for a snap that has one.
     let err = env.fails(&[
         "store",

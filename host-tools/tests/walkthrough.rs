@@ -12,7 +12,7 @@ use common::show;
 use common::world::{board_snap, fat_read, mbr, mtools, world};
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use coreforge_assertions::{Assertion, SnapRevision};
 
@@ -187,16 +187,22 @@ fn refuses_a_store_snap_changed_after_upload_and_writes_nothing() {
         ],
     );
     w.publish(&snap, "changed", "beta");
-    let stored = fs::read_dir(Path::new(w.store()).join("snaps"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("changed_")
-        })
-        .expect("the store's file of the snap");
+    let resolved = w.ok(&[
+        "store",
+        "resolve",
+        w.store(),
+        "changed",
+        "-c",
+        "beta",
+        "-a",
+        "arm64",
+    ]);
+    let stored = PathBuf::from(
+        resolved
+            .split_whitespace()
+            .nth(2)
+            .expect("the store's file of the snap"),
+    );
     let mut bytes = fs::read(&stored).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
@@ -436,16 +442,22 @@ fn a_served_store_that_lies_about_a_file_gets_no_image() {
         ],
     );
     w.publish(&snap, "liar", "beta");
-    let stored = fs::read_dir(Path::new(w.store()).join("snaps"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("liar_")
-        })
-        .expect("the store's file of the snap");
+    let resolved = w.ok(&[
+        "store",
+        "resolve",
+        w.store(),
+        "liar",
+        "-c",
+        "beta",
+        "-a",
+        "arm64",
+    ]);
+    let stored = PathBuf::from(
+        resolved
+            .split_whitespace()
+            .nth(2)
+            .expect("the store's file of the snap"),
+    );
     let mut bytes = fs::read(&stored).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;

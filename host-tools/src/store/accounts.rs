@@ -3,37 +3,18 @@
 //! an argon2id password hash, and the SHA-256 of each login token given out (a copy of the
 //! directory holds no token that works).
 
-use std::collections::BTreeMap;
-use std::fs;
-use std::io;
-
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine as _;
 use rand_core::RngCore;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::files::{self, io_err, SECRET_MODE};
 use super::local::valid_account_id;
 use super::{LocalStore, StoreError};
 
-const ACCOUNTS: &str = "accounts.json";
-const FORMAT: u32 = 1;
-
-/// All accounts.
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct Accounts {
-    format: u32,
-    /// By e-mail address, lower case.
-    accounts: BTreeMap<String, Person>,
-}
-
 /// One account.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Person {
     /// The name a device gives the account's user; also its account id.
     pub username: String,
@@ -42,11 +23,7 @@ pub struct Person {
     /// A stable opaque id, as Ubuntu SSO's `openid_identifier`.
     pub openid: String,
     /// argon2id PHC string; `None`: no login until a password is set.
-    #[serde(default)]
-    password: Option<String>,
-    /// SHA-256 (hex) of each token given out at login.
-    #[serde(default)]
-    tokens: Vec<String>,
+    pub(super) password: Option<String>,
 }
 
 /// A login token for a store account (`Authorization: Bearer TOKEN`).
@@ -74,31 +51,6 @@ fn normalize_email(email: &str) -> Result<String, StoreError> {
 }
 
 impl LocalStore {
-    fn load_accounts(&self) -> Result<Accounts, StoreError> {
-        let path = self.dir.join(ACCOUNTS);
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                path,
-                reason: e.to_string(),
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Accounts {
-                format: FORMAT,
-                ..Accounts::default()
-            }),
-            Err(e) => Err(io_err("read", &path)(e)),
-        }
-    }
-
-    fn save_accounts(&self, accounts: &Accounts) -> Result<(), StoreError> {
-        let path = self.dir.join(ACCOUNTS);
-        let json = serde_json::to_vec_pretty(accounts).map_err(|e| StoreError::Corrupt {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        // Password hashes and token digests: readable by the store's owner only.
-        files::write(&path, &json, SECRET_MODE)
-    }
-
     /// Adds an account (or replaces its username, keys and password). Each SSH key must be
     /// an OpenSSH public key line.
     pub fn add_account(
@@ -119,15 +71,10 @@ impl LocalStore {
             })?;
         }
         let _lock = self.lock()?;
-        let mut all = self.load_accounts()?;
-        if let Some((other, _)) = all
-            .accounts
-            .iter()
-            .find(|(e, p)| **e != email && p.username == username)
-        {
+        if let Some(other) = self.db.email_of(username)?.filter(|e| *e != email) {
             return Err(StoreError::UsernameTaken {
                 username: username.to_owned(),
-                email: other.clone(),
+                email: other,
             });
         }
         let password = match password {
@@ -142,7 +89,7 @@ impl LocalStore {
             ),
             None => None,
         };
-        let previous = all.accounts.get(&email).cloned();
+        let previous = self.db.account(&email)?;
         let person = Person {
             username: username.to_owned(),
             ssh_keys: ssh_keys.iter().map(|k| k.trim().to_owned()).collect(),
@@ -154,11 +101,9 @@ impl LocalStore {
                     rand_core::OsRng.fill_bytes(&mut id);
                     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
                 }),
-            password: password.or_else(|| previous.as_ref().and_then(|p| p.password.clone())),
-            tokens: previous.map(|p| p.tokens).unwrap_or_default(),
+            password: password.or_else(|| previous.and_then(|p| p.password)),
         };
-        all.accounts.insert(email, person.clone());
-        self.save_accounts(&all)?;
+        self.db.save_account(&email, &person)?;
         Ok(person)
     }
 
@@ -167,18 +112,16 @@ impl LocalStore {
         let Ok(email) = normalize_email(email) else {
             return Ok(None);
         };
-        Ok(self.load_accounts()?.accounts.remove(&email))
+        self.db.account(&email)
     }
 
     /// Checks `email` and `password` and gives out a new token.
     pub fn login(&self, email: &str, password: &str) -> Result<(Person, Token), StoreError> {
-        let _lock = self.lock()?;
-        let mut all = self.load_accounts()?;
         let key = normalize_email(email).map_err(|_| StoreError::BadLogin)?;
-        let person = all.accounts.get_mut(&key).ok_or(StoreError::BadLogin)?;
+        let person = self.db.account(&key)?.ok_or(StoreError::BadLogin)?;
         let hash = person.password.as_deref().ok_or(StoreError::BadLogin)?;
         let parsed = PasswordHash::new(hash).map_err(|e| StoreError::Corrupt {
-            path: self.dir.join(ACCOUNTS),
+            path: self.dir.join("store.db"),
             reason: format!("the password hash of {key}: {e}"),
         })?;
         Argon2::default()
@@ -187,19 +130,12 @@ impl LocalStore {
         let mut raw = [0u8; 32];
         rand_core::OsRng.fill_bytes(&mut raw);
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-        person.tokens.push(token_digest(&token));
-        let person = person.clone();
-        self.save_accounts(&all)?;
+        self.db.add_token(&key, &token_digest(&token))?;
         Ok((person, token))
     }
 
     /// The account a token was given to.
     pub fn account_for_token(&self, token: &str) -> Result<Option<Person>, StoreError> {
-        let digest = token_digest(token);
-        Ok(self
-            .load_accounts()?
-            .accounts
-            .into_values()
-            .find(|p| p.tokens.contains(&digest)))
+        self.db.account_for_token(&token_digest(token))
     }
 }

@@ -1,18 +1,20 @@
 //! A store in a local directory, standing in for the snap store:
 //!
 //! ```text
-//! DIR/store.json                     the index: snaps, revisions, channels (state.rs)
+//! DIR/store.db                       snaps, revisions, channels, accounts (SQLite, db.rs)
 //! DIR/store.key                      the store's Ed25519 signing key, mode 0600
 //! DIR/root.assertions                the root account-key and account devices trust
 //! DIR/assertions/TYPE/KEY.assert     every assertion the store signed
-//! DIR/snaps/NAME_REV.snap            the uploaded snaps
+//! DIR/blobs/SHA3-384.snap            the uploaded snaps, by their snap-sha3-384
 //! ```
 //!
 //! The signing key is not passphrase protected: a local store is for building and
 //! testing images, and whoever can write DIR can replace its snaps anyway. Keep a
 //! store whose root you ship to real devices somewhere only you can read.
 //!
-//! One writer at a time: concurrent `upload`/`release` runs on one DIR may lose an update.
+//! Writers take turns (`DIR/store.lock`, and SQLite's transactions); readers see each
+//! change whole. A store made by an older coreforge (`DIR/store.json`) is moved into
+//! `store.db` when first opened.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -25,6 +27,7 @@ use coreforge_assertions::{
 use rand_core::RngCore;
 
 use super::channel::{Channel, DEFAULT_TRACK};
+use super::db::Db;
 use super::files::{self, io_err, PUBLIC_MODE, SECRET_MODE};
 use super::state::{RevisionEntry, SnapEntry, State, FORMAT};
 use super::{ResolvedSnap, Store, StoreError};
@@ -37,7 +40,8 @@ const STATE: &str = "store.json";
 const KEY: &str = "store.key";
 const ROOTS: &str = "root.assertions";
 const ASSERTIONS: &str = "assertions";
-const SNAPS: &str = "snaps";
+const DB: &str = "store.db";
+const BLOBS: &str = "blobs";
 const LOCK: &str = "store.lock";
 /// Name of the store's own account-key.
 const ROOT_KEY_NAME: &str = "root";
@@ -59,7 +63,8 @@ pub enum StoreKey {
 #[derive(Debug)]
 pub struct LocalStore {
     pub(super) dir: PathBuf,
-    state: State,
+    pub(super) state: State,
+    pub(super) db: Db,
     /// The writers' lock on `DIR/store.lock`, when opened with [`LocalStore::open_locked`].
     lock: Option<fs::File>,
 }
@@ -147,10 +152,10 @@ impl LocalStore {
         if !valid_account_id(authority_id) {
             return Err(StoreError::BadAccountId(authority_id.to_owned()));
         }
-        if dir.join(STATE).exists() {
+        if dir.join(DB).exists() || dir.join(STATE).exists() {
             return Err(StoreError::AlreadyAStore(dir.to_path_buf()));
         }
-        for sub in [ASSERTIONS, SNAPS] {
+        for sub in [ASSERTIONS, BLOBS] {
             files::ensure_dir(&dir.join(sub))?;
         }
         let key =
@@ -164,18 +169,14 @@ impl LocalStore {
             };
         let public = key.public_key();
         files::write(&dir.join(KEY), &key.to_secret_bytes(), SECRET_MODE)?;
-        let store = LocalStore {
-            dir: dir.to_path_buf(),
-            lock: None,
-            state: State {
-                format: FORMAT,
-                authority_id: authority_id.to_owned(),
-                key_id: public.id(),
-                snaps: BTreeMap::new(),
-            },
+        let state = State {
+            format: FORMAT,
+            authority_id: authority_id.to_owned(),
+            key_id: public.id(),
+            snaps: BTreeMap::new(),
         };
         let now = Timestamp::from_unix(Timestamp::now().unix());
-        let root_key = store.sign_with(
+        let root_key = sign_as(
             &key,
             vec![
                 h("type", "account-key"),
@@ -187,7 +188,7 @@ impl LocalStore {
             ],
             Some(public.encode().as_bytes()),
         )?;
-        let account = store.sign_with(
+        let account = sign_as(
             &key,
             vec![
                 h("type", "account"),
@@ -203,11 +204,17 @@ impl LocalStore {
         roots.extend_from_slice(b"\n\n");
         roots.extend_from_slice(account.encode());
         roots.push(b'\n');
-        store.save_assertion(&root_key)?;
-        store.save_assertion(&account)?;
+        save_assertion_in(dir, &root_key)?;
+        save_assertion_in(dir, &account)?;
         files::write(&dir.join(ROOTS), &roots, PUBLIC_MODE)?;
-        // store.json last: until it exists the directory is not a store.
-        store.save_state()?;
+        // The database last: until it holds the schema the directory is not a store.
+        let db = Db::create(&dir.join(DB), &state)?;
+        let store = LocalStore {
+            dir: dir.to_path_buf(),
+            lock: None,
+            state,
+            db,
+        };
         Ok(store)
     }
 
@@ -215,7 +222,7 @@ impl LocalStore {
     /// holds the lock until dropped. Two writers (processes, or requests of `store serve`)
     /// change the store one after the other, each seeing what the other wrote.
     pub fn open_locked(dir: &Path) -> Result<LocalStore, StoreError> {
-        if !dir.join(STATE).exists() {
+        if !dir.join(DB).exists() && !dir.join(STATE).exists() {
             return Err(StoreError::NotAStore(dir.to_path_buf()));
         }
         let StoreLock(lock) = take_lock(dir)?;
@@ -232,33 +239,22 @@ impl LocalStore {
         take_lock(&self.dir)
     }
 
-    /// Opens the store in `dir`.
+    /// Opens the store in `dir` (moving an older store's `store.json` into `store.db`).
     pub fn open(dir: &Path) -> Result<LocalStore, StoreError> {
-        let path = dir.join(STATE);
-        let bytes = fs::read(&path).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                StoreError::NotAStore(dir.to_path_buf())
-            } else {
-                io_err("read", &path)(e)
+        let db_path = dir.join(DB);
+        if !db_path.exists() {
+            if !dir.join(STATE).exists() {
+                return Err(StoreError::NotAStore(dir.to_path_buf()));
             }
-        })?;
-        let state: State = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        if state.format != FORMAT {
-            return Err(StoreError::Corrupt {
-                path,
-                reason: format!(
-                    "format {} is not {FORMAT}: made by another coreforge version",
-                    state.format
-                ),
-            });
+            migrate(dir)?;
         }
+        let db = Db::open(&db_path)?;
+        let state = db.load()?;
         Ok(LocalStore {
             dir: dir.to_path_buf(),
-            lock: None,
             state,
+            db,
+            lock: None,
         })
     }
 
@@ -353,7 +349,9 @@ impl LocalStore {
             });
         }
         let revision = entry.revisions.keys().next_back().map_or(1, |r| r + 1);
-        let rel = format!("{SNAPS}/{}_{revision}.snap", info.name);
+        // Named by content: the same bytes are one blob, and a blob's name says what it holds.
+        let rel = format!("{BLOBS}/{sha3_384}.snap");
+        files::ensure_dir(&self.dir.join(BLOBS))?;
         files::copy(file, &self.dir.join(&rel))?;
         let key = self.key()?;
         let now = Timestamp::now();
@@ -383,8 +381,8 @@ impl LocalStore {
             },
         );
         let snap_id = entry.snap_id.clone();
+        self.db.save_snap(&info.name, &entry)?;
         self.state.snaps.insert(info.name.clone(), entry);
-        self.save_state()?;
         Ok(Upload {
             name: info.name,
             revision,
@@ -466,8 +464,8 @@ impl LocalStore {
                 architectures: archs.clone(),
             });
         }
+        self.db.save_snap(name, &entry)?;
         self.state.snaps.insert(name.to_owned(), entry);
-        self.save_state()?;
         Ok(out)
     }
 
@@ -624,37 +622,15 @@ impl LocalStore {
         headers: Vec<(String, HeaderValue)>,
         body: Option<&[u8]>,
     ) -> Result<Assertion, StoreError> {
-        let what = headers
-            .first()
-            .and_then(|(_, v)| v.as_str())
-            .unwrap_or("assertion")
-            .to_owned();
-        sign(&headers, body, key, Timestamp::now()).map_err(|e| StoreError::Sign {
-            what,
-            reason: e.to_string(),
-        })
+        sign_as(key, headers, body)
     }
 
     fn assertion_path(&self, type_name: &str, key: &str) -> PathBuf {
-        self.dir
-            .join(ASSERTIONS)
-            .join(type_name)
-            .join(format!("{key}.assert"))
+        assertion_path_in(&self.dir, type_name, key)
     }
 
-    /// Saves `a` under its type and last primary-key header (ids: no '/' or '.').
     fn save_assertion(&self, a: &Assertion) -> Result<(), StoreError> {
-        let key = a
-            .primary_key()
-            .last()
-            .copied()
-            .unwrap_or_default()
-            .to_owned();
-        let path = self.assertion_path(a.type_name(), &key);
-        if let Some(dir) = path.parent() {
-            files::ensure_dir(dir)?;
-        }
-        files::write(&path, a.encode(), PUBLIC_MODE)
+        save_assertion_in(&self.dir, a)
     }
 
     fn load_assertion(&self, type_name: &str, key: &str) -> Result<Option<Assertion>, StoreError> {
@@ -699,15 +675,6 @@ impl LocalStore {
             })
     }
 
-    fn save_state(&self) -> Result<(), StoreError> {
-        let mut json = serde_json::to_vec_pretty(&self.state).map_err(|e| StoreError::Corrupt {
-            path: self.dir.join(STATE),
-            reason: e.to_string(),
-        })?;
-        json.push(b'\n');
-        files::write(&self.dir.join(STATE), &json, PUBLIC_MODE)
-    }
-
     /// What is released, as `CHANNEL ARCH rN` with `latest/` left out.
     fn released(entry: &SnapEntry) -> Vec<String> {
         entry
@@ -720,6 +687,73 @@ impl LocalStore {
             })
             .collect()
     }
+}
+
+/// Signs an assertion with the store's key.
+fn sign_as(
+    key: &PrivateKey,
+    headers: Vec<(String, HeaderValue)>,
+    body: Option<&[u8]>,
+) -> Result<Assertion, StoreError> {
+    let what = headers
+        .first()
+        .and_then(|(_, v)| v.as_str())
+        .unwrap_or("assertion")
+        .to_owned();
+    sign(&headers, body, key, Timestamp::now()).map_err(|e| StoreError::Sign {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+fn assertion_path_in(dir: &Path, type_name: &str, key: &str) -> PathBuf {
+    dir.join(ASSERTIONS)
+        .join(type_name)
+        .join(format!("{key}.assert"))
+}
+
+/// Saves `a` under its type and last primary-key header (ids: no '/' or '.').
+fn save_assertion_in(dir: &Path, a: &Assertion) -> Result<(), StoreError> {
+    let key = a
+        .primary_key()
+        .last()
+        .copied()
+        .unwrap_or_default()
+        .to_owned();
+    let path = assertion_path_in(dir, a.type_name(), &key);
+    if let Some(parent) = path.parent() {
+        files::ensure_dir(parent)?;
+    }
+    files::write(&path, a.encode(), PUBLIC_MODE)
+}
+
+/// Moves a store made by an older coreforge (`store.json`) into `store.db`, under the
+/// writers' lock; `store.json` is kept as `store.json.migrated`.
+fn migrate(dir: &Path) -> Result<(), StoreError> {
+    let _lock = take_lock(dir)?;
+    if dir.join(DB).exists() {
+        return Ok(()); // another process did it meanwhile
+    }
+    let path = dir.join(STATE);
+    let bytes = fs::read(&path).map_err(io_err("read", &path))?;
+    let state: State = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    if state.format != FORMAT {
+        return Err(StoreError::Corrupt {
+            path,
+            reason: format!(
+                "format {} is not {FORMAT}: made by another coreforge version",
+                state.format
+            ),
+        });
+    }
+    let new = dir.join(format!("{DB}.new"));
+    let _ = fs::remove_file(&new);
+    drop(Db::create(&new, &state)?);
+    fs::rename(&new, dir.join(DB)).map_err(io_err("rename", &new))?;
+    fs::rename(&path, dir.join(format!("{STATE}.migrated"))).map_err(io_err("rename", &path))
 }
 
 /// Waits for and takes the exclusive lock on `DIR/store.lock`.

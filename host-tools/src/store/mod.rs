@@ -4,6 +4,7 @@
 
 mod accounts;
 mod channel;
+mod db;
 mod files;
 mod local;
 pub mod logins;

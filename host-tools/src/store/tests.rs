@@ -198,3 +198,34 @@ fn a_changed_snap_file_is_reported() {
     let err = local.resolve("hello", "stable", "arm64").unwrap_err();
     assert!(err.to_string().contains("were uploaded"), "{err}");
 }
+
+/// A store made before store.db (its index in store.json) is moved into store.db when first
+/// opened: the same snaps, revisions and channels, and the old file kept aside.
+#[test]
+fn a_store_json_of_an_older_coreforge_is_moved_into_the_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let mut local = LocalStore::init(&dir, "test-store", StoreKey::Ed25519).unwrap();
+    let k64 = make_snap(tmp.path(), "pi2-kernel", "1", "arm64");
+    local.upload(&k64, None).unwrap();
+    local
+        .release("pi2-kernel", 1, &["beta".into(), "22/edge".into()])
+        .unwrap();
+    let before = LocalStore::open(&dir).unwrap();
+    // The older layout: the same index as JSON, no database.
+    let json = serde_json::to_vec_pretty(&before.state).unwrap();
+    drop((local, before));
+    fs::write(dir.join("store.json"), json).unwrap();
+    for f in ["store.db", "store.db-wal", "store.db-shm"] {
+        let _ = fs::remove_file(dir.join(f));
+    }
+    let again = LocalStore::open(&dir).unwrap();
+    assert!(dir.join("store.db").exists() && dir.join("store.json.migrated").exists());
+    assert!(!dir.join("store.json").exists());
+    let entry = again.snap("pi2-kernel").unwrap();
+    assert_eq!(entry.revisions.len(), 1);
+    assert_eq!(entry.channels["latest/beta"]["arm64"], 1);
+    assert_eq!(entry.channels["22/edge"]["arm64"], 1);
+    let r = again.resolve("pi2-kernel", "beta", "arm64").unwrap();
+    assert_eq!(fs::read(&r.path).unwrap(), fs::read(&k64).unwrap());
+}
