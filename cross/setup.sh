@@ -20,6 +20,8 @@ PACKAGES=(
     ca-certificates                             # build-image's default TLS roots for the device
     bmap-tools                                  # bmaptool: the flash tests check build-image's bmaps with it
     tesseract-ocr                               # OCR of QEMU screen dumps: the framebuffer tests read tty1
+    postgresql curl openssl                     # store serve: a PostgreSQL-backed store in its tests, curl and openssl as clients
+    wrk nginx-light                             # benches/store-serve.sh: assertion requests per second, nginx as the download floor
     mmdebstrap arch-test binfmt-support         # the Debian base snap `core` (board-support/snaps/build.sh, as root): mmdebstrap
                                                 # needs arch-test for foreign arches; update-binfmts for a qemu without binfmt.d files
 )

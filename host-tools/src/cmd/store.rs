@@ -33,6 +33,11 @@ enum Command {
         /// (`snap download` from `store serve`).
         #[arg(long, value_enum, default_value = "ed25519")]
         key_type: StoreKey,
+        /// Keep the store's metadata in this PostgreSQL database (an empty one; e.g.
+        /// postgres://USER:PASSWORD@HOST/DB) instead of DIR/store.db, for several `store
+        /// serve` processes sharing DIR; DIR/database (0600) remembers it.
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
     },
     /// Add a snap as its next revision; prints NAME REVISION.
     Upload {
@@ -143,8 +148,9 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             dir,
             authority_id,
             key_type,
+            database,
         } => {
-            let store = LocalStore::init(dir, authority_id, *key_type)
+            let store = LocalStore::init(dir, authority_id, *key_type, database.as_deref())
                 .with_context(|| format!("cannot create a store in {}", dir.display()))?;
             println!(
                 "created store {} for authority {} with key {}\ndevices trust {}",

@@ -29,6 +29,8 @@ use rand_core::RngCore;
 use super::channel::{Channel, DEFAULT_TRACK};
 use super::db::Db;
 use super::files::{self, io_err, PUBLIC_MODE, SECRET_MODE};
+use super::meta::Meta;
+use super::pg::{PgDb, PgLock};
 use super::state::{RevisionEntry, SnapEntry, State, FORMAT};
 use super::{ResolvedSnap, Store, StoreError};
 use crate::snap::{self, ARCHITECTURES};
@@ -41,6 +43,7 @@ const KEY: &str = "store.key";
 const ROOTS: &str = "root.assertions";
 const ASSERTIONS: &str = "assertions";
 const DB: &str = "store.db";
+const DATABASE: &str = "database";
 const BLOBS: &str = "blobs";
 const LOCK: &str = "store.lock";
 /// Name of the store's own account-key.
@@ -64,14 +67,21 @@ pub enum StoreKey {
 pub struct LocalStore {
     pub(super) dir: PathBuf,
     pub(super) state: State,
-    pub(super) db: Db,
-    /// The writers' lock on `DIR/store.lock`, when opened with [`LocalStore::open_locked`].
-    lock: Option<fs::File>,
+    pub(super) db: Meta,
+    /// The writers' lock, when opened with [`LocalStore::open_locked`].
+    lock: Option<Held>,
+}
+
+/// The writers' lock: `DIR/store.lock`, or PostgreSQL's advisory lock.
+#[derive(Debug)]
+enum Held {
+    File(#[allow(dead_code)] fs::File),
+    Postgres(#[allow(dead_code)] PgLock),
 }
 
 /// Holds the writers' lock until dropped (or nothing, when the store holds it already).
 #[derive(Debug)]
-pub struct StoreLock(#[allow(dead_code)] Option<fs::File>);
+pub struct StoreLock(#[allow(dead_code)] Option<Held>);
 
 /// The outcome of [`LocalStore::upload`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,11 +158,16 @@ impl LocalStore {
     /// Creates a store in `dir` (made if missing): a new key, its self-signed root
     /// account-key and the account `authority_id`, written to `DIR/root.assertions`. The key
     /// is of the `kind` given.
-    pub fn init(dir: &Path, authority_id: &str, kind: StoreKey) -> Result<LocalStore, StoreError> {
+    pub fn init(
+        dir: &Path,
+        authority_id: &str,
+        kind: StoreKey,
+        database: Option<&str>,
+    ) -> Result<LocalStore, StoreError> {
         if !valid_account_id(authority_id) {
             return Err(StoreError::BadAccountId(authority_id.to_owned()));
         }
-        if dir.join(DB).exists() || dir.join(STATE).exists() {
+        if dir.join(DB).exists() || dir.join(STATE).exists() || dir.join(DATABASE).exists() {
             return Err(StoreError::AlreadyAStore(dir.to_path_buf()));
         }
         for sub in [ASSERTIONS, BLOBS] {
@@ -208,7 +223,19 @@ impl LocalStore {
         save_assertion_in(dir, &account)?;
         files::write(&dir.join(ROOTS), &roots, PUBLIC_MODE)?;
         // The database last: until it holds the schema the directory is not a store.
-        let db = Db::create(&dir.join(DB), &state)?;
+        let db = match database {
+            Some(url) => {
+                let db = PgDb::create(url, &state)?;
+                // The URL may hold a password: for the store's owner only.
+                files::write(
+                    &dir.join(DATABASE),
+                    format!("{url}\n").as_bytes(),
+                    SECRET_MODE,
+                )?;
+                Meta::Postgres(db)
+            }
+            None => Meta::Sqlite(Db::create(&dir.join(DB), &state)?),
+        };
         let store = LocalStore {
             dir: dir.to_path_buf(),
             lock: None,
@@ -222,7 +249,7 @@ impl LocalStore {
     /// holds the lock until dropped. Two writers (processes, or requests of `store serve`)
     /// change the store one after the other, each seeing what the other wrote.
     pub fn open_locked(dir: &Path) -> Result<LocalStore, StoreError> {
-        if !dir.join(DB).exists() && !dir.join(STATE).exists() {
+        if !dir.join(DB).exists() && !dir.join(STATE).exists() && !dir.join(DATABASE).exists() {
             return Err(StoreError::NotAStore(dir.to_path_buf()));
         }
         let StoreLock(lock) = take_lock(dir)?;
@@ -241,14 +268,19 @@ impl LocalStore {
 
     /// Opens the store in `dir` (moving an older store's `store.json` into `store.db`).
     pub fn open(dir: &Path) -> Result<LocalStore, StoreError> {
-        let db_path = dir.join(DB);
-        if !db_path.exists() {
-            if !dir.join(STATE).exists() {
-                return Err(StoreError::NotAStore(dir.to_path_buf()));
+        let db = match database_url(dir)? {
+            Some(url) => Meta::Postgres(PgDb::open(&url)?),
+            None => {
+                let db_path = dir.join(DB);
+                if !db_path.exists() {
+                    if !dir.join(STATE).exists() {
+                        return Err(StoreError::NotAStore(dir.to_path_buf()));
+                    }
+                    migrate(dir)?;
+                }
+                Meta::Sqlite(Db::open(&db_path)?)
             }
-            migrate(dir)?;
-        }
-        let db = Db::open(&db_path)?;
+        };
         let state = db.load()?;
         Ok(LocalStore {
             dir: dir.to_path_buf(),
@@ -756,8 +788,22 @@ fn migrate(dir: &Path) -> Result<(), StoreError> {
     fs::rename(&path, dir.join(format!("{STATE}.migrated"))).map_err(io_err("rename", &path))
 }
 
-/// Waits for and takes the exclusive lock on `DIR/store.lock`.
+/// The PostgreSQL URL in `DIR/database`, if the store keeps its metadata there.
+fn database_url(dir: &Path) -> Result<Option<String>, StoreError> {
+    let path = dir.join(DATABASE);
+    match fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text.trim().to_owned())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("read", &path)(e)),
+    }
+}
+
+/// Waits for and takes the writers' lock: PostgreSQL's advisory lock for a store kept
+/// there, else the exclusive lock on `DIR/store.lock`.
 fn take_lock(dir: &Path) -> Result<StoreLock, StoreError> {
+    if let Some(url) = database_url(dir)? {
+        return Ok(StoreLock(Some(Held::Postgres(PgDb::lock(&url)?))));
+    }
     let path = dir.join(LOCK);
     let file = fs::OpenOptions::new()
         .create(true)
@@ -767,7 +813,7 @@ fn take_lock(dir: &Path) -> Result<StoreLock, StoreError> {
         .map_err(io_err("open", &path))?;
     rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
         .map_err(|e| io_err("lock", &path)(e.into()))?;
-    Ok(StoreLock(Some(file)))
+    Ok(StoreLock(Some(Held::File(file))))
 }
 
 fn decode_one(path: &Path, bytes: &[u8]) -> Result<Assertion, StoreError> {

@@ -8,6 +8,8 @@ mod db;
 mod files;
 mod local;
 pub mod logins;
+mod meta;
+mod pg;
 pub mod remote;
 mod served;
 mod state;
@@ -230,6 +232,14 @@ pub enum StoreError {
     /// A snap file could not be read.
     #[error(transparent)]
     Snap(#[from] SnapError),
+    /// The store's PostgreSQL database failed.
+    #[error("the store's database {url}: {reason}")]
+    Database {
+        /// Its URL, without a password.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Signing an assertion failed.
     #[error("cannot sign {what}: {reason}")]
     Sign {

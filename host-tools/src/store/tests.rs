@@ -38,7 +38,7 @@ fn h(n: &str, v: &str) -> (String, HeaderValue) {
 fn build_image_view_of_a_local_store() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let mut local = LocalStore::init(&dir, "test-store", StoreKey::Ed25519).unwrap();
+    let mut local = LocalStore::init(&dir, "test-store", StoreKey::Ed25519, None).unwrap();
     let k64 = make_snap(tmp.path(), "pi2-kernel", "1", "arm64");
     let k32 = make_snap(tmp.path(), "pi2-kernel", "1", "armhf");
     assert_eq!(local.upload(&k64, None).unwrap().revision, 1);
@@ -125,7 +125,7 @@ fn build_image_view_of_a_local_store() {
 fn all_architecture_releases_replace_per_architecture_ones() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let mut local = LocalStore::init(&dir, DEFAULT_AUTHORITY, StoreKey::Ed25519).unwrap();
+    let mut local = LocalStore::init(&dir, DEFAULT_AUTHORITY, StoreKey::Ed25519, None).unwrap();
     for (version, archs) in [("1", "arm64"), ("2", "all"), ("3", "armhf")] {
         let s = make_snap(tmp.path(), "hello", version, archs);
         local.upload(&s, None).unwrap();
@@ -189,7 +189,7 @@ fn open_refuses_urls_without_roots_and_plain_directories() {
 fn a_changed_snap_file_is_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let mut local = LocalStore::init(&dir, DEFAULT_AUTHORITY, StoreKey::Ed25519).unwrap();
+    let mut local = LocalStore::init(&dir, DEFAULT_AUTHORITY, StoreKey::Ed25519, None).unwrap();
     let s = make_snap(tmp.path(), "hello", "1", "all");
     local.upload(&s, None).unwrap();
     local.release("hello", 1, &["stable".into()]).unwrap();
@@ -205,7 +205,7 @@ fn a_changed_snap_file_is_reported() {
 fn a_store_json_of_an_older_coreforge_is_moved_into_the_database() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let mut local = LocalStore::init(&dir, "test-store", StoreKey::Ed25519).unwrap();
+    let mut local = LocalStore::init(&dir, "test-store", StoreKey::Ed25519, None).unwrap();
     let k64 = make_snap(tmp.path(), "pi2-kernel", "1", "arm64");
     local.upload(&k64, None).unwrap();
     local
