@@ -76,7 +76,7 @@ pub struct LocalStore {
 #[derive(Debug)]
 enum Held {
     File(#[allow(dead_code)] fs::File),
-    Postgres(#[allow(dead_code)] PgLock),
+    Postgres(#[allow(dead_code)] Box<PgLock>),
 }
 
 /// Holds the writers' lock until dropped (or nothing, when the store holds it already).
@@ -232,7 +232,7 @@ impl LocalStore {
                     format!("{url}\n").as_bytes(),
                     SECRET_MODE,
                 )?;
-                Meta::Postgres(db)
+                Meta::Postgres(Box::new(db))
             }
             None => Meta::Sqlite(Db::create(&dir.join(DB), &state)?),
         };
@@ -269,7 +269,7 @@ impl LocalStore {
     /// Opens the store in `dir` (moving an older store's `store.json` into `store.db`).
     pub fn open(dir: &Path) -> Result<LocalStore, StoreError> {
         let db = match database_url(dir)? {
-            Some(url) => Meta::Postgres(PgDb::open(&url)?),
+            Some(url) => Meta::Postgres(Box::new(PgDb::open(&url)?)),
             None => {
                 let db_path = dir.join(DB);
                 if !db_path.exists() {
@@ -802,7 +802,7 @@ fn database_url(dir: &Path) -> Result<Option<String>, StoreError> {
 /// there, else the exclusive lock on `DIR/store.lock`.
 fn take_lock(dir: &Path) -> Result<StoreLock, StoreError> {
     if let Some(url) = database_url(dir)? {
-        return Ok(StoreLock(Some(Held::Postgres(PgDb::lock(&url)?))));
+        return Ok(StoreLock(Some(Held::Postgres(Box::new(PgDb::lock(&url)?)))));
     }
     let path = dir.join(LOCK);
     let file = fs::OpenOptions::new()

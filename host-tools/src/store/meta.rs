@@ -14,7 +14,7 @@ pub enum Meta {
     /// `DIR/store.db`.
     Sqlite(Db),
     /// The PostgreSQL database `DIR/database` names.
-    Postgres(PgDb),
+    Postgres(Box<PgDb>),
 }
 
 impl Meta {
