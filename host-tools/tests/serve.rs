@@ -5,11 +5,11 @@ mod common;
 use common::show;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -83,7 +83,7 @@ fn store() -> &'static Path {
 
 /// `coreforge store serve` on that store, on a free port; stopped when dropped.
 struct Served {
-    server: Child,
+    server: common::StoreServer,
     addr: SocketAddr,
     snap: PathBuf,
 }
@@ -91,32 +91,16 @@ struct Served {
 impl Served {
     fn start() -> Served {
         let d = store();
-        let mut server = Command::new(env!("CARGO_BIN_EXE_coreforge"))
-            .args(["store", "serve", "store", "--listen", "127.0.0.1:0"])
-            .args(["--tls-cert", "cert.pem", "--tls-key", "key.pem"])
-            .current_dir(d)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(server.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .rsplit_once("https://")
-            .and_then(|(_, a)| a.trim_end_matches('/').parse().ok())
-            .unwrap_or_else(|| panic!("no address in the server's first line {line:?}"));
+        let server = common::StoreServer::start(&d.join("store"), d);
         Served {
+            addr: server.addr,
             server,
-            addr,
             snap: d.join("hello_1.0_all.snap"),
         }
     }
 
     fn url(&self) -> String {
-        format!("https://{}/", self.addr)
+        format!("{}/", self.server.url())
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -126,17 +110,10 @@ impl Served {
     fn curl(&self, args: &[&str]) -> Output {
         Command::new("curl")
             .args(["-sS", "--cacert"])
-            .arg(self.path("cert.pem"))
+            .arg(&self.server.cert)
             .args(args)
             .output()
             .unwrap()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
     }
 }
 
