@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use fatfs::{FatType, FileSystem, FormatVolumeOptions, FsOptions};
 
@@ -21,13 +22,49 @@ pub const CHUNK: usize = 64 << 10;
 /// A FAT file system built in memory, and which of its chunks were ever written.
 #[derive(Debug)]
 pub struct FatImage {
-    /// The whole file system; chunks never written are zeros.
+    /// The whole file system; chunks never written are zeros, and so are the places of
+    /// [`FatImage::lent`].
     pub bytes: Vec<u8>,
     /// One flag per [`CHUNK`] bytes: whether fatfs wrote into it.
     pub written: Vec<bool>,
+    /// File data that fatfs wrote straight from in-memory sources: not copied into
+    /// `bytes`, but to be written at its place after the chunks.
+    pub lent: Vec<Lent>,
+}
+
+/// A run of file data in the file system taken from an in-memory source.
+#[derive(Debug)]
+pub struct Lent {
+    /// Where in the file system.
+    pub at: u64,
+    /// The source.
+    pub source: Arc<Vec<u8>>,
+    /// Which of its bytes.
+    pub range: std::ops::Range<usize>,
+}
+
+impl Lent {
+    /// Its bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.source[self.range.clone()]
+    }
 }
 
 impl FatImage {
+    /// Writes the file system into `file` at `offset`: the written chunks, then the runs
+    /// taken from in-memory sources (a chunk holding the start or end of a run has zeros
+    /// where the run goes, so the runs come last).
+    pub fn write_at(&self, file: &File, offset: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt as _;
+        for (at, chunk) in self.data_chunks() {
+            file.write_all_at(chunk, offset + at)?;
+        }
+        for run in &self.lent {
+            file.write_all_at(run.bytes(), offset + run.at)?;
+        }
+        Ok(())
+    }
+
     /// The written chunks that hold something other than zeros, with their offsets.
     pub fn data_chunks(&self) -> impl Iterator<Item = (u64, &[u8])> {
         self.bytes
@@ -41,9 +78,27 @@ impl FatImage {
 
 /// A cursor over the in-memory disk that remembers which chunks were written, so the writer
 /// need not scan (and fault in) the untouched, zero pages of a mostly empty partition.
+///
+/// fatfs hands a file's data to the disk as slices of the caller's buffer. When that buffer
+/// is one of the tree's in-memory sources (a seed snap), the write is recorded as a
+/// [`Lent`] run instead of copied: the image writer takes those bytes from the source
+/// itself, and the pages of the in-memory disk are neither zeroed nor filled for them.
 struct TrackingCursor {
     inner: Cursor<Vec<u8>>,
     written: Vec<bool>,
+    sources: Vec<Arc<Vec<u8>>>,
+    lent: Vec<Lent>,
+}
+
+impl TrackingCursor {
+    /// The source `buf` lies in, and where in it.
+    fn lender(&self, buf: &[u8]) -> Option<(usize, usize)> {
+        let addr = buf.as_ptr() as usize;
+        self.sources.iter().enumerate().find_map(|(i, s)| {
+            let base = s.as_ptr() as usize;
+            (addr >= base && addr + buf.len() <= base + s.len()).then(|| (i, addr - base))
+        })
+    }
 }
 
 impl Read for TrackingCursor {
@@ -61,6 +116,27 @@ impl Seek for TrackingCursor {
 impl Write for TrackingCursor {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let start = self.inner.position() as usize;
+        let fits = start + buf.len() <= self.inner.get_ref().len();
+        if let Some((source, from)) = self.lender(buf).filter(|_| fits && !buf.is_empty()) {
+            let at = start as u64;
+            match self.lent.last_mut() {
+                // The next piece of the same run: one longer run.
+                Some(last)
+                    if Arc::ptr_eq(&last.source, &self.sources[source])
+                        && last.at + last.range.len() as u64 == at
+                        && last.range.end == from =>
+                {
+                    last.range.end += buf.len();
+                }
+                _ => self.lent.push(Lent {
+                    at,
+                    source: self.sources[source].clone(),
+                    range: from..from + buf.len(),
+                }),
+            }
+            self.inner.set_position((start + buf.len()) as u64);
+            return Ok(buf.len());
+        }
         let n = self.inner.write(buf)?;
         if n > 0 {
             for flag in &mut self.written[start / CHUNK..=(start + n - 1) / CHUNK] {
@@ -105,6 +181,10 @@ pub fn make_fat(
     let mut disk = TrackingCursor {
         inner: Cursor::new(vec![0u8; len]),
         written: vec![false; len.div_ceil(CHUNK)],
+        sources: content
+            .map(|t| t.in_memory().cloned().collect())
+            .unwrap_or_default(),
+        lent: Vec::new(),
     };
     let mut options = FormatVolumeOptions::new().volume_id(volume_id);
     let cluster_for_fat32 = [4096u32, 2048, 1024, 512]
@@ -143,6 +223,7 @@ pub fn make_fat(
     Ok(FatImage {
         bytes: disk.inner.into_inner(),
         written: disk.written,
+        lent: disk.lent,
     })
 }
 
@@ -475,6 +556,36 @@ mod tests {
         assert_eq!(ty(large), FatType::Fat32);
         let err = make_fat("t", Filesystem::Vfat32, 16 << 20, None, 1, 0, None).unwrap_err();
         assert!(err.to_string().contains("FAT32"), "{err}");
+    }
+
+    /// A seed snap's bytes go from memory straight into the image (not through the in-memory
+    /// disk), and the file system read back holds them where fatfs put them.
+    #[test]
+    fn in_memory_files_are_written_from_their_source() {
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let small = b"not a whole cluster".to_vec();
+        let mut tree = Tree::new();
+        tree.file("snaps/big.snap", Source::bytes(big.clone()));
+        tree.file("small.txt", Source::bytes(small.clone()));
+        let image = make_fat("t", Filesystem::Vfat, 40 << 20, None, 1, 0, Some(&tree)).unwrap();
+        assert!(!image.lent.is_empty(), "nothing was taken from the sources");
+        let lent: usize = image.lent.iter().map(|r| r.range.len()).sum();
+        assert_eq!(lent, big.len() + small.len());
+        let out = tempfile::tempfile().unwrap();
+        out.set_len(40 << 20).unwrap();
+        image.write_at(&out, 0).unwrap();
+        let fs = FileSystem::new(out, FsOptions::new()).unwrap();
+        let read = |path: &str| {
+            let mut bytes = Vec::new();
+            fs.root_dir()
+                .open_file(path)
+                .unwrap()
+                .read_to_end(&mut bytes)
+                .unwrap();
+            bytes
+        };
+        assert!(read("snaps/big.snap") == big, "big.snap differs");
+        assert_eq!(read("small.txt"), small);
     }
 
     #[test]

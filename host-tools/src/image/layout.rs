@@ -287,10 +287,8 @@ pub fn write_image(
                 problem: "making its file system panicked".into(),
             })??;
             if let Some(fat) = made {
-                for (at, chunk) in fat.data_chunks() {
-                    file.write_all_at(chunk, s.offset + at)
-                        .map_err(io_err("write", path))?;
-                }
+                fat.write_at(file, s.offset)
+                    .map_err(io_err("write", path))?;
             }
             advance(s);
         }

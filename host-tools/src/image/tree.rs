@@ -96,6 +96,14 @@ impl Tree {
         Ok(())
     }
 
+    /// The in-memory sources of its files.
+    pub fn in_memory(&self) -> impl Iterator<Item = &Arc<Vec<u8>>> {
+        self.files.values().filter_map(|s| match s {
+            Source::Bytes(b) => Some(b),
+            Source::File(_) => None,
+        })
+    }
+
     /// The entries of directory `dir` (`""` is the root), in name order.
     pub fn children(&self, dir: &str) -> Vec<Child<'_>> {
         let dir = clean(dir);
