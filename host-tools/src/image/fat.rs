@@ -86,17 +86,22 @@ impl FatImage {
 struct TrackingCursor {
     inner: Cursor<Vec<u8>>,
     written: Vec<bool>,
-    sources: Vec<Arc<Vec<u8>>>,
+    sources: Lenders,
     lent: Vec<Lent>,
 }
 
+/// The in-memory sources writes may come from (the tree's, and host files read whole as
+/// they are copied in).
+type Lenders = std::rc::Rc<std::cell::RefCell<Vec<Arc<Vec<u8>>>>>;
+
 impl TrackingCursor {
     /// The source `buf` lies in, and where in it.
-    fn lender(&self, buf: &[u8]) -> Option<(usize, usize)> {
+    fn lender(&self, buf: &[u8]) -> Option<(Arc<Vec<u8>>, usize)> {
         let addr = buf.as_ptr() as usize;
-        self.sources.iter().enumerate().find_map(|(i, s)| {
+        // The most recent source first: the file being copied is usually the last added.
+        self.sources.borrow().iter().rev().find_map(|s| {
             let base = s.as_ptr() as usize;
-            (addr >= base && addr + buf.len() <= base + s.len()).then(|| (i, addr - base))
+            (addr >= base && addr + buf.len() <= base + s.len()).then(|| (s.clone(), addr - base))
         })
     }
 }
@@ -122,7 +127,7 @@ impl Write for TrackingCursor {
             match self.lent.last_mut() {
                 // The next piece of the same run: one longer run.
                 Some(last)
-                    if Arc::ptr_eq(&last.source, &self.sources[source])
+                    if Arc::ptr_eq(&last.source, &source)
                         && last.at + last.range.len() as u64 == at
                         && last.range.end == from =>
                 {
@@ -130,7 +135,7 @@ impl Write for TrackingCursor {
                 }
                 _ => self.lent.push(Lent {
                     at,
-                    source: self.sources[source].clone(),
+                    source,
                     range: from..from + buf.len(),
                 }),
             }
@@ -181,9 +186,12 @@ pub fn make_fat(
     let mut disk = TrackingCursor {
         inner: Cursor::new(vec![0u8; len]),
         written: vec![false; len.div_ceil(CHUNK)],
-        sources: content
-            .map(|t| t.in_memory().cloned().collect())
-            .unwrap_or_default(),
+        sources: Lenders::new(
+            content
+                .map(|t| t.in_memory().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+                .into(),
+        ),
         lent: Vec::new(),
     };
     let mut options = FormatVolumeOptions::new().volume_id(volume_id);
@@ -214,9 +222,10 @@ pub fn make_fat(
         let fs_options = FsOptions::new()
             .update_accessed_date(false)
             .time_provider(fixed_time(epoch));
+        let lenders = disk.sources.clone();
         let fs = FileSystem::new(&mut disk, fs_options).map_err(fat_err)?;
         if let Some(tree) = content {
-            copy_tree(structure, tree, "", &fs.root_dir(), size)?;
+            copy_tree(structure, tree, "", &fs.root_dir(), size, &lenders)?;
         }
         fs.unmount().map_err(fat_err)?;
     }
@@ -235,6 +244,7 @@ fn copy_tree<T: fatfs::ReadWriteSeek>(
     dir: &str,
     into: &fatfs::Dir<'_, T>,
     size: u64,
+    lenders: &Lenders,
 ) -> Result<(), ImageError> {
     let mut seen = BTreeSet::new();
     for child in tree.children(dir) {
@@ -266,7 +276,7 @@ fn copy_tree<T: fatfs::ReadWriteSeek>(
         match child {
             Child::Dir(_) => {
                 let sub = into.create_dir(name).map_err(no_space)?;
-                copy_tree(structure, tree, path, &sub, size)?;
+                copy_tree(structure, tree, path, &sub, size, lenders)?;
             }
             Child::File(_, source) => {
                 let mut dst = into.create_file(name).map_err(no_space)?;
@@ -281,8 +291,10 @@ fn copy_tree<T: fatfs::ReadWriteSeek>(
                                 from.display()
                             )));
                         }
-                        let mut src = File::open(from).map_err(io_err("open", from))?;
-                        copy_stream(&mut src, &mut dst).map_err(no_space)?;
+                        // Read whole and lent: its bytes go from here to the image once.
+                        let bytes = Arc::new(fs::read(from).map_err(io_err("read", from))?);
+                        lenders.borrow_mut().push(bytes.clone());
+                        dst.write_all(&bytes).map_err(no_space)?;
                     }
                 }
                 dst.flush().map_err(no_space)?;
@@ -290,17 +302,6 @@ fn copy_tree<T: fatfs::ReadWriteSeek>(
         }
     }
     Ok(())
-}
-
-fn copy_stream(src: &mut impl Read, dst: &mut impl Write) -> io::Result<()> {
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = src.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        dst.write_all(&buf[..n])?;
-    }
 }
 
 /// fatfs wants a `'static` time provider; one small leak per file system made is the price
@@ -558,19 +559,24 @@ mod tests {
         assert!(err.to_string().contains("FAT32"), "{err}");
     }
 
-    /// A seed snap's bytes go from memory straight into the image (not through the in-memory
-    /// disk), and the file system read back holds them where fatfs put them.
+    /// A seed snap's bytes (and a host file's, read whole) go from memory straight into the
+    /// image (not through the in-memory disk), and the file system read back holds them
+    /// where fatfs put them.
     #[test]
     fn in_memory_files_are_written_from_their_source() {
         let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let small = b"not a whole cluster".to_vec();
+        let dir = tempfile::tempdir().unwrap();
+        let host: Vec<u8> = (0..70_000u32).map(|i| (i % 13) as u8).collect();
+        fs::write(dir.path().join("kernel.img"), &host).unwrap();
         let mut tree = Tree::new();
         tree.file("snaps/big.snap", Source::bytes(big.clone()));
         tree.file("small.txt", Source::bytes(small.clone()));
+        tree.file("kernel.img", Source::File(dir.path().join("kernel.img")));
         let image = make_fat("t", Filesystem::Vfat, 40 << 20, None, 1, 0, Some(&tree)).unwrap();
         assert!(!image.lent.is_empty(), "nothing was taken from the sources");
         let lent: usize = image.lent.iter().map(|r| r.range.len()).sum();
-        assert_eq!(lent, big.len() + small.len());
+        assert_eq!(lent, big.len() + small.len() + host.len());
         let out = tempfile::tempfile().unwrap();
         out.set_len(40 << 20).unwrap();
         image.write_at(&out, 0).unwrap();
@@ -586,6 +592,7 @@ mod tests {
         };
         assert!(read("snaps/big.snap") == big, "big.snap differs");
         assert_eq!(read("small.txt"), small);
+        assert!(read("kernel.img") == host, "kernel.img differs");
     }
 
     #[test]
