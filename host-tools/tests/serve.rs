@@ -901,3 +901,95 @@ fn two_servers_share_a_store_kept_in_postgresql() {
     }
     load(&ub, &a.cert, "dana-app", fs::read(&snap).unwrap());
 }
+
+/// Two releases of the same channel at once, of revisions for two architectures each: the
+/// channel ends with one of them for both architectures, and a client reading meanwhile
+/// never sees one revision for one architecture and the other for the other.
+#[test]
+fn concurrent_releases_of_one_channel_never_mix() {
+    if clients().is_none() {
+        return;
+    }
+    let s = Served::start();
+    let d = store();
+    for version in ["1", "2"] {
+        let src = d.join(format!("duo-{version}"));
+        fs::create_dir_all(src.join("meta")).unwrap();
+        fs::write(
+            src.join("meta/snap.yaml"),
+            format!("name: duo\nversion: '{version}'\ntype: app\narchitectures: [arm64, armhf]\n"),
+        )
+        .unwrap();
+        let file = d.join(format!("duo-{version}.snap"));
+        ok(
+            d,
+            &["pack", src.to_str().unwrap(), "-o", file.to_str().unwrap()],
+        );
+        ok(d, &["store", "upload", "store", file.to_str().unwrap()]);
+    }
+    let releases: Vec<_> = ["1", "2"]
+        .into_iter()
+        .map(|rev| {
+            let d = d.to_owned();
+            std::thread::spawn(move || {
+                for _ in 0..10 {
+                    ok(&d, &["store", "release", "store", "duo", rev, "candidate"]);
+                }
+            })
+        })
+        .collect();
+    let url = format!("{}v2/snaps/info/duo", s.url());
+    let agent = client(&s.server.cert);
+    let mut seen = 0;
+    while releases.iter().any(|r| !r.is_finished()) {
+        let mut resp = agent.get(&url).call().unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        let revisions: Vec<u64> = v["channel-map"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["channel"]["name"] == "latest/candidate")
+            .map(|c| c["revision"].as_u64().unwrap())
+            .collect();
+        if !revisions.is_empty() {
+            seen += 1;
+            assert_eq!(revisions.len(), 2, "{v}");
+            assert_eq!(revisions[0], revisions[1], "a mix: {revisions:?}");
+        }
+    }
+    for r in releases {
+        r.join().unwrap();
+    }
+    let arm64 = ok(
+        d,
+        &[
+            "store",
+            "resolve",
+            "store",
+            "duo",
+            "-c",
+            "candidate",
+            "-a",
+            "arm64",
+        ],
+    );
+    let armhf = ok(
+        d,
+        &[
+            "store",
+            "resolve",
+            "store",
+            "duo",
+            "-c",
+            "candidate",
+            "-a",
+            "armhf",
+        ],
+    );
+    assert_eq!(
+        arm64.split_whitespace().nth(1),
+        armhf.split_whitespace().nth(1)
+    );
+    eprintln!("read the channel map {seen} times during the releases");
+}
