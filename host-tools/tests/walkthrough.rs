@@ -9,7 +9,7 @@
 
 mod common;
 use common::show;
-use common::world::{board_snap, fat_read, mbr, mtools, world};
+use common::world::{board_snap, fat_read, mbr, mtools, world, World};
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -176,22 +176,35 @@ fn a_second_build_takes_the_unpacked_gadget_and_kernel_from_the_cache() {
 #[test]
 fn refuses_a_store_snap_changed_after_upload_and_writes_nothing() {
     let w = world();
+    publish_then_change(w, "changed");
+    let model = w.model("pi3-changed", "arm64", "pi3", "");
+    let out = w.path("pi3-changed.img");
+    let err = w.refused(&model, &out, "beta", &["--extra-snaps", "changed"]);
+    assert!(
+        err.contains("changed revision") && err.contains("the store recorded"),
+        "{err}"
+    );
+}
+
+/// Publishes a small arm64 snap `name` to beta, then changes one byte of the store's file
+/// of it (same size): the store's own record no longer matches its file.
+fn publish_then_change(w: &World, name: &str) {
     let snap = w.pack(
-        "changed",
+        name,
         &[
             (
                 "meta/snap.yaml",
-                "name: changed\nversion: '1'\narchitectures: [arm64]\n",
+                &format!("name: {name}\nversion: '1'\narchitectures: [arm64]\n"),
             ),
-            ("data", &"x".repeat(100_000)),
+            ("data", &name.repeat(100_000)),
         ],
     );
-    w.publish(&snap, "changed", "beta");
+    w.publish(&snap, name, "beta");
     let resolved = w.ok(&[
         "store",
         "resolve",
         w.store(),
-        "changed",
+        name,
         "-c",
         "beta",
         "-a",
@@ -207,13 +220,6 @@ fn refuses_a_store_snap_changed_after_upload_and_writes_nothing() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
     fs::write(&stored, &bytes).unwrap();
-    let model = w.model("pi3-changed", "arm64", "pi3", "");
-    let out = w.path("pi3-changed.img");
-    let err = w.refused(&model, &out, "beta", &["--extra-snaps", "changed"]);
-    assert!(
-        err.contains("changed revision") && err.contains("the store recorded"),
-        "{err}"
-    );
 }
 
 /// Boots `image` with `coreforge boot` until the agent has verified the model and the seed.
@@ -431,37 +437,7 @@ fn an_image_from_the_served_store_is_the_one_from_its_directory() {
 #[test]
 fn a_served_store_that_lies_about_a_file_gets_no_image() {
     let w = world();
-    let snap = w.pack(
-        "liar",
-        &[
-            (
-                "meta/snap.yaml",
-                "name: liar\nversion: '1'\narchitectures: [arm64]\n",
-            ),
-            ("data", &"y".repeat(100_000)),
-        ],
-    );
-    w.publish(&snap, "liar", "beta");
-    let resolved = w.ok(&[
-        "store",
-        "resolve",
-        w.store(),
-        "liar",
-        "-c",
-        "beta",
-        "-a",
-        "arm64",
-    ]);
-    let stored = PathBuf::from(
-        resolved
-            .split_whitespace()
-            .nth(2)
-            .expect("the store's file of the snap"),
-    );
-    let mut bytes = fs::read(&stored).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x01;
-    fs::write(&stored, &bytes).unwrap();
+    publish_then_change(w, "liar");
     let server = common::StoreServer::start(Path::new(w.store()), &w.path("tls"));
     let model = w.model("pi3-liar", "arm64", "pi3", "");
     let cache = w.path("liar-cache");

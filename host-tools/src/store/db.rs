@@ -10,47 +10,9 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::accounts::Person;
+use super::meta::{SCHEMA, SCHEMA_VERSION};
 use super::state::{RevisionEntry, SnapEntry, State, FORMAT};
 use super::StoreError;
-
-/// The layout version in `meta`.
-const SCHEMA_VERSION: &str = "2";
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS snaps (
-    name TEXT PRIMARY KEY,
-    snap_id TEXT NOT NULL UNIQUE,
-    publisher_id TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS revisions (
-    name TEXT NOT NULL REFERENCES snaps(name),
-    revision INTEGER NOT NULL,
-    file TEXT NOT NULL,
-    sha3_384 TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    info TEXT NOT NULL,
-    PRIMARY KEY (name, revision)
-);
-CREATE TABLE IF NOT EXISTS channels (
-    name TEXT NOT NULL REFERENCES snaps(name),
-    channel TEXT NOT NULL,
-    arch TEXT NOT NULL,
-    revision INTEGER NOT NULL,
-    PRIMARY KEY (name, channel, arch)
-);
-CREATE TABLE IF NOT EXISTS accounts (
-    email TEXT PRIMARY KEY,
-    username TEXT NOT NULL UNIQUE,
-    ssh_keys TEXT NOT NULL,
-    openid TEXT NOT NULL,
-    password TEXT
-);
-CREATE TABLE IF NOT EXISTS tokens (
-    digest TEXT PRIMARY KEY,
-    email TEXT NOT NULL REFERENCES accounts(email)
-);
-";
 
 /// An open store database.
 #[derive(Debug)]

@@ -9,49 +9,12 @@ use std::sync::Mutex;
 use postgres::{Client, NoTls};
 
 use super::accounts::Person;
+use super::meta::{SCHEMA, SCHEMA_VERSION};
 use super::state::{RevisionEntry, SnapEntry, State, FORMAT};
 use super::StoreError;
 
-/// The layout version in `meta`.
-const SCHEMA_VERSION: &str = "2";
 /// The advisory lock key of a store's writers ("cfst").
 const WRITERS: i64 = 0x6366_7374;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS snaps (
-    name TEXT PRIMARY KEY,
-    snap_id TEXT NOT NULL UNIQUE,
-    publisher_id TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS revisions (
-    name TEXT NOT NULL REFERENCES snaps(name),
-    revision BIGINT NOT NULL,
-    file TEXT NOT NULL,
-    sha3_384 TEXT NOT NULL,
-    size BIGINT NOT NULL,
-    info TEXT NOT NULL,
-    PRIMARY KEY (name, revision)
-);
-CREATE TABLE IF NOT EXISTS channels (
-    name TEXT NOT NULL REFERENCES snaps(name),
-    channel TEXT NOT NULL,
-    arch TEXT NOT NULL,
-    revision BIGINT NOT NULL,
-    PRIMARY KEY (name, channel, arch)
-);
-CREATE TABLE IF NOT EXISTS accounts (
-    email TEXT PRIMARY KEY,
-    username TEXT NOT NULL UNIQUE,
-    ssh_keys TEXT NOT NULL,
-    openid TEXT NOT NULL,
-    password TEXT
-);
-CREATE TABLE IF NOT EXISTS tokens (
-    digest TEXT PRIMARY KEY,
-    email TEXT NOT NULL REFERENCES accounts(email)
-);
-";
 
 /// A connection to a store's PostgreSQL database.
 pub struct PgDb {
