@@ -187,7 +187,7 @@ calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
 
 # Interleaved, one of each per round (round 0 a warm-up, left out), so that all see the
 # same machine load. Outputs are removed before each run: every tool writes a new file.
-kernel_snap=$(ls store/snaps/pi2-kernel_*.snap)
+kernel_snap=$("$cf" store resolve store pi2-kernel -c beta -a arm64 | awk '{ print $3 }')
 echo "== $runs rounds (+1 warm-up): build-image, cp, cp --sparse=never, genimage, build-image phases, unsquashfs"
 for ((run = 0; run <= runs; run++)); do
     rm -f build.img copy.img copy-full.img

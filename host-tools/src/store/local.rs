@@ -324,30 +324,6 @@ impl LocalStore {
         self.account(id)
     }
 
-    /// The stored assertion of `type_name` whose primary key is `key` (every part, in
-    /// order), if any. Parts are checked as names before any file is looked for.
-    pub fn find_assertion(
-        &self,
-        type_name: &str,
-        key: &[&str],
-    ) -> Result<Option<Assertion>, StoreError> {
-        let name_ok = |s: &str| {
-            !s.is_empty()
-                && !s.starts_with('.')
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'.'))
-        };
-        let Some(last) = key.last() else {
-            return Ok(None);
-        };
-        if !name_ok(type_name) || !key.iter().all(|k| name_ok(k)) {
-            return Ok(None);
-        }
-        Ok(self
-            .load_assertion(type_name, last)?
-            .filter(|a| a.type_name() == type_name && a.primary_key() == key))
-    }
-
     /// Where the root assertions are.
     pub fn roots_path(&self) -> PathBuf {
         self.dir.join(ROOTS)
@@ -719,6 +695,35 @@ impl LocalStore {
             })
             .collect()
     }
+}
+
+/// The stored assertion of `type_name` whose primary key is `key` (every part, in order) in
+/// the store in `dir`, if any; parts are checked as names before any file is looked for. No
+/// need to open the store's database: the assertions are files.
+pub fn find_assertion_in(
+    dir: &Path,
+    type_name: &str,
+    key: &[&str],
+) -> Result<Option<Assertion>, StoreError> {
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with('.')
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'.'))
+    };
+    let Some(last) = key.last() else {
+        return Ok(None);
+    };
+    if !name_ok(type_name) || !key.iter().all(|k| name_ok(k)) {
+        return Ok(None);
+    }
+    let path = assertion_path_in(dir, type_name, last);
+    let found = match fs::read(&path) {
+        Ok(bytes) => Some(decode_one(&path, &bytes)?),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_err("read", &path)(e)),
+    };
+    Ok(found.filter(|a| a.type_name() == type_name && a.primary_key() == key))
 }
 
 /// Signs an assertion with the store's key.

@@ -24,7 +24,7 @@ use crate::snap::{SnapError, SnapInfo};
 pub use accounts::Person;
 pub use channel::ChannelError;
 pub use channel::{Channel, RISKS};
-pub use local::{LocalStore, StoreKey, DEFAULT_AUTHORITY};
+pub use local::{find_assertion_in, LocalStore, StoreKey, DEFAULT_AUTHORITY};
 pub use state::{RevisionEntry, SnapEntry};
 
 /// What a store gives an image builder.
