@@ -21,16 +21,16 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use coreforge_assertions::{
-    sign, Assertion, HeaderValue, PrivateKey, PublicKey, Timestamp, TrustDb,
-};
+use coreforge_assertions::{sign, Assertion, HeaderValue, PrivateKey, Timestamp, TrustDb};
 use rand_core::RngCore;
 
+use super::assertion_files::{assertion_path_in, decode_one, save_assertion_in, ASSERTIONS};
 use super::channel::{Channel, DEFAULT_TRACK};
 use super::db::Db;
+use super::dir::{database_url, migrate, take_lock, Held, StoreLock, DATABASE, DB, STATE};
 use super::files::{self, io_err, PUBLIC_MODE, SECRET_MODE};
 use super::meta::Meta;
-use super::pg::{PgDb, PgLock};
+use super::pg::PgDb;
 use super::state::{RevisionEntry, SnapEntry, State, FORMAT};
 use super::{ResolvedSnap, Store, StoreError};
 use crate::snap::{self, ARCHITECTURES};
@@ -38,14 +38,9 @@ use crate::snap::{self, ARCHITECTURES};
 /// The store's account id unless `store init --authority-id` says otherwise.
 pub const DEFAULT_AUTHORITY: &str = "coreforge-store";
 
-const STATE: &str = "store.json";
 const KEY: &str = "store.key";
 const ROOTS: &str = "root.assertions";
-const ASSERTIONS: &str = "assertions";
-const DB: &str = "store.db";
-const DATABASE: &str = "database";
 const BLOBS: &str = "blobs";
-const LOCK: &str = "store.lock";
 /// Name of the store's own account-key.
 const ROOT_KEY_NAME: &str = "root";
 /// Series of every snap-declaration (the only one snapd has).
@@ -71,17 +66,6 @@ pub struct LocalStore {
     /// The writers' lock, when opened with [`LocalStore::open_locked`].
     lock: Option<Held>,
 }
-
-/// The writers' lock: `DIR/store.lock`, or PostgreSQL's advisory lock.
-#[derive(Debug)]
-enum Held {
-    File(#[allow(dead_code)] fs::File),
-    Postgres(#[allow(dead_code)] Box<PgLock>),
-}
-
-/// Holds the writers' lock until dropped (or nothing, when the store holds it already).
-#[derive(Debug)]
-pub struct StoreLock(#[allow(dead_code)] Option<Held>);
 
 /// The outcome of [`LocalStore::upload`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +99,7 @@ pub fn valid_account_id(id: &str) -> bool {
 }
 
 /// snapd's account-key name rule: `^(?:[a-z0-9]+-?)*[a-z](?:-?[a-z0-9])*$`.
-fn valid_key_name(name: &str) -> bool {
+pub(super) fn valid_key_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
@@ -143,7 +127,7 @@ fn new_snap_id() -> String {
     out
 }
 
-fn h(name: &str, value: impl Into<HeaderValue>) -> (String, HeaderValue) {
+pub(super) fn h(name: &str, value: impl Into<HeaderValue>) -> (String, HeaderValue) {
     (name.to_owned(), value.into())
 }
 
@@ -477,126 +461,6 @@ impl LocalStore {
         Ok(out)
     }
 
-    /// Has the store sign an `account` for `account_id` (first time only) and an
-    /// `account-key` named `key_name` for `public`, valid from `since`; returns
-    /// `(account-key, account)`. Registering the same key again returns what was signed.
-    pub fn register_key(
-        &self,
-        account_id: &str,
-        key_name: &str,
-        public: &PublicKey,
-        since: Timestamp,
-    ) -> Result<(Assertion, Assertion), StoreError> {
-        if !valid_account_id(account_id) {
-            return Err(StoreError::BadAccountId(account_id.to_owned()));
-        }
-        if !valid_key_name(key_name) {
-            return Err(StoreError::BadKeyName(key_name.to_owned()));
-        }
-        let key_id = public.id();
-        let root = self.require_assertion("account-key", self.key_id())?;
-        if let Some(store_since) = root.header_str("since").and_then(Timestamp::parse) {
-            if since < store_since {
-                return Err(StoreError::SinceBeforeStore {
-                    since: since.to_string(),
-                    store_since: store_since.to_string(),
-                });
-            }
-        }
-        if let Some(existing) = self.load_assertion("account-key", &key_id)? {
-            let owner = existing.header_str("account-id").unwrap_or_default();
-            if owner != account_id {
-                return Err(StoreError::KeyOfOtherAccount {
-                    key_id,
-                    owner: owner.to_owned(),
-                    account: account_id.to_owned(),
-                });
-            }
-            let account = self.account(account_id)?;
-            return Ok((existing, account));
-        }
-        let key = self.key()?;
-        let account = self.ensure_account(&key, account_id)?;
-        let account_key = self.sign_with(
-            &key,
-            vec![
-                h("type", "account-key"),
-                h("authority-id", self.authority_id()),
-                h("account-id", account_id),
-                h("name", key_name),
-                h("public-key-sha3-384", key_id.as_str()),
-                h("since", since.to_string()),
-            ],
-            Some(public.encode().as_bytes()),
-        )?;
-        self.save_assertion(&account_key)?;
-        Ok((account_key, account))
-    }
-
-    /// Signs the next revision of the account-key `key_id` with `until`: the key signs
-    /// nothing valid from then on. Only the newest revision is kept.
-    pub fn revoke_key(&self, key_id: &str, until: Timestamp) -> Result<Assertion, StoreError> {
-        let current = self
-            .load_assertion("account-key", key_id)?
-            .ok_or_else(|| StoreError::UnknownKey(key_id.to_owned()))?;
-        if current.header_str("account-id") == Some(self.authority_id()) {
-            return Err(StoreError::RootKey(key_id.to_owned()));
-        }
-        let since = current.header_str("since").unwrap_or_default();
-        if Timestamp::parse(since).is_some_and(|s| until <= s) {
-            return Err(StoreError::UntilBeforeSince {
-                key_id: key_id.to_owned(),
-                since: since.to_owned(),
-            });
-        }
-        let mut headers: Vec<(String, HeaderValue)> = current
-            .headers()
-            .iter()
-            .filter(|(n, _)| {
-                !matches!(
-                    n.as_str(),
-                    "revision" | "until" | "sign-key-sha3-384" | "body-length"
-                )
-            })
-            .cloned()
-            .collect();
-        headers.push(h("revision", (current.revision() + 1).to_string()));
-        headers.push(h("until", until.to_string()));
-        let key = self.key()?;
-        let revoked = self.sign_with(&key, headers, Some(current.body()))?;
-        self.save_assertion(&revoked)?;
-        Ok(revoked)
-    }
-
-    /// The signed account `id`, made now if the store has none.
-    fn ensure_account(&self, key: &PrivateKey, id: &str) -> Result<Assertion, StoreError> {
-        if let Some(a) = self.load_assertion("account", id)? {
-            return Ok(a);
-        }
-        let account = self.sign_with(
-            key,
-            vec![
-                h("type", "account"),
-                h("authority-id", self.authority_id()),
-                h("account-id", id),
-                h("display-name", id),
-                h("validation", "unproven"),
-                h("timestamp", Timestamp::now().to_string()),
-            ],
-            None,
-        )?;
-        self.save_assertion(&account)?;
-        Ok(account)
-    }
-
-    fn account(&self, id: &str) -> Result<Assertion, StoreError> {
-        self.load_assertion("account", id)?
-            .ok_or_else(|| StoreError::UnknownAccount {
-                account: id.to_owned(),
-                store: self.dir.clone(),
-            })
-    }
-
     fn entry(&self, name: &str) -> Result<&SnapEntry, StoreError> {
         self.state
             .snaps
@@ -608,7 +472,7 @@ impl LocalStore {
             })
     }
 
-    fn key(&self) -> Result<PrivateKey, StoreError> {
+    pub(super) fn key(&self) -> Result<PrivateKey, StoreError> {
         let path = self.dir.join(KEY);
         let bytes = zeroize::Zeroizing::new(fs::read(&path).map_err(io_err("read", &path))?);
         let key = PrivateKey::from_secret_bytes(&bytes).map_err(|e| StoreError::Corrupt {
@@ -624,7 +488,7 @@ impl LocalStore {
         Ok(key)
     }
 
-    fn sign_with(
+    pub(super) fn sign_with(
         &self,
         key: &PrivateKey,
         headers: Vec<(String, HeaderValue)>,
@@ -633,15 +497,19 @@ impl LocalStore {
         sign_as(key, headers, body)
     }
 
-    fn assertion_path(&self, type_name: &str, key: &str) -> PathBuf {
+    pub(super) fn assertion_path(&self, type_name: &str, key: &str) -> PathBuf {
         assertion_path_in(&self.dir, type_name, key)
     }
 
-    fn save_assertion(&self, a: &Assertion) -> Result<(), StoreError> {
+    pub(super) fn save_assertion(&self, a: &Assertion) -> Result<(), StoreError> {
         save_assertion_in(&self.dir, a)
     }
 
-    fn load_assertion(&self, type_name: &str, key: &str) -> Result<Option<Assertion>, StoreError> {
+    pub(super) fn load_assertion(
+        &self,
+        type_name: &str,
+        key: &str,
+    ) -> Result<Option<Assertion>, StoreError> {
         let path = self.assertion_path(type_name, key);
         match fs::read(&path) {
             Ok(bytes) => decode_one(&path, &bytes).map(Some),
@@ -675,7 +543,11 @@ impl LocalStore {
         Ok(out)
     }
 
-    fn require_assertion(&self, type_name: &str, key: &str) -> Result<Assertion, StoreError> {
+    pub(super) fn require_assertion(
+        &self,
+        type_name: &str,
+        key: &str,
+    ) -> Result<Assertion, StoreError> {
         self.load_assertion(type_name, key)?
             .ok_or_else(|| StoreError::Corrupt {
                 path: self.assertion_path(type_name, key),
@@ -697,35 +569,6 @@ impl LocalStore {
     }
 }
 
-/// The stored assertion of `type_name` whose primary key is `key` (every part, in order) in
-/// the store in `dir`, if any; parts are checked as names before any file is looked for. No
-/// need to open the store's database: the assertions are files.
-pub fn find_assertion_in(
-    dir: &Path,
-    type_name: &str,
-    key: &[&str],
-) -> Result<Option<Assertion>, StoreError> {
-    let name_ok = |s: &str| {
-        !s.is_empty()
-            && !s.starts_with('.')
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'.'))
-    };
-    let Some(last) = key.last() else {
-        return Ok(None);
-    };
-    if !name_ok(type_name) || !key.iter().all(|k| name_ok(k)) {
-        return Ok(None);
-    }
-    let path = assertion_path_in(dir, type_name, last);
-    let found = match fs::read(&path) {
-        Ok(bytes) => Some(decode_one(&path, &bytes)?),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io_err("read", &path)(e)),
-    };
-    Ok(found.filter(|a| a.type_name() == type_name && a.primary_key() == key))
-}
-
 /// Signs an assertion with the store's key.
 fn sign_as(
     key: &PrivateKey,
@@ -739,91 +582,6 @@ fn sign_as(
         .to_owned();
     sign(&headers, body, key, Timestamp::now()).map_err(|e| StoreError::Sign {
         what,
-        reason: e.to_string(),
-    })
-}
-
-fn assertion_path_in(dir: &Path, type_name: &str, key: &str) -> PathBuf {
-    dir.join(ASSERTIONS)
-        .join(type_name)
-        .join(format!("{key}.assert"))
-}
-
-/// Saves `a` under its type and last primary-key header (ids: no '/' or '.').
-fn save_assertion_in(dir: &Path, a: &Assertion) -> Result<(), StoreError> {
-    let key = a
-        .primary_key()
-        .last()
-        .copied()
-        .unwrap_or_default()
-        .to_owned();
-    let path = assertion_path_in(dir, a.type_name(), &key);
-    if let Some(parent) = path.parent() {
-        files::ensure_dir(parent)?;
-    }
-    files::write(&path, a.encode(), PUBLIC_MODE)
-}
-
-/// Moves a store made by an older coreforge (`store.json`) into `store.db`, under the
-/// writers' lock; `store.json` is kept as `store.json.migrated`.
-fn migrate(dir: &Path) -> Result<(), StoreError> {
-    let _lock = take_lock(dir)?;
-    if dir.join(DB).exists() {
-        return Ok(()); // another process did it meanwhile
-    }
-    let path = dir.join(STATE);
-    let bytes = fs::read(&path).map_err(io_err("read", &path))?;
-    let state: State = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    if state.format != FORMAT {
-        return Err(StoreError::Corrupt {
-            path,
-            reason: format!(
-                "format {} is not {FORMAT}: made by another coreforge version",
-                state.format
-            ),
-        });
-    }
-    let new = dir.join(format!("{DB}.new"));
-    let _ = fs::remove_file(&new);
-    drop(Db::create(&new, &state)?);
-    fs::rename(&new, dir.join(DB)).map_err(io_err("rename", &new))?;
-    fs::rename(&path, dir.join(format!("{STATE}.migrated"))).map_err(io_err("rename", &path))
-}
-
-/// The PostgreSQL URL in `DIR/database`, if the store keeps its metadata there.
-fn database_url(dir: &Path) -> Result<Option<String>, StoreError> {
-    let path = dir.join(DATABASE);
-    match fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(text.trim().to_owned())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err("read", &path)(e)),
-    }
-}
-
-/// Waits for and takes the writers' lock: PostgreSQL's advisory lock for a store kept
-/// there, else the exclusive lock on `DIR/store.lock`.
-fn take_lock(dir: &Path) -> Result<StoreLock, StoreError> {
-    if let Some(url) = database_url(dir)? {
-        return Ok(StoreLock(Some(Held::Postgres(Box::new(PgDb::lock(&url)?)))));
-    }
-    let path = dir.join(LOCK);
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_err("open", &path))?;
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| io_err("lock", &path)(e.into()))?;
-    Ok(StoreLock(Some(Held::File(file))))
-}
-
-fn decode_one(path: &Path, bytes: &[u8]) -> Result<Assertion, StoreError> {
-    Assertion::decode(bytes.strip_suffix(b"\n").unwrap_or(bytes)).map_err(|e| StoreError::Corrupt {
-        path: path.to_path_buf(),
         reason: e.to_string(),
     })
 }

@@ -3,9 +3,12 @@
 //! remote store stand in its place later.
 
 mod accounts;
+mod assertion_files;
 mod channel;
 mod db;
+mod dir;
 mod files;
+mod keys;
 mod local;
 pub mod logins;
 mod meta;
@@ -22,9 +25,10 @@ use coreforge_assertions::Assertion;
 use crate::snap::{SnapError, SnapInfo};
 
 pub use accounts::Person;
+pub use assertion_files::find_assertion_in;
 pub use channel::ChannelError;
 pub use channel::{Channel, RISKS};
-pub use local::{find_assertion_in, LocalStore, StoreKey, DEFAULT_AUTHORITY};
+pub use local::{LocalStore, StoreKey, DEFAULT_AUTHORITY};
 pub use state::{RevisionEntry, SnapEntry};
 
 /// What a store gives an image builder.
