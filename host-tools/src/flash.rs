@@ -324,24 +324,21 @@ struct Card {
 
 impl Card {
     fn open(target: &Target) -> Result<Card, FlashError> {
-        let open = |flags: OFlags| {
-            let mut options = OpenOptions::new();
-            options.read(true).write(true);
-            if target.block_device {
-                // O_EXCL on a block device: the open fails while the kernel or another
-                // program holds it (a mounted partition, a device-mapper user).
-                options.custom_flags((flags | OFlags::EXCL).bits() as i32);
-            } else {
-                options.create(true).truncate(true);
-            }
-            options
-                .open(&target.path)
-                .map_err(|source| FlashError::Open {
-                    path: target.path.clone(),
-                    source,
-                })
-        };
-        let buffered = open(OFlags::empty())?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        if target.block_device {
+            // O_EXCL on a block device: the open fails while the kernel or another program
+            // holds it (a mounted partition, a device-mapper user).
+            options.custom_flags(OFlags::EXCL.bits() as i32);
+        } else {
+            options.create(true).truncate(true);
+        }
+        let buffered = options
+            .open(&target.path)
+            .map_err(|source| FlashError::Open {
+                path: target.path.clone(),
+                source,
+            })?;
         let direct = if target.block_device {
             // The exclusive claim is per open file: the second open must not take it again.
             let mut options = OpenOptions::new();

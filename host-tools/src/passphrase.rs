@@ -2,7 +2,7 @@
 //! terminal (without echo), so scripts and CI need no terminal.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use zeroize::Zeroizing;
@@ -42,15 +42,20 @@ impl PassphraseArgs {
 
     fn given(&self) -> Result<Option<Zeroizing<String>>> {
         if let Some(path) = &self.passphrase_file {
-            let text = Zeroizing::new(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read passphrase file {}", path.display()))?,
-            );
-            let line = text.lines().next().unwrap_or("");
-            return Ok(Some(Zeroizing::new(line.to_owned())));
+            return first_line(path, "passphrase").map(Some);
         }
         Ok(std::env::var(ENV).ok().map(Zeroizing::new))
     }
+}
+
+/// The first line of the secret file `path` (a passphrase or password file): `what` names
+/// it in the error.
+pub fn first_line(path: &Path, what: &str) -> Result<Zeroizing<String>> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {what} file {}", path.display()))?,
+    );
+    Ok(Zeroizing::new(text.lines().next().unwrap_or("").to_owned()))
 }
 
 fn ask(prompt: &str) -> Result<Zeroizing<String>> {

@@ -5,9 +5,10 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use zeroize::Zeroizing;
 
+use crate::passphrase::first_line;
 use crate::store::logins::{self, Login};
 use crate::store::remote::Remote;
 
@@ -42,13 +43,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         }
     };
     let password = match &args.password_file {
-        Some(path) => {
-            let text =
-                Zeroizing::new(std::fs::read_to_string(path).with_context(|| {
-                    format!("cannot read the password file {}", path.display())
-                })?);
-            Zeroizing::new(text.lines().next().unwrap_or("").to_owned())
-        }
+        Some(path) => first_line(path, "password")?,
         None => {
             if !std::io::stdin().is_terminal() {
                 bail!("no terminal to ask for the password: use --password-file FILE");

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use coreforge_assertions::Timestamp;
 
 use super::login;
+use crate::passphrase::first_line;
 use crate::serve;
 use crate::store::remote::{self, Remote};
 use crate::store::{open_store, LocalStore, StoreKey, DEFAULT_AUTHORITY};
@@ -291,18 +292,10 @@ pub fn run(args: &Args) -> Result<ExitCode> {
                         .map(str::to_owned),
                 );
             }
-            let password = match password_file {
-                Some(path) => {
-                    let text =
-                        zeroize::Zeroizing::new(std::fs::read_to_string(path).with_context(
-                            || format!("cannot read the password file {}", path.display()),
-                        )?);
-                    Some(zeroize::Zeroizing::new(
-                        text.lines().next().unwrap_or("").to_owned(),
-                    ))
-                }
-                None => None,
-            };
+            let password = password_file
+                .as_deref()
+                .map(|path| first_line(path, "password"))
+                .transpose()?;
             if password.as_ref().is_some_and(|p| p.len() < 8) {
                 bail!("the password is shorter than 8 characters; choose a longer one");
             }

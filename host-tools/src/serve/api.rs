@@ -113,18 +113,31 @@ async fn not_found() -> Response {
     error_list(StatusCode::NOT_FOUND, "not-found", "no such resource")
 }
 
-/// Runs `f` on the store, off the async threads (it reads files).
+/// Runs `f` off the async threads (it reads files and databases).
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Response> + Send + 'static,
+) -> Result<T, Response> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|_| Err(StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+}
+
+/// Runs `f` on the store, off the async threads.
 pub(super) async fn with_store<T: Send + 'static>(
     served: &Served,
     f: impl FnOnce(&LocalStore) -> Result<T, Response> + Send + 'static,
 ) -> Result<T, Response> {
     let dir = served.dir.clone();
-    tokio::task::spawn_blocking(move || {
-        let store = LocalStore::open(&dir).map_err(|e| broken(&e))?;
-        f(&store)
-    })
-    .await
-    .unwrap_or_else(|_| Err(StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+    blocking(move || f(&LocalStore::open(&dir).map_err(|e| broken(&e))?)).await
+}
+
+/// Runs `f` on the store opened for changes (the writers' lock held), off the async threads.
+pub(super) async fn with_store_locked<T: Send + 'static>(
+    served: &Served,
+    f: impl FnOnce(&mut LocalStore) -> Result<T, Response> + Send + 'static,
+) -> Result<T, Response> {
+    let dir = served.dir.clone();
+    blocking(move || f(&mut LocalStore::open_locked(&dir).map_err(|e| broken(&e))?)).await
 }
 
 /// The device's architecture, from `Snap-Device-Architecture` (snapd always sends it).
@@ -232,7 +245,7 @@ fn sha3_hex(b64: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The channels a revision is released in for `arch` (or `all`): (channel, revision).
+/// Every release of the snap: (channel, architecture or `all`, revision).
 fn releases(entry: &SnapEntry) -> Vec<(Channel, String, u64)> {
     let mut out = Vec::new();
     for (channel, archs) in &entry.channels {
@@ -244,16 +257,6 @@ fn releases(entry: &SnapEntry) -> Vec<(Channel, String, u64)> {
         }
     }
     out
-}
-
-/// The revision `arch` gets at `channel` with snapd's risk fallback, and the channel it
-/// was found in.
-fn pick(entry: &SnapEntry, channel: &Channel, arch: &str) -> Option<(u64, Channel)> {
-    channel.fallback().into_iter().find_map(|c| {
-        let archs = entry.channels.get(&c.to_string())?;
-        let rev = archs.get(arch).or_else(|| archs.get("all"))?;
-        Some((*rev, c))
-    })
 }
 
 #[derive(Deserialize)]
@@ -389,7 +392,7 @@ fn action_result(store: &LocalStore, a: &Action, arch: &str, base: &str) -> Valu
                 Ok(c) => c,
                 Err(e) => return error("invalid-channel", e.to_string(), Value::Null),
             };
-            match pick(entry, &channel, arch) {
+            match entry.pick(&channel, arch) {
                 Some((rev, found)) => (rev, Some(found)),
                 None => {
                     return not_found(format!(
@@ -477,7 +480,7 @@ async fn assertion(
 ) -> Response {
     // Assertions are files: no need to open the store's database for them.
     let dir = served.dir.clone();
-    let answer = tokio::task::spawn_blocking(move || {
+    let answer = blocking(move || {
         let parts: Vec<&str> = key.split('/').collect();
         match find_assertion_in(&dir, &kind, &parts) {
             Ok(Some(a)) => Ok(a.encode().to_vec()),
@@ -489,8 +492,7 @@ async fn assertion(
             Err(e) => Err(broken(&e)),
         }
     })
-    .await
-    .unwrap_or_else(|_| Err(StatusCode::INTERNAL_SERVER_ERROR.into_response()));
+    .await;
     match answer {
         Ok(bytes) => ([(header::CONTENT_TYPE, ASSERTION_TYPE)], bytes).into_response(),
         Err(r) => r,

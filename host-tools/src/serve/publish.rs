@@ -24,7 +24,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::{base_url, broken, error_list, with_store, Served};
+use super::api::{base_url, broken, error_list, with_store, with_store_locked, Served};
 use crate::store::{LocalStore, Person, StoreError};
 
 /// The answer to a failed login or a missing or wrong token.
@@ -139,10 +139,8 @@ pub(super) async fn register_key(
     headers: HeaderMap,
     Json(body): Json<KeyRequest>,
 ) -> Response {
-    let dir = served.dir.clone();
-    let answer = with_store(&served, move |_| {
-        let store = LocalStore::open_locked(&dir).map_err(|e| broken(&e))?;
-        let person = who(&store, &headers)?;
+    let answer = with_store_locked(&served, move |store| {
+        let person = who(store, &headers)?;
         let bad = |m: String| error_list(StatusCode::BAD_REQUEST, "invalid-request", m);
         let a = Assertion::decode(body.account_key_request.as_bytes())
             .map_err(|e| bad(format!("the account-key-request does not decode: {e}")))?;
@@ -252,8 +250,7 @@ pub(super) async fn upload(
             );
         }
     }
-    let answer = with_store(&served, move |_| {
-        let mut store = LocalStore::open_locked(&dir).map_err(|e| broken(&e))?;
+    let answer = with_store_locked(&served, move |store| {
         store
             .upload(file.path(), Some(&person.username))
             .map_err(|e| refused(&e))
@@ -281,10 +278,8 @@ pub(super) async fn release(
     headers: HeaderMap,
     Json(body): Json<ReleaseRequest>,
 ) -> Response {
-    let dir = served.dir.clone();
-    let answer = with_store(&served, move |_| {
-        let mut store = LocalStore::open_locked(&dir).map_err(|e| broken(&e))?;
-        let person = who(&store, &headers)?;
+    let answer = with_store_locked(&served, move |store| {
+        let person = who(store, &headers)?;
         let publisher = store
             .snap(&name)
             .map_err(|e| refused(&e))?

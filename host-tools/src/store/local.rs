@@ -604,11 +604,7 @@ impl Store for LocalStore {
         }
         let wanted = Channel::parse(channel)?;
         let entry = self.entry(name)?;
-        let found = wanted.fallback().into_iter().find_map(|c| {
-            let archs = entry.channels.get(&c.to_string())?;
-            archs.get(arch).or_else(|| archs.get("all")).copied()
-        });
-        let Some(revision) = found else {
+        let Some((revision, _)) = entry.pick(&wanted, arch) else {
             return Err(StoreError::NoRevision {
                 name: name.to_owned(),
                 arch: arch.to_owned(),

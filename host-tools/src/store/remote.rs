@@ -4,7 +4,6 @@
 //! such as snapd take them.
 
 use std::fs;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -265,8 +264,8 @@ impl Remote {
         self.answer(&url, result, "the request")
     }
 
-    /// Downloads `url` (on this store) into `to`, copying through `copy` (which hashes):
-    /// whatever it returns.
+    /// Downloads `url` (it must be on this store), handing the body to `copy` (which writes
+    /// and hashes it); returns what `copy` returns.
     pub fn download<T>(
         &self,
         url: &str,
@@ -336,7 +335,7 @@ impl Remote {
             .post(&url)
             .header("Authorization", &format!("Bearer {token}"))
             .content_type("application/octet-stream")
-            .send(ureq::SendBody::from_reader(&mut (&f).take(u64::MAX)));
+            .send(ureq::SendBody::from_reader(&mut &f));
         let v = self.answer(&url, result, "the saved token")?;
         let revision = v["revision"]
             .as_u64()

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::channel::Channel;
 use crate::snap::SnapInfo;
 
 /// Version of the store.json layout.
@@ -38,6 +39,19 @@ pub struct SnapEntry {
     /// Full channel name -> architecture (or `all`) -> revision.
     #[serde(default)]
     pub channels: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl SnapEntry {
+    /// The revision `arch` gets at `channel`, with snapd's risk fallback (edge follows beta
+    /// follows candidate follows stable) and a revision for `all` serving every
+    /// architecture; and the channel it was found in.
+    pub fn pick(&self, channel: &Channel, arch: &str) -> Option<(u64, Channel)> {
+        channel.fallback().into_iter().find_map(|c| {
+            let archs = self.channels.get(&c.to_string())?;
+            let revision = archs.get(arch).or_else(|| archs.get("all"))?;
+            Some((*revision, c))
+        })
+    }
 }
 
 /// One uploaded revision.
