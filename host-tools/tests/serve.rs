@@ -53,9 +53,11 @@ fn store() -> &'static Path {
         let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve");
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(d.join("hello/meta")).unwrap();
-        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-        fs::write(d.join("cert.pem"), cert.cert.pem()).unwrap();
-        fs::write(d.join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
+        // One CA for every server of the process (ca.pem, cert.pem, key.pem).
+        coreforge_tests::sso::TestCa::new()
+            .unwrap()
+            .write(&d)
+            .unwrap();
         fs::write(
             d.join("hello/meta/snap.yaml"),
             "name: hello\nversion: '1.0'\ntype: app\narchitectures: [all]\n",
@@ -83,7 +85,7 @@ fn store() -> &'static Path {
 
 /// `coreforge store serve` on that store, on a free port; stopped when dropped.
 struct Served {
-    server: common::StoreServer,
+    server: coreforge_tests::store::ServedStore,
     addr: SocketAddr,
     snap: PathBuf,
 }
@@ -91,16 +93,16 @@ struct Served {
 impl Served {
     fn start() -> Served {
         let d = store();
-        let server = common::StoreServer::start(&d.join("store"), d);
+        let server = common::serve(&d.join("store"), d);
         Served {
-            addr: server.addr,
+            addr: server.addr(),
             server,
             snap: d.join("hello_1.0_all.snap"),
         }
     }
 
     fn url(&self) -> String {
-        format!("{}/", self.server.url())
+        format!("{}/", self.server.host_url())
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -110,7 +112,7 @@ impl Served {
     fn curl(&self, args: &[&str]) -> Output {
         Command::new("curl")
             .args(["-sS", "--cacert"])
-            .arg(&self.server.cert)
+            .arg(&self.server.ca)
             .args(args)
             .output()
             .unwrap()
@@ -125,7 +127,7 @@ fn snap_download(s: &Served, args: &[&str]) -> (Output, tempfile::TempDir) {
         .args(args)
         .current_dir(into.path())
         .env("SNAPPY_FORCE_API_URL", s.url())
-        .env("SSL_CERT_FILE", s.path("cert.pem"))
+        .env("SSL_CERT_FILE", s.path("ca.pem"))
         .output()
         .unwrap();
     (out, into)
@@ -346,7 +348,7 @@ fn publisher(config: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_coreforge"))
         .args(args)
         .current_dir(store())
-        .env("SSL_CERT_FILE", store().join("cert.pem"))
+        .env("SSL_CERT_FILE", store().join("ca.pem"))
         .env("COREFORGE_CONFIG", config)
         .env("COREFORGE_KEYS", config.join("keys"))
         .env("COREFORGE_PASSPHRASE", "key passphrase")
@@ -764,7 +766,7 @@ fn loopback_load_200_downloads_and_2000_assertions() {
     let whole = fs::read(&s.snap).unwrap();
     load(
         s.url().trim_end_matches('/'),
-        &store().join("cert.pem"),
+        &store().join("ca.pem"),
         "hello",
         whole,
     );
@@ -811,21 +813,21 @@ fn two_servers_share_a_store_kept_in_postgresql() {
             t.join("pw").to_str().unwrap(),
         ],
     );
-    let a = common::StoreServer::start(&t.join("store"), &t.join("tls"));
-    let b = common::StoreServer::start(&t.join("store"), &t.join("tls"));
+    let a = common::serve(&t.join("store"), &t.join("tls"));
+    let b = common::serve(&t.join("store"), &t.join("tls"));
     let snap = pack_snap(t, "dana-app", "1");
     let config = t.join("config");
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_coreforge"))
             .args(args)
-            .env("SSL_CERT_FILE", &a.cert)
+            .env("SSL_CERT_FILE", &a.ca)
             .env("COREFORGE_CONFIG", &config)
             .output()
             .unwrap();
         assert!(out.status.success(), "coreforge {args:?}:\n{}", show(&out));
         String::from_utf8(out.stdout).unwrap()
     };
-    let (ua, ub) = (a.url(), b.url());
+    let (ua, ub) = (a.host_url(), b.host_url());
     run(&[
         "login",
         "--store",
@@ -849,13 +851,13 @@ fn two_servers_share_a_store_kept_in_postgresql() {
         "dana-app 1"
     );
     run(&["store", "release", &ub, "dana-app", "1", "beta"]);
-    let seen = refresh_snap(&ua, &a.cert, "dana-app");
+    let seen = refresh_snap(&ua, &a.ca, "dana-app");
     assert_eq!(seen["revision"], 1, "{seen}");
     // Releases through both servers at once, to tracks t0..t7 each: none lost.
     let writers: Vec<_> = [(ua.clone(), "a"), (ub.clone(), "b")]
         .into_iter()
         .map(|(url, tag)| {
-            let (cert, config) = (a.cert.clone(), config.clone());
+            let (cert, config) = (a.ca.clone(), config.clone());
             std::thread::spawn(move || {
                 for i in 0..8 {
                     let out = Command::new(env!("CARGO_BIN_EXE_coreforge"))
@@ -879,7 +881,7 @@ fn two_servers_share_a_store_kept_in_postgresql() {
     for w in writers {
         w.join().unwrap();
     }
-    let mut info = client(&a.cert)
+    let mut info = client(&a.ca)
         .get(&format!("{ub}/v2/snaps/info/dana-app"))
         .call()
         .unwrap();
@@ -899,7 +901,7 @@ fn two_servers_share_a_store_kept_in_postgresql() {
             );
         }
     }
-    load(&ub, &a.cert, "dana-app", fs::read(&snap).unwrap());
+    load(&ub, &a.ca, "dana-app", fs::read(&snap).unwrap());
 }
 
 /// Two releases of the same channel at once, of revisions for two architectures each: the
@@ -939,7 +941,7 @@ fn concurrent_releases_of_one_channel_never_mix() {
         })
         .collect();
     let url = format!("{}v2/snaps/info/duo", s.url());
-    let agent = client(&s.server.cert);
+    let agent = client(&s.server.ca);
     let mut seen = 0;
     while releases.iter().any(|r| !r.is_finished()) {
         let mut resp = agent.get(&url).call().unwrap();

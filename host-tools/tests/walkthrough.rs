@@ -370,7 +370,7 @@ fn refuses_local_snaps_for_a_model_that_is_not_dangerous() {
 #[test]
 fn an_image_from_the_served_store_is_the_one_from_its_directory() {
     let w = world();
-    let server = common::StoreServer::start(Path::new(w.store()), &w.path("tls"));
+    let server = common::serve(Path::new(w.store()), &w.path("tls"));
     let model = w.model("pi3-served", "arm64", "pi3", "");
     let local = w.path("pi3-local.img");
     let out = w.build(&model, &local, &[]);
@@ -379,7 +379,7 @@ fn an_image_from_the_served_store_is_the_one_from_its_directory() {
     let _ = fs::remove_dir_all(&cache);
     let served = w.path("pi3-served.img");
     let roots = Path::new(w.store()).join("root.assertions");
-    let url = server.url();
+    let url = server.host_url();
     let args = [
         "build-image",
         "-c",
@@ -393,7 +393,7 @@ fn an_image_from_the_served_store_is_the_one_from_its_directory() {
         model.to_str().unwrap(),
     ];
     let env = [
-        ("SSL_CERT_FILE", server.cert.as_path()),
+        ("SSL_CERT_FILE", server.ca.as_path()),
         ("COREFORGE_CACHE", cache.as_path()),
     ];
     let out = w.run_env(&args, &env);
@@ -438,13 +438,13 @@ fn an_image_from_the_served_store_is_the_one_from_its_directory() {
 fn a_served_store_that_lies_about_a_file_gets_no_image() {
     let w = world();
     publish_then_change(w, "liar");
-    let server = common::StoreServer::start(Path::new(w.store()), &w.path("tls"));
+    let server = common::serve(Path::new(w.store()), &w.path("tls"));
     let model = w.model("pi3-liar", "arm64", "pi3", "");
     let cache = w.path("liar-cache");
     let _ = fs::remove_dir_all(&cache);
     let image = w.path("pi3-liar.img");
     let roots = Path::new(w.store()).join("root.assertions");
-    let url = server.url();
+    let url = server.host_url();
     let out = w.run_env(
         &[
             "build-image",
@@ -461,7 +461,7 @@ fn a_served_store_that_lies_about_a_file_gets_no_image() {
             model.to_str().unwrap(),
         ],
         &[
-            ("SSL_CERT_FILE", server.cert.as_path()),
+            ("SSL_CERT_FILE", server.ca.as_path()),
             ("COREFORGE_CACHE", cache.as_path()),
         ],
     );

@@ -20,10 +20,13 @@ pub struct ServedStore {
 }
 
 impl ServedStore {
-    /// Serves `store` with `coreforge` on a free port of 127.0.0.1; the certificate files
-    /// go to `tls_dir`.
+    /// Serves `store` with `coreforge` on a free port of 127.0.0.1 with the certificate in
+    /// `tls_dir` (`ca.pem`, `cert.pem`, `key.pem`), made there first if there is none: servers
+    /// started with one `tls_dir` share a CA.
     pub fn start(coreforge: &Path, store: &Path, tls_dir: &Path) -> anyhow::Result<ServedStore> {
-        TestCa::new()?.write(tls_dir)?;
+        if !tls_dir.join("cert.pem").exists() {
+            TestCa::new()?.write(tls_dir)?;
+        }
         let mut child = Command::new(coreforge)
             .arg("store")
             .arg("serve")
@@ -50,6 +53,11 @@ impl ServedStore {
             port,
             ca: tls_dir.join("ca.pem"),
         })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        (std::net::Ipv4Addr::LOCALHOST, self.port).into()
     }
 
     /// The URL for the host.
