@@ -186,9 +186,90 @@ fn refuses_a_store_snap_changed_after_upload_and_writes_nothing() {
     );
 }
 
+/// A store file left alone for a while is copied into the image from its open handle, and a
+/// rebuild takes its digest from the memo in build-image's cache instead of hashing it again
+/// (a forged memo entry shows it is read). A change to the file in place since (same size,
+/// modification time set back) is not covered by the memo: the file is hashed and refused.
+#[test]
+fn a_remembered_digest_does_not_outlive_a_change_to_the_file() {
+    use std::os::unix::fs::MetadataExt;
+    let w = world();
+    let stored = publish_small(w, "settled");
+    let model = w.model("pi3-settled", "arm64", "pi3", "");
+    let cache = w.path("memo-cache");
+    let _ = fs::remove_dir_all(&cache);
+    let env = [("COREFORGE_CACHE", cache.as_path())];
+    let image = w.path("pi3-settled.img");
+    let build = || w.build_env(&model, &image, &["--extra-snaps", "settled"], &env);
+    // Settled: changed more than two seconds before build-image opens it.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let out = build();
+    assert!(out.status.success(), "build-image:\n{}", show(&out));
+    let meta = fs::metadata(&stored).unwrap();
+    let entry = cache
+        .join("digests")
+        .join(format!("{}-{}", meta.dev(), meta.ino()));
+    let remembered = fs::read_to_string(&entry).expect("no digest remembered for the store file");
+    let digest = common::sha3_b64url(&fs::read(&stored).unwrap());
+    assert!(
+        remembered.ends_with(&format!(" {digest}\n")),
+        "{remembered}"
+    );
+    let boot = mbr(&image)[0].1;
+    assert!(
+        fat_read(&image, boot, "snaps/settled_1.snap") == fs::read(&stored).unwrap(),
+        "the seed's copy differs from the store's file"
+    );
+
+    // The rebuild reads the memo: a forged entry for the unchanged file is believed, and
+    // then refused for not being what the store recorded.
+    fs::write(&entry, remembered.replace(&digest, "forged-digest")).unwrap();
+    let out = build();
+    assert!(!out.status.success(), "a forged memo entry went unread");
+    assert!(
+        show(&out).contains("its SHA3-384 is forged-digest"),
+        "{}",
+        show(&out)
+    );
+    fs::write(&entry, &remembered).unwrap();
+    let out = build();
+    assert!(out.status.success(), "build-image:\n{}", show(&out));
+
+    // One byte changed in place, the size and modification time as before.
+    let mut bytes = fs::read(&stored).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    let file = fs::OpenOptions::new().write(true).open(&stored).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &bytes[middle..=middle], middle as u64)
+        .unwrap();
+    file.set_modified(meta.modified().unwrap()).unwrap();
+    drop(file);
+    let now = fs::metadata(&stored).unwrap();
+    assert_eq!(
+        (now.len(), now.mtime(), now.mtime_nsec()),
+        (meta.len(), meta.mtime(), meta.mtime_nsec())
+    );
+    // Settled again, so that only the memo's record of the change time tells it apart.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let _ = fs::remove_file(&image);
+    let out = build();
+    assert!(!out.status.success(), "a changed store file was seeded");
+    assert!(show(&out).contains("the store recorded"), "{}", show(&out));
+    assert!(!image.exists(), "an image was left behind");
+}
+
 /// Publishes a small arm64 snap `name` to beta, then changes one byte of the store's file
 /// of it (same size): the store's own record no longer matches its file.
 fn publish_then_change(w: &World, name: &str) {
+    let stored = publish_small(w, name);
+    let mut bytes = fs::read(&stored).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    fs::write(&stored, &bytes).unwrap();
+}
+
+/// Publishes a small arm64 snap `name` to beta; the store's file of it.
+fn publish_small(w: &World, name: &str) -> PathBuf {
     let snap = w.pack(
         name,
         &[
@@ -210,16 +291,12 @@ fn publish_then_change(w: &World, name: &str) {
         "-a",
         "arm64",
     ]);
-    let stored = PathBuf::from(
+    PathBuf::from(
         resolved
             .split_whitespace()
             .nth(2)
             .expect("the store's file of the snap"),
-    );
-    let mut bytes = fs::read(&stored).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x01;
-    fs::write(&stored, &bytes).unwrap();
+    )
 }
 
 /// Boots `image` with `coreforge boot` until the agent has verified the model and the seed.

@@ -15,6 +15,7 @@ use coreforge_initramfs::{Compression, InitramfsBuilder, DEVICE_PIN, KNOWN_DIR};
 use crate::image::{self, Filesystem, Role, Structure};
 use crate::store::open_store;
 
+mod digests;
 mod firstboot;
 mod resolve;
 mod seed;
@@ -139,7 +140,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     progress.step("unpacking the gadget and kernel, reading the seed");
     let ((read, hashing), gadget, kernel_dir, initramfs) =
         std::thread::scope(|scope| -> Result<_> {
-            let reading = scope.spawn(|| seed::read_snaps(&snaps));
+            let memo = cache.as_deref().map(digests::Memo::new);
+            let reading = scope.spawn(|| seed::read_snaps(&snaps, memo));
             let unpacking =
                 scope.spawn(|| unpack::unpacked(gadget, cache.as_deref(), &work.join("gadget")));
             let kernel_dir = unpack::unpacked(kernel, cache.as_deref(), &work.join("kernel"))?;
@@ -378,7 +380,7 @@ impl Initramfs<'_> {
             Some(cache) => {
                 let parts = cache.join("initramfs");
                 let built = builder.build_cached(Compression::Zstd, &parts)?;
-                unpack::prune(&parts, None);
+                unpack::prune(&parts, None, unpack::KEEP);
                 built
             }
             None => builder.build(Compression::Zstd)?,

@@ -11,13 +11,36 @@ use std::sync::Arc;
 use super::{io_err, ImageError};
 
 /// Where a file's bytes come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Source {
     /// A file on the host, read when the file system is written.
     File(PathBuf),
     /// Bytes already in memory (shared: a seed snap is hashed from the same bytes).
     Bytes(Arc<Vec<u8>>),
+    /// The first `len` bytes of a file already open: what was checked through this handle
+    /// is what is copied, whatever its path names by then.
+    Open {
+        /// The file.
+        file: Arc<fs::File>,
+        /// How many of its bytes.
+        len: u64,
+    },
 }
+
+impl PartialEq for Source {
+    fn eq(&self, other: &Source) -> bool {
+        match (self, other) {
+            (Source::File(a), Source::File(b)) => a == b,
+            (Source::Bytes(a), Source::Bytes(b)) => a == b,
+            (Source::Open { file: a, len: m }, Source::Open { file: b, len: n }) => {
+                Arc::ptr_eq(a, b) && m == n
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Source {}
 
 impl Source {
     /// Bytes in memory.
@@ -100,7 +123,7 @@ impl Tree {
     pub fn in_memory(&self) -> impl Iterator<Item = &Arc<Vec<u8>>> {
         self.files.values().filter_map(|s| match s {
             Source::Bytes(b) => Some(b),
-            Source::File(_) => None,
+            Source::File(_) | Source::Open { .. } => None,
         })
     }
 
@@ -145,6 +168,8 @@ impl Tree {
             match source {
                 Source::File(from) => fs::copy(from, &path).map(drop),
                 Source::Bytes(bytes) => fs::write(&path, bytes.as_slice()),
+                Source::Open { file, len } => fs::File::create(&path)
+                    .and_then(|to| super::fat::copy_range(file, 0, &to, 0, *len)),
             }
             .map_err(io_err("write", &path))?;
         }

@@ -19,7 +19,7 @@ use super::resolve::SeedSnap;
 use crate::snap;
 
 /// How many unpacked trees the cache keeps.
-const KEEP: usize = 8;
+pub(super) const KEEP: usize = 8;
 
 /// Where build-image caches: `$COREFORGE_CACHE`, else `$XDG_CACHE_HOME/coreforge`, else
 /// `~/.cache/coreforge`; `None` when none is set (then every build unpacks afresh).
@@ -77,21 +77,21 @@ pub(super) fn unpacked(snap: &SeedSnap, cache: Option<&Path>, scratch: &Path) ->
             })
         }
     }
-    prune(&root, Some(&dir));
+    prune(&root, Some(&dir), KEEP);
     Ok(dir)
 }
 
-/// Marks `dir` as just used (its modification time), for [`prune`].
-fn touch(dir: &Path) {
+/// Marks `dir` (or a file) as just used (its modification time), for [`prune`].
+pub(super) fn touch(dir: &Path) {
     if let Ok(f) = fs::File::open(dir) {
         let _ = f.set_modified(SystemTime::now());
     }
 }
 
-/// Removes all but the [`KEEP`] most recently used entries of the cache folder `root` (never
+/// Removes all but the `count` most recently used entries of the cache folder `root` (never
 /// `keep`), and leftovers (`.`-names) of builds that were cut off more than a day ago.
 /// Failures are ignored: the cache only saves time.
-pub(super) fn prune(root: &Path, keep: Option<&Path>) {
+pub(super) fn prune(root: &Path, keep: Option<&Path>, count: usize) {
     let Ok(entries) = fs::read_dir(root) else {
         return;
     };
@@ -108,14 +108,18 @@ pub(super) fn prune(root: &Path, keep: Option<&Path>) {
                 .elapsed()
                 .is_ok_and(|age| age.as_secs() > 24 * 3600);
             if stale {
-                let _ = fs::remove_dir_all(&path);
+                let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
             }
         } else if Some(path.as_path()) != keep {
             trees.push((modified, path));
         }
     }
     trees.sort_by_key(|t| std::cmp::Reverse(t.0));
-    let kept = if keep.is_some() { KEEP - 1 } else { KEEP };
+    let kept = if keep.is_some() {
+        count.saturating_sub(1)
+    } else {
+        count
+    };
     for (_, path) in trees.into_iter().skip(kept) {
         let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
     }
@@ -138,7 +142,7 @@ mod tests {
             dirs.push(d);
         }
         // The oldest is the one in use: it stays whatever its age.
-        prune(root.path(), Some(&dirs[0]));
+        prune(root.path(), Some(&dirs[0]), KEEP);
         let left: Vec<bool> = dirs.iter().map(|d| d.is_dir()).collect();
         assert!(left[0]);
         assert_eq!(left.iter().filter(|l| **l).count(), KEEP);
@@ -161,7 +165,7 @@ mod tests {
                 .set_modified(when)
                 .unwrap();
         }
-        prune(root.path(), None);
+        prune(root.path(), None, KEEP);
         let mut left: Vec<String> = fs::read_dir(root.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -19,142 +19,9 @@ const FAT32_MIN_CLUSTERS: u64 = 66_000;
 /// Granularity of [`FatImage::written`]: the unit the image writer copies out.
 pub const CHUNK: usize = 64 << 10;
 
-/// A FAT file system built in memory, and which of its chunks were ever written.
-#[derive(Debug)]
-pub struct FatImage {
-    /// The whole file system; chunks never written are zeros, and so are the places of
-    /// [`FatImage::lent`].
-    pub bytes: Vec<u8>,
-    /// One flag per [`CHUNK`] bytes: whether fatfs wrote into it.
-    pub written: Vec<bool>,
-    /// File data that fatfs wrote straight from in-memory sources: not copied into
-    /// `bytes`, but to be written at its place after the chunks.
-    pub lent: Vec<Lent>,
-}
-
-/// A run of file data in the file system taken from an in-memory source.
-#[derive(Debug)]
-pub struct Lent {
-    /// Where in the file system.
-    pub at: u64,
-    /// The source.
-    pub source: Arc<Vec<u8>>,
-    /// Which of its bytes.
-    pub range: std::ops::Range<usize>,
-}
-
-impl Lent {
-    /// Its bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.source[self.range.clone()]
-    }
-}
-
-impl FatImage {
-    /// Writes the file system into `file` at `offset`: the written chunks, then the runs
-    /// taken from in-memory sources (a chunk holding the start or end of a run has zeros
-    /// where the run goes, so the runs come last).
-    pub fn write_at(&self, file: &File, offset: u64) -> io::Result<()> {
-        use std::os::unix::fs::FileExt as _;
-        for (at, chunk) in self.data_chunks() {
-            file.write_all_at(chunk, offset + at)?;
-        }
-        for run in &self.lent {
-            file.write_all_at(run.bytes(), offset + run.at)?;
-        }
-        Ok(())
-    }
-
-    /// The written chunks that hold something other than zeros, with their offsets.
-    pub fn data_chunks(&self) -> impl Iterator<Item = (u64, &[u8])> {
-        self.bytes
-            .chunks(CHUNK)
-            .zip(&self.written)
-            .enumerate()
-            .filter(|(_, (chunk, written))| **written && chunk.iter().any(|b| *b != 0))
-            .map(|(i, (chunk, _))| ((i * CHUNK) as u64, chunk))
-    }
-}
-
-/// A cursor over the in-memory disk that remembers which chunks were written, so the writer
-/// need not scan (and fault in) the untouched, zero pages of a mostly empty partition.
-///
-/// fatfs hands a file's data to the disk as slices of the caller's buffer. When that buffer
-/// is one of the tree's in-memory sources (a seed snap), the write is recorded as a
-/// [`Lent`] run instead of copied: the image writer takes those bytes from the source
-/// itself, and the pages of the in-memory disk are neither zeroed nor filled for them.
-struct TrackingCursor {
-    inner: Cursor<Vec<u8>>,
-    written: Vec<bool>,
-    sources: Lenders,
-    lent: Vec<Lent>,
-}
-
-/// The in-memory sources writes may come from (the tree's, and host files read whole as
-/// they are copied in).
-type Lenders = std::rc::Rc<std::cell::RefCell<Vec<Arc<Vec<u8>>>>>;
-
-impl TrackingCursor {
-    /// The source `buf` lies in, and where in it.
-    fn lender(&self, buf: &[u8]) -> Option<(Arc<Vec<u8>>, usize)> {
-        let addr = buf.as_ptr() as usize;
-        // The most recent source first: the file being copied is usually the last added.
-        self.sources.borrow().iter().rev().find_map(|s| {
-            let base = s.as_ptr() as usize;
-            (addr >= base && addr + buf.len() <= base + s.len()).then(|| (s.clone(), addr - base))
-        })
-    }
-}
-
-impl Read for TrackingCursor {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
-    }
-}
-
-impl Seek for TrackingCursor {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.inner.seek(pos)
-    }
-}
-
-impl Write for TrackingCursor {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let start = self.inner.position() as usize;
-        let fits = start + buf.len() <= self.inner.get_ref().len();
-        if let Some((source, from)) = self.lender(buf).filter(|_| fits && !buf.is_empty()) {
-            let at = start as u64;
-            match self.lent.last_mut() {
-                // The next piece of the same run: one longer run.
-                Some(last)
-                    if Arc::ptr_eq(&last.source, &source)
-                        && last.at + last.range.len() as u64 == at
-                        && last.range.end == from =>
-                {
-                    last.range.end += buf.len();
-                }
-                _ => self.lent.push(Lent {
-                    at,
-                    source,
-                    range: from..from + buf.len(),
-                }),
-            }
-            self.inner.set_position((start + buf.len()) as u64);
-            return Ok(buf.len());
-        }
-        let n = self.inner.write(buf)?;
-        if n > 0 {
-            for flag in &mut self.written[start / CHUNK..=(start + n - 1) / CHUNK] {
-                *flag = true;
-            }
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+mod disk;
+pub use disk::{copy_range, FatImage, Lent, Origin};
+use disk::{Lenders, TrackingCursor};
 
 /// Makes a FAT file system of `size` bytes holding `content` (if any). `vfat` is FAT32 when there is room for FAT32's minimum cluster count
 /// at 512-byte clusters (about 33 MiB), else FAT16; `vfat-32`/`vfat-16` force the type.
@@ -183,17 +50,12 @@ pub fn make_fat(
         structure: structure.into(),
         problem: "too large for memory".into(),
     })?;
-    let mut disk = TrackingCursor {
-        inner: Cursor::new(vec![0u8; len]),
-        written: vec![false; len.div_ceil(CHUNK)],
-        sources: Lenders::new(
-            content
-                .map(|t| t.in_memory().cloned().collect::<Vec<_>>())
-                .unwrap_or_default()
-                .into(),
-        ),
-        lent: Vec::new(),
-    };
+    let lenders = std::rc::Rc::new(Lenders::new(
+        content
+            .map(|t| t.in_memory().cloned().collect::<Vec<_>>())
+            .unwrap_or_default(),
+    ));
+    let mut disk = TrackingCursor::new(len, lenders.clone());
     let mut options = FormatVolumeOptions::new().volume_id(volume_id);
     let cluster_for_fat32 = [4096u32, 2048, 1024, 512]
         .into_iter()
@@ -222,18 +84,13 @@ pub fn make_fat(
         let fs_options = FsOptions::new()
             .update_accessed_date(false)
             .time_provider(fixed_time(epoch));
-        let lenders = disk.sources.clone();
         let fs = FileSystem::new(&mut disk, fs_options).map_err(fat_err)?;
         if let Some(tree) = content {
             copy_tree(structure, tree, "", &fs.root_dir(), size, &lenders)?;
         }
         fs.unmount().map_err(fat_err)?;
     }
-    Ok(FatImage {
-        bytes: disk.inner.into_inner(),
-        written: disk.written,
-        lent: disk.lent,
-    })
+    Ok(disk.finish())
 }
 
 /// Copies directory `dir` of `tree` into `into`, in name order so that every build allocates
@@ -281,21 +138,30 @@ fn copy_tree<T: fatfs::ReadWriteSeek>(
             Child::File(_, source) => {
                 let mut dst = into.create_file(name).map_err(no_space)?;
                 dst.truncate().map_err(no_space)?;
-                match source {
-                    Source::Bytes(bytes) => dst.write_all(bytes).map_err(no_space)?,
+                let host = match source {
+                    Source::Bytes(bytes) => {
+                        dst.write_all(bytes).map_err(no_space)?;
+                        None
+                    }
                     Source::File(from) => {
-                        let meta = fs::metadata(from).map_err(io_err("read", from))?;
+                        let file = File::open(from).map_err(io_err("read", from))?;
+                        let meta = file.metadata().map_err(io_err("read", from))?;
                         if !meta.is_file() {
                             return Err(bad(format!(
                                 "{} is neither a file nor a directory; FAT holds only those",
                                 from.display()
                             )));
                         }
-                        // Read whole and lent: its bytes go from here to the image once.
-                        let bytes = Arc::new(fs::read(from).map_err(io_err("read", from))?);
-                        lenders.borrow_mut().push(bytes.clone());
-                        dst.write_all(&bytes).map_err(no_space)?;
+                        Some((Arc::new(file), meta.len()))
                     }
+                    Source::Open { file, len } => Some((file.clone(), *len)),
+                };
+                // A host file's bytes go from it to the image once, when the image is
+                // written (see disk.rs).
+                if let Some((file, len)) = host {
+                    lenders
+                        .lend_file(&file, len, |piece| dst.write_all(piece))
+                        .map_err(no_space)?;
                 }
                 dst.flush().map_err(no_space)?;
             }
@@ -360,168 +226,8 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
-/// A window of a file: reads within it, refuses every write (so reading an image through
-/// fatfs cannot change it).
-#[derive(Debug)]
-pub struct ReadOnlyRegion {
-    file: File,
-    start: u64,
-    len: u64,
-    pos: u64,
-}
-
-impl ReadOnlyRegion {
-    /// The `len` bytes of `file` from `start`.
-    pub fn new(file: File, start: u64, len: u64) -> Self {
-        ReadOnlyRegion {
-            file,
-            start,
-            len,
-            pos: 0,
-        }
-    }
-}
-
-impl Read for ReadOnlyRegion {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use std::os::unix::fs::FileExt;
-        let left = self.len.saturating_sub(self.pos);
-        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = self.file.read_at(&mut buf[..n], self.start + self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl Write for ReadOnlyRegion {
-    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "the image is opened read-only",
-        ))
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Seek for ReadOnlyRegion {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let pos = match to {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos =
-            pos.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))?;
-        Ok(self.pos)
-    }
-}
-
-/// A FAT file system inside an image, opened read-only.
-pub struct FatReader {
-    fs: FileSystem<ReadOnlyRegion>,
-}
-
-impl std::fmt::Debug for FatReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FatReader")
-            .field("label", &self.fs.volume_label())
-            .finish()
-    }
-}
-
-impl FatReader {
-    /// Opens the FAT file system at `offset` (`size` bytes) in the image at `path`.
-    pub fn open(path: &Path, offset: u64, size: u64) -> Result<Self, ImageError> {
-        let file = File::open(path).map_err(io_err("open", path))?;
-        let region = ReadOnlyRegion::new(file, offset, size);
-        let fs = FileSystem::new(region, FsOptions::new().update_accessed_date(false)).map_err(
-            |source| ImageError::Fat {
-                structure: format!("at offset {offset} of {}", path.display()),
-                source,
-            },
-        )?;
-        Ok(FatReader { fs })
-    }
-
-    /// The volume label, trailing spaces removed (from the root directory's label entry,
-    /// which tools that relabel update, else the boot sector).
-    pub fn label(&self) -> String {
-        let from_root = self.fs.read_volume_label_from_root_dir().ok().flatten();
-        from_root
-            .unwrap_or_else(|| self.fs.volume_label())
-            .trim_end()
-            .to_string()
-    }
-
-    /// The FAT type.
-    pub fn fat_type(&self) -> FatType {
-        self.fs.fat_type()
-    }
-
-    /// The volume id (serial number).
-    pub fn volume_id(&self) -> u32 {
-        self.fs.volume_id()
-    }
-
-    /// The whole file at `path` (`/`-separated, case-insensitive as FAT is); `None` when
-    /// there is no such file.
-    pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>, ImageError> {
-        let trimmed = path.trim_start_matches('/');
-        let mut file = match self.fs.root_dir().open_file(trimmed) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(ImageError::Fat {
-                    structure: format!("reading {path}"),
-                    source,
-                })
-            }
-        };
-        let mut data = Vec::new();
-        file.read_to_end(&mut data)
-            .map_err(|source| ImageError::Fat {
-                structure: format!("reading {path}"),
-                source,
-            })?;
-        Ok(Some(data))
-    }
-
-    /// Every path in the file system (directories end in `/`), in directory order.
-    pub fn list(&self) -> Result<Vec<String>, ImageError> {
-        let mut out = Vec::new();
-        self.list_into(&self.fs.root_dir(), "", &mut out)
-            .map_err(|source| ImageError::Fat {
-                structure: "listing".into(),
-                source,
-            })?;
-        Ok(out)
-    }
-
-    fn list_into(
-        &self,
-        dir: &fatfs::Dir<'_, ReadOnlyRegion>,
-        prefix: &str,
-        out: &mut Vec<String>,
-    ) -> io::Result<()> {
-        for entry in dir.iter() {
-            let entry = entry?;
-            let name = entry.file_name();
-            if name == "." || name == ".." {
-                continue;
-            }
-            if entry.is_dir() {
-                let path = format!("{prefix}{name}/");
-                out.push(path.clone());
-                self.list_into(&entry.to_dir(), &path, out)?;
-            } else {
-                out.push(format!("{prefix}{name}"));
-            }
-        }
-        Ok(())
-    }
-}
+mod read;
+pub use read::{FatReader, ReadOnlyRegion};
 
 #[cfg(test)]
 mod tests {
@@ -575,8 +281,8 @@ mod tests {
         tree.file("kernel.img", Source::File(dir.path().join("kernel.img")));
         let image = make_fat("t", Filesystem::Vfat, 40 << 20, None, 1, 0, Some(&tree)).unwrap();
         assert!(!image.lent.is_empty(), "nothing was taken from the sources");
-        let lent: usize = image.lent.iter().map(|r| r.range.len()).sum();
-        assert_eq!(lent, big.len() + small.len() + host.len());
+        let lent: u64 = image.lent.iter().map(|r| r.len()).sum();
+        assert_eq!(lent as usize, big.len() + small.len() + host.len());
         let out = tempfile::tempfile().unwrap();
         out.set_len(40 << 20).unwrap();
         image.write_at(&out, 0).unwrap();
@@ -593,6 +299,52 @@ mod tests {
         assert!(read("snaps/big.snap") == big, "big.snap differs");
         assert_eq!(read("small.txt"), small);
         assert!(read("kernel.img") == host, "kernel.img differs");
+    }
+
+    /// An open host file's bytes are copied by the kernel from the handle when the image is
+    /// written; a file that became shorter by then is an error, not a run of zeros.
+    #[test]
+    fn open_files_are_copied_from_their_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("base.snap");
+        let data: Vec<u8> = (0..(9u32 << 20) / 4)
+            .flat_map(|i| i.to_le_bytes())
+            .collect();
+        fs::write(&path, &data).unwrap();
+        let file = Arc::new(File::open(&path).unwrap());
+        let mut tree = Tree::new();
+        tree.file(
+            "snaps/base.snap",
+            Source::Open {
+                file: file.clone(),
+                len: data.len() as u64,
+            },
+        );
+        let image = make_fat("t", Filesystem::Vfat, 40 << 20, None, 1, 0, Some(&tree)).unwrap();
+        // More than one stand-in's worth, but one run: the clusters follow each other.
+        assert_eq!(image.lent.len(), 1, "{:?}", image.lent);
+        assert_eq!(image.lent[0].len(), data.len() as u64);
+        let out = tempfile::tempfile().unwrap();
+        out.set_len(40 << 20).unwrap();
+        image.write_at(&out, 0).unwrap();
+        let fs = FileSystem::new(&out, FsOptions::new()).unwrap();
+        let mut read = Vec::new();
+        fs.root_dir()
+            .open_file("snaps/base.snap")
+            .unwrap()
+            .read_to_end(&mut read)
+            .unwrap();
+        assert!(read == data, "the copy differs");
+        drop(fs);
+
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(1 << 20)
+            .unwrap();
+        let err = image.write_at(&out, 0).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
     }
 
     #[test]
