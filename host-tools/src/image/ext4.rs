@@ -1,10 +1,13 @@
-//! ext4 file systems written straight into the image file by e2fsprogs: `mke2fs -d` at an
-//! offset (no root, no loop device), then `debugfs` pins owners and timestamps so the bytes
-//! depend only on the content and `SOURCE_DATE_EPOCH`.
+//! ext4 file systems made by e2fsprogs (no root, no loop device): `mke2fs -d`, then
+//! `debugfs` pins owners and timestamps so the bytes depend only on the content and
+//! `SOURCE_DATE_EPOCH`. Both work on a file of the file system's size in memory (a memfd),
+//! whose data is then copied into the image: their own flushes (mke2fs syncs four times,
+//! debugfs once) then cost nothing, and do not push the rest of the image to disk while it
+//! is being written; the image is flushed once, at the end.
 
 use std::fmt::Write as _;
-use std::fs;
-use std::path::Path;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::{io_err, ImageError};
@@ -32,15 +35,34 @@ pub struct Ext4<'a> {
     pub content: Option<&'a Path>,
 }
 
-/// Makes the file system described by `spec` inside `image` (which must already be large
-/// enough) and resets owners to root and every timestamp to the epoch.
-pub fn make_ext4(image: &Path, spec: &Ext4<'_>, scratch: &Path) -> Result<(), ImageError> {
+/// Makes the file system described by `spec` and writes its data into `image` (at
+/// `path`; large enough already, zeros where the file system goes) at `spec.offset`: owners
+/// root, every timestamp the epoch.
+pub fn make_ext4(
+    image: &File,
+    path: &Path,
+    spec: &Ext4<'_>,
+    scratch: &Path,
+) -> Result<(), ImageError> {
+    let size = spec.size / BLOCK * BLOCK;
+    let made = match Scratch::in_memory(size) {
+        Some(made) => made,
+        None => Scratch::in_dir(size, scratch)?,
+    };
+    make_in(made, image, path, spec, scratch)
+}
+
+/// [`make_ext4`] with the tools working on `made`.
+fn make_in(
+    made: Scratch,
+    image: &File,
+    path: &Path,
+    spec: &Ext4<'_>,
+    scratch: &Path,
+) -> Result<(), ImageError> {
     let blocks = spec.size / BLOCK;
-    // nodiscard: the region is fresh zeros already; no need to punch holes in the image file.
-    let extended = format!(
-        "offset={},root_owner=0:0,hash_seed={},nodiscard",
-        spec.offset, spec.uuid
-    );
+    // nodiscard: the file is fresh zeros already; no need to punch holes in it.
+    let extended = format!("root_owner=0:0,hash_seed={},nodiscard", spec.uuid);
     let mut cmd = Command::new("mke2fs");
     cmd.args(["-q", "-F", "-t", "ext4", "-b"])
         .arg(BLOCK.to_string())
@@ -53,7 +75,7 @@ pub fn make_ext4(image: &Path, spec: &Ext4<'_>, scratch: &Path) -> Result<(), Im
     }
     cmd.arg("-E")
         .arg(&extended)
-        .arg(image)
+        .arg(&made.path)
         .arg(blocks.to_string());
     run(cmd, "mke2fs", spec)?;
 
@@ -85,11 +107,7 @@ pub fn make_ext4(image: &Path, spec: &Ext4<'_>, scratch: &Path) -> Result<(), Im
     let script_path = scratch.join("debugfs.cmds");
     fs::write(&script_path, script).map_err(io_err("write", &script_path))?;
     let mut cmd = Command::new("debugfs");
-    cmd.arg("-w").arg("-f").arg(&script_path).arg(format!(
-        "{}?offset={}",
-        image.display(),
-        spec.offset
-    ));
+    cmd.arg("-w").arg("-f").arg(&script_path).arg(&made.path);
     let out = run(cmd, "debugfs", spec)?;
     // debugfs reports failed commands on stderr but still exits 0.
     let complaints: Vec<&str> = out
@@ -104,7 +122,50 @@ pub fn make_ext4(image: &Path, spec: &Ext4<'_>, scratch: &Path) -> Result<(), Im
             stderr: complaints.join("\n"),
         });
     }
+    // Only what the tools wrote: the rest is zeros in the image already, and stays a hole.
+    let ranges = super::bmap::data_ranges(&made.file, BLOCK).map_err(io_err("read", &made.path))?;
+    for (start, end) in ranges {
+        super::fat::copy_range(&made.file, start, image, spec.offset + start, end - start)
+            .map_err(io_err("write", path))?;
+    }
     Ok(())
+}
+
+/// The file the tools make the file system in: a memfd (tmpfs: flushing it is free), named
+/// to them by its `/proc` path; where there is no memfd or `/proc`, a file in the scratch
+/// directory.
+struct Scratch {
+    file: File,
+    path: PathBuf,
+}
+
+impl Scratch {
+    /// A memfd of `size` bytes, if the system has memfds and `/proc`.
+    fn in_memory(size: u64) -> Option<Scratch> {
+        let fd =
+            rustix::fs::memfd_create("coreforge-ext4", rustix::fs::MemfdFlags::CLOEXEC).ok()?;
+        let path = PathBuf::from(format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            std::os::fd::AsRawFd::as_raw_fd(&fd)
+        ));
+        let file = File::from(fd);
+        (path.exists() && file.set_len(size).is_ok()).then_some(Scratch { file, path })
+    }
+
+    /// A file of `size` bytes in the directory `scratch`.
+    fn in_dir(size: u64, scratch: &Path) -> Result<Scratch, ImageError> {
+        let path = scratch.join("ext4.img");
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(io_err("create", &path))?;
+        file.set_len(size).map_err(io_err("resize", &path))?;
+        Ok(Scratch { file, path })
+    }
 }
 
 /// Runs a tool with the fake time set; returns its stderr.
@@ -151,4 +212,74 @@ fn collect_paths(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// In memory or in a scratch file, the same file system lands at its offset, and the
+    /// image stays a hole where the tools wrote nothing.
+    #[test]
+    fn the_file_system_is_the_same_made_in_memory_or_in_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = dir.path().join("content");
+        fs::create_dir_all(content.join("etc")).unwrap();
+        fs::write(content.join("etc/hostname"), b"pi\n").unwrap();
+        let spec = Ext4 {
+            structure: "writable",
+            offset: 1 << 20,
+            size: 16 << 20,
+            label: Some("writable"),
+            uuid: "c21fbbaa-ab52-4140-a30b-7e9f68b0c0de",
+            epoch: 1_700_000_000,
+            content: Some(&content),
+        };
+        let make = |made: Scratch, name: &str| {
+            let path = dir.path().join(name);
+            let image = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .unwrap();
+            image.set_len(spec.offset + spec.size).unwrap();
+            let scratch = dir.path().join(format!("{name}.scratch"));
+            fs::create_dir_all(&scratch).unwrap();
+            make_in(made, &image, &path, &spec, &scratch).unwrap();
+            let mapped = super::super::bmap::data_ranges(&image, BLOCK).unwrap();
+            (fs::read(&path).unwrap(), mapped)
+        };
+        let memory = Scratch::in_memory(spec.size).expect("no memfd here");
+        let (in_memory, mapped) = make(memory, "memory.img");
+        let file_scratch = dir.path().join("file-scratch");
+        fs::create_dir_all(&file_scratch).unwrap();
+        let (in_file, _) = make(
+            Scratch::in_dir(spec.size, &file_scratch).unwrap(),
+            "file.img",
+        );
+        assert!(in_memory == in_file, "the two ways differ");
+        // The ext4 magic at its place, and little of the 16 MiB mapped.
+        let sb = spec.offset as usize + 1024;
+        assert_eq!(in_memory[sb + 0x38..sb + 0x3a], [0x53, 0xef]);
+        assert!(mapped.iter().all(|(s, _)| *s >= spec.offset), "{mapped:?}");
+        let out = Command::new("debugfs")
+            .args(["-R", "cat /etc/hostname"])
+            .arg(format!(
+                "{}?offset={}",
+                dir.path().join("memory.img").display(),
+                spec.offset
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.stdout,
+            b"pi\n",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bytes: u64 = mapped.iter().map(|(s, e)| e - s).sum();
+        assert!(bytes > 0 && bytes < spec.size / 2, "{bytes} bytes mapped");
+    }
 }

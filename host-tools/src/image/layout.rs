@@ -269,8 +269,8 @@ pub fn write_image(
                 let scratch = scratch.path();
                 let volume = &volume.name;
                 let epoch = options.epoch;
-                let job =
-                    scope.spawn(move || make_filesystem(volume, s, tree, path, scratch, epoch));
+                let job = scope
+                    .spawn(move || make_filesystem(volume, s, tree, (file, path), scratch, epoch));
                 (s, job)
             })
             .collect();
@@ -318,14 +318,14 @@ pub fn write_image(
     Ok(report(&structures, size))
 }
 
-/// Makes file system structure `s` of the image at `path` from `tree`: ext4 in place (by
-/// `mke2fs`, from a directory made of the tree under `scratch`), FAT in memory, returned
-/// for the caller to write.
+/// Makes file system structure `s` of the image `file` (at `path`) from `tree`: ext4 by
+/// `mke2fs` (from a directory made of the tree under `scratch`) and written into the image,
+/// FAT in memory, returned for the caller to write.
 fn make_filesystem(
     volume: &str,
     s: &Structure,
     tree: Option<&Tree>,
-    path: &Path,
+    (file, path): (&File, &Path),
     scratch: &Path,
     epoch: u64,
 ) -> Result<Option<fat::FatImage>, ImageError> {
@@ -352,7 +352,7 @@ fn make_filesystem(
         };
         let own_scratch = scratch.join(format!("ext4-{}", s.index));
         fs::create_dir_all(&own_scratch).map_err(io_err("create", &own_scratch))?;
-        ext4::make_ext4(path, &spec, &own_scratch)?;
+        ext4::make_ext4(file, path, &spec, &own_scratch)?;
         Ok(None)
     } else {
         let [a, b, c, d, ..] = id("fat-volume-id");
