@@ -71,7 +71,7 @@ pub fn router(dir: PathBuf, limits: &Limits) -> Router {
 }
 
 /// Refuses requests whose headers take more than `max` bytes (431). hyper's read buffer
-/// bounds what is held in memory; this makes the limit exact.
+/// (twice `max`) bounds what is held in memory; this makes the limit exact.
 async fn bounded_headers(
     State(max): State<usize>,
     request: Request,

@@ -176,7 +176,11 @@ async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, dir: &Path, limits
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
-                .max_buf_size(limits.max_header_bytes.max(8192));
+                // Twice the header limit: headers a little over it are read whole and refused
+                // by `bounded_headers` with a 431 the client gets to read. hyper's own refusal,
+                // beyond this, closes with the client's bytes unread, and the client may see
+                // only a reset.
+                .max_buf_size(limits.max_header_bytes.saturating_mul(2).max(8192));
             if let Err(e) = http.serve_connection(TokioIo::new(stream), service).await {
                 if !e.is_incomplete_message() {
                     eprintln!("store serve: connection with {peer}: {e}");
