@@ -11,25 +11,10 @@ use sha2::{Digest, Sha256};
 use super::ext4::{self, Ext4};
 use super::fat;
 use super::gadget::{Content, Filesystem, Guid, Role, Structure, Volume};
-use super::table::{self, TableIds, SECTOR};
+use super::geometry::{GPT_BACKUP, SECTOR};
+use super::table::{self, TableIds};
 use super::tree::Tree;
 use super::{io_err, ImageError};
-
-/// One mebibyte: where the first partition starts and what partitions align to.
-pub const MIB: u64 = 1 << 20;
-/// The start of a GPT disk no partition may use: protective MBR, header, 32 sectors of entries.
-pub const GPT_RESERVED: u64 = 34 * SECTOR;
-/// The end of a GPT disk: 32 sectors of backup entries and the backup header.
-pub const GPT_BACKUP: u64 = 33 * SECTOR;
-
-/// Where a structure without an `offset` goes: boot code at 0, anything else at the next
-/// mebibyte after the previous structure (the first one at 1 MiB).
-pub(crate) fn next_offset(previous_end: u64, role: Option<Role>) -> u64 {
-    if role == Some(Role::Mbr) {
-        return 0;
-    }
-    previous_end.max(MIB).div_ceil(MIB) * MIB
-}
 
 /// A structure as placed in the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -452,16 +437,7 @@ fn uuid_text(b: [u8; 16]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn structures_without_offsets_go_to_the_next_mebibyte() {
-        assert_eq!(next_offset(0, None), MIB);
-        assert_eq!(next_offset(446, None), MIB);
-        assert_eq!(next_offset(MIB, None), MIB);
-        assert_eq!(next_offset(MIB + 1, None), 2 * MIB);
-        assert_eq!(next_offset(257 * MIB, None), 257 * MIB);
-        assert_eq!(next_offset(0, Some(Role::Mbr)), 0);
-    }
+    use crate::image::geometry::MIB;
 
     #[test]
     fn derived_uuids_are_version_4_and_differ_by_purpose() {

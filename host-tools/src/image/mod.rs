@@ -13,6 +13,7 @@ pub mod bmap;
 pub mod ext4;
 pub mod fat;
 pub mod gadget;
+pub mod geometry;
 pub mod layout;
 pub mod table;
 pub mod tree;

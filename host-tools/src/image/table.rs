@@ -6,10 +6,9 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::gadget::{Guid, PartType, Schema, Structure};
+use super::geometry::SECTOR;
 use super::{io_err, ImageError};
 
-/// A sector; every offset in a table counts in these.
-pub const SECTOR: u64 = 512;
 /// GPT entries: 128 of 128 bytes, 32 sectors.
 const GPT_ENTRIES: usize = 128;
 const GPT_ENTRY_SIZE: usize = 128;
