@@ -45,16 +45,21 @@ DEBS_MIRROR="$KERNEL_MIRROR" DEBS_SUITE="$KERNEL_SUITE"
 
 say() { echo "build.sh: $*" >&2; }
 
-# Packs the snap directory $1 into the file $2 with `coreforge pack` (reproducible: root-owned,
-# every time SOURCE_DATE_EPOCH or 0). The one place that knows the packer; `packer_id` names
-# it for the cache keys.
+# Packs the snap directory $1 into the file $2 with `coreforge pack` (reproducible: every time
+# SOURCE_DATE_EPOCH or 0; root-owned, but for the Debian base, which keeps the owners and
+# groups its packages gave, as snapd packs bases). The one place that knows the packer;
+# `packer_id` names it for the cache keys.
 pack() {
-    local dir="$1" file="$2" compression=xz
+    local dir="$1" file="$2" compression=xz owners=root
     # Every image build unpacks the kernel snap: lzo unpacks its 33 MB kernel.img about ten
     # times faster than xz (snapd accepts both).
     case "$(basename "$file")" in pi2-kernel_*) compression=lzo ;; esac
+    # The busybox base is the tests' fixture, built by whoever runs them: root's whatever the
+    # builder. The Debian base is built as root by mmdebstrap: /etc/shadow stays group shadow.
+    case "$(basename "$file")" in core_*) owners=keep ;; esac
     # The dev profile: `cargo test` builds it anyway, and mksquashfs does the work.
-    (cd "$root" && cargo run -q -p coreforge -- pack --compression "$compression" "$dir" -o "$file") >/dev/null
+    (cd "$root" && cargo run -q -p coreforge -- pack --compression "$compression" \
+        --owners "$owners" "$dir" -o "$file") >/dev/null
     chmod 0644 "$file"
 }
 packer_id() {

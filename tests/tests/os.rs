@@ -212,7 +212,8 @@ fn walkthrough(w: &World, name: &str, arch: Arch) -> Result<()> {
          sudo cat /etc/sudoers.d/create-user-zops; cat /proc/1/comm; \
          systemctl is-active ssh systemd-networkd; \
          echo units-off: $(systemctl is-enabled apt-daily.timer wpa_supplicant.service \
-         e2scrub_reap.service | sort -u)",
+         e2scrub_reap.service | sort -u); \
+         stat -c '%a %U:%G %n' /usr/bin/expiry /usr/bin/ssh-agent",
     )?;
     expect_lines(
         &dev,
@@ -227,6 +228,10 @@ fn walkthrough(w: &World, name: &str, arch: Arch) -> Result<()> {
             "active".into(),
             // The base's units with no work on a device are off.
             "units-off: disabled".into(),
+            // The base keeps its packages' groups: setgid programs run as their group, not
+            // as root's.
+            "2755 root:shadow /usr/bin/expiry".into(),
+            "2755 root:_ssh /usr/bin/ssh-agent".into(),
         ],
         "account, sudo and services",
     )?;

@@ -12,7 +12,7 @@ use base64::Engine;
 use coreforge_snap::{Node, SnapYaml};
 use sha3::{Digest, Sha3_384};
 
-pub use squashfs::Compression;
+pub use squashfs::{Compression, Owners};
 pub use yaml::ARCHITECTURES;
 
 /// Where snap.yaml lives inside a snap.
@@ -260,13 +260,16 @@ fn source_date_epoch() -> Result<u64, SnapError> {
 
 /// Packs the snap directory `dir` into `out` (default `./<name>_<version>_<arch>.snap`)
 /// and returns the file written. Same directory, same bytes: every time stamp is
-/// `$SOURCE_DATE_EPOCH` (else 0) and every file is owned by root.
+/// `$SOURCE_DATE_EPOCH` (else 0); files are owned by root, or for bases as in `dir`
+/// (`owners` overrides snapd's rule, [`Owners::for_type`]).
 pub fn pack(
     dir: &Path,
     out: Option<&Path>,
     compression: Compression,
+    owners: Option<Owners>,
 ) -> Result<PathBuf, SnapError> {
     let info = read_dir_info(dir)?;
+    let owners = owners.unwrap_or_else(|| Owners::for_type(&info.snap_type));
     if info.snap_type == "gadget" && !dir.join("meta/gadget.yaml").is_file() {
         return Err(SnapError::MissingGadgetYaml(dir.to_path_buf()));
     }
@@ -293,7 +296,7 @@ pub fn pack(
         .unwrap_or_default();
     let tmp = out_dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
-    let result = squashfs::make(dir, &tmp, time, compression)
+    let result = squashfs::make(dir, &tmp, time, compression, owners)
         .and_then(|()| fs::rename(&tmp, &out).map_err(io_err("write", &out)));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -304,6 +307,7 @@ pub fn pack(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn file_names_follow_snapd() {
@@ -364,7 +368,7 @@ mod tests {
         let mut packed = Vec::new();
         for c in [Compression::Xz, Compression::Lzo] {
             let out = dir.path().join(format!("{c:?}.snap"));
-            pack(&src, Some(&out), c).unwrap();
+            pack(&src, Some(&out), c, None).unwrap();
             let sb = std::process::Command::new("unsquashfs")
                 .arg("-s")
                 .arg(&out)
@@ -381,6 +385,58 @@ mod tests {
         assert_ne!(packed[0], packed[1]);
     }
 
+    /// snapd's rule: a base keeps its owners and groups (a setgid program stays its group's),
+    /// every other type is root's; `--owners` overrides it. Needs root to give a file
+    /// another group (CI runs as root; elsewhere it is skipped with a note).
+    #[test]
+    fn bases_keep_their_owners_and_other_snaps_are_root_owned() {
+        if !rustix::process::geteuid().is_root() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs the tests as root"
+            );
+            eprintln!("skipping outside CI: chown needs root");
+            return;
+        }
+        let listing = |snap_type: &str, owners: Option<Owners>| {
+            let dir = tempfile::tempdir().unwrap();
+            let src = dir.path().join("src");
+            fs::create_dir_all(src.join("meta")).unwrap();
+            fs::create_dir_all(src.join("usr/bin")).unwrap();
+            fs::write(
+                src.join("meta/snap.yaml"),
+                format!("name: core\nversion: '1'\ntype: {snap_type}\n"),
+            )
+            .unwrap();
+            let expiry = src.join("usr/bin/expiry");
+            fs::write(&expiry, b"#!/bin/sh\n").unwrap();
+            std::os::unix::fs::chown(&expiry, Some(0), Some(42)).unwrap();
+            fs::set_permissions(&expiry, fs::Permissions::from_mode(0o2755)).unwrap();
+            let out = dir.path().join("core.snap");
+            pack(&src, Some(&out), Compression::Xz, owners).unwrap();
+            let listed = std::process::Command::new("unsquashfs")
+                .args(["-lln"])
+                .arg(&out)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&listed.stdout).into_owned();
+            let line = text
+                .lines()
+                .find(|l| l.ends_with("/usr/bin/expiry"))
+                .unwrap_or_else(|| panic!("no expiry in {text}"))
+                .to_string();
+            line.split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(listing("os", None), "-rwxr-sr-x 0/42");
+        assert_eq!(listing("base", None), "-rwxr-sr-x 0/42");
+        assert_eq!(listing("app", None), "-rwxr-sr-x 0/0");
+        assert_eq!(listing("os", Some(Owners::Root)), "-rwxr-sr-x 0/0");
+        assert_eq!(listing("app", Some(Owners::Keep)), "-rwxr-sr-x 0/42");
+    }
+
     #[test]
     fn pack_then_read_back() {
         let dir = tempfile::tempdir().unwrap();
@@ -395,7 +451,7 @@ mod tests {
         fs::write(src.join("meta/gadget.yaml"), "volumes: {}\n").unwrap();
         fs::write(src.join("boot-assets/config.txt"), "enable_uart=1\n").unwrap();
         let out = dir.path().join("pi3.snap");
-        assert_eq!(pack(&src, Some(&out), Compression::Xz).unwrap(), out);
+        assert_eq!(pack(&src, Some(&out), Compression::Xz, None).unwrap(), out);
         let info = read_info(&out).unwrap();
         assert_eq!(
             (info.name.as_str(), info.snap_type.as_str()),

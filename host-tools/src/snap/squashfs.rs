@@ -54,9 +54,37 @@ impl Compression {
     }
 }
 
-/// Writes `dir` as a snap squashfs at `out`: no fragments, all files owned by root,
-/// no xattrs, every time stamp `time` (snapd's `snap pack` options plus fixed times).
-pub fn make(dir: &Path, out: &Path, time: u64, compression: Compression) -> Result<(), SnapError> {
+/// Who owns the files of a packed snap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Owners {
+    /// Every file root's, no extended attributes: what `snap pack` does for every type but
+    /// bases.
+    Root,
+    /// Owners, groups and extended attributes as in the directory: what `snap pack` does for
+    /// bases (`base`, `os`, `core`), whose `/etc/shadow` belongs to group `shadow` and whose
+    /// setgid programs to their groups, not to root.
+    Keep,
+}
+
+impl Owners {
+    /// snapd's rule for a snap of type `snap_type`.
+    pub fn for_type(snap_type: &str) -> Owners {
+        match snap_type {
+            "base" | "os" | "core" => Owners::Keep,
+            _ => Owners::Root,
+        }
+    }
+}
+
+/// Writes `dir` as a snap squashfs at `out`: no fragments, owners as `owners` says, every
+/// time stamp `time` (snapd's `snap pack` options plus fixed times).
+pub fn make(
+    dir: &Path,
+    out: &Path,
+    time: u64,
+    compression: Compression,
+    owners: Owners,
+) -> Result<(), SnapError> {
     let time = time.to_string();
     let mut cmd = Command::new("mksquashfs");
     cmd.arg(dir).arg(out).args([
@@ -66,13 +94,11 @@ pub fn make(dir: &Path, out: &Path, time: u64, compression: Compression) -> Resu
         "-no-fragments",
         "-no-progress",
         "-quiet",
-        "-all-root",
-        "-no-xattrs",
-        "-mkfs-time",
-        &time,
-        "-all-time",
-        &time,
     ]);
+    if owners == Owners::Root {
+        cmd.args(["-all-root", "-no-xattrs"]);
+    }
+    cmd.args(["-mkfs-time", &time, "-all-time", &time]);
     // mksquashfs refuses SOURCE_DATE_EPOCH together with the explicit times above.
     cmd.env_remove("SOURCE_DATE_EPOCH");
     run(cmd, &format!("cannot pack {}", dir.display())).map(drop)

@@ -19,7 +19,7 @@ fn make_snap(dir: &Path, name: &str, version: &str, archs: &str) -> PathBuf {
     .unwrap();
     fs::write(src.join("data"), format!("{name} {version} {archs}")).unwrap();
     let out = dir.join(format!("{name}-{version}-{archs}.snap"));
-    snap::pack(&src, Some(&out), snap::Compression::Xz).unwrap()
+    snap::pack(&src, Some(&out), snap::Compression::Xz, None).unwrap()
 }
 
 fn trust(store: &dyn Store) -> TrustDb {
