@@ -125,7 +125,7 @@ fn make_in(
     // Only what the tools wrote: the rest is zeros in the image already, and stays a hole.
     let ranges = super::bmap::data_ranges(&made.file, BLOCK).map_err(io_err("read", &made.path))?;
     for (start, end) in ranges {
-        super::fat::copy_range(&made.file, start, image, spec.offset + start, end - start)
+        super::copy_range(&made.file, start, image, spec.offset + start, end - start)
             .map_err(io_err("write", path))?;
     }
     Ok(())

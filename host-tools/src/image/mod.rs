@@ -10,6 +10,7 @@
 //! This module uses nothing else from the crate, so tests can compile it on its own.
 
 pub mod bmap;
+mod copy;
 pub mod ext4;
 pub mod fat;
 pub mod gadget;
@@ -21,6 +22,7 @@ pub mod tree;
 use std::io;
 use std::path::PathBuf;
 
+pub use copy::copy_range;
 pub use fat::FatReader;
 pub use gadget::{Content, Filesystem, Gadget, GadgetError, Role, Schema, Structure, Volume};
 pub use layout::{

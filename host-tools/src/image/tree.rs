@@ -168,8 +168,9 @@ impl Tree {
             match source {
                 Source::File(from) => fs::copy(from, &path).map(drop),
                 Source::Bytes(bytes) => fs::write(&path, bytes.as_slice()),
-                Source::Open { file, len } => fs::File::create(&path)
-                    .and_then(|to| super::fat::copy_range(file, 0, &to, 0, *len)),
+                Source::Open { file, len } => {
+                    fs::File::create(&path).and_then(|to| super::copy_range(file, 0, &to, 0, *len))
+                }
             }
             .map_err(io_err("write", &path))?;
         }

@@ -20,8 +20,10 @@ const FAT32_MIN_CLUSTERS: u64 = 66_000;
 pub const CHUNK: usize = 64 << 10;
 
 mod disk;
-pub use disk::{copy_range, FatImage, Lent, Origin};
+pub use disk::{FatImage, Lent, Origin};
 use disk::{Lenders, TrackingCursor};
+mod read;
+pub use read::{FatReader, ReadOnlyRegion};
 
 /// Makes a FAT file system of `size` bytes holding `content` (if any). `vfat` is FAT32 when there is room for FAT32's minimum cluster count
 /// at 512-byte clusters (about 33 MiB), else FAT16; `vfat-32`/`vfat-16` force the type.
@@ -144,15 +146,17 @@ fn copy_tree<T: fatfs::ReadWriteSeek>(
                         None
                     }
                     Source::File(from) => {
-                        let file = File::open(from).map_err(io_err("read", from))?;
-                        let meta = file.metadata().map_err(io_err("read", from))?;
+                        // Checked before opening: opening a FIFO would wait for a writer.
+                        let meta = fs::metadata(from).map_err(io_err("read", from))?;
                         if !meta.is_file() {
                             return Err(bad(format!(
                                 "{} is neither a file nor a directory; FAT holds only those",
                                 from.display()
                             )));
                         }
-                        Some((Arc::new(file), meta.len()))
+                        let file = File::open(from).map_err(io_err("read", from))?;
+                        let len = file.metadata().map_err(io_err("read", from))?.len();
+                        Some((Arc::new(file), len))
                     }
                     Source::Open { file, len } => Some((file.clone(), *len)),
                 };
@@ -226,9 +230,6 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
-mod read;
-pub use read::{FatReader, ReadOnlyRegion};
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,7 +266,7 @@ mod tests {
         assert!(err.to_string().contains("FAT32"), "{err}");
     }
 
-    /// A seed snap's bytes (and a host file's, read whole) go from memory straight into the
+    /// A seed snap's bytes go from memory, and a host file's from the file, straight into the
     /// image (not through the in-memory disk), and the file system read back holds them
     /// where fatfs put them.
     #[test]
@@ -345,6 +346,33 @@ mod tests {
             .unwrap();
         let err = image.write_at(&out, 0).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+    }
+
+    /// A FIFO in a gadget's tree is refused, not opened (which would wait for a writer).
+    #[test]
+    fn special_files_are_refused_without_opening_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let mut tree = Tree::new();
+        tree.add(dir.path(), "/").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let made = make_fat("t", Filesystem::Vfat, 40 << 20, None, 1, 0, Some(&tree));
+            let _ = tx.send(made.map(drop).map_err(|e| e.to_string()));
+        });
+        let made = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("making the FAT hung on the FIFO");
+        let err = made.unwrap_err();
+        assert!(err.contains("neither a file nor a directory"), "{err}");
     }
 
     #[test]
