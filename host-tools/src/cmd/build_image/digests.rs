@@ -126,12 +126,18 @@ mod tests {
         FileId::of(&fs::metadata(path).unwrap())
     }
 
-    #[test]
-    fn a_digest_is_remembered_until_the_file_changes() {
+    /// A memo in a fresh cache, and a file `a.snap` there holding `bytes`.
+    fn memo_and_file(bytes: &[u8]) -> (tempfile::TempDir, Memo, PathBuf) {
         let cache = tempfile::tempdir().unwrap();
         let memo = Memo::new(cache.path());
         let file = cache.path().join("a.snap");
-        fs::write(&file, b"snap bytes").unwrap();
+        fs::write(&file, bytes).unwrap();
+        (cache, memo, file)
+    }
+
+    #[test]
+    fn a_digest_is_remembered_until_the_file_changes() {
+        let (cache, memo, file) = memo_and_file(b"snap bytes");
         let later = SystemTime::now() + SETTLED;
         let first = id(&file);
         memo.put(&first, "digest-a", later);
@@ -158,10 +164,7 @@ mod tests {
 
     #[test]
     fn files_changed_just_now_are_not_remembered() {
-        let cache = tempfile::tempdir().unwrap();
-        let memo = Memo::new(cache.path());
-        let file = cache.path().join("a.snap");
-        fs::write(&file, b"fresh").unwrap();
+        let (_cache, memo, file) = memo_and_file(b"fresh");
         let fresh = id(&file);
         assert!(!fresh.settled(SystemTime::now()));
         assert!(fresh.settled(SystemTime::now() + SETTLED));
@@ -171,10 +174,7 @@ mod tests {
 
     #[test]
     fn a_damaged_entry_is_no_digest() {
-        let cache = tempfile::tempdir().unwrap();
-        let memo = Memo::new(cache.path());
-        let file = cache.path().join("a.snap");
-        fs::write(&file, b"x").unwrap();
+        let (_cache, memo, file) = memo_and_file(b"x");
         let id = id(&file);
         memo.put(&id, "digest", SystemTime::now() + SETTLED);
         let entry = memo.entry(&id);
