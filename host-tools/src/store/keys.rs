@@ -3,7 +3,9 @@
 
 use coreforge_assertions::{Assertion, HeaderValue, PrivateKey, PublicKey, Timestamp};
 
-use super::local::{h, valid_account_id, valid_key_name, LocalStore};
+use super::local::{
+    account_headers, account_key_headers, h, valid_account_id, valid_key_name, LocalStore,
+};
 use super::StoreError;
 
 impl LocalStore {
@@ -49,14 +51,7 @@ impl LocalStore {
         let account = self.ensure_account(&key, account_id)?;
         let account_key = self.sign_with(
             &key,
-            vec![
-                h("type", "account-key"),
-                h("authority-id", self.authority_id()),
-                h("account-id", account_id),
-                h("name", key_name),
-                h("public-key-sha3-384", key_id.as_str()),
-                h("since", since.to_string()),
-            ],
+            account_key_headers(self.authority_id(), account_id, key_name, public, since),
             Some(public.encode().as_bytes()),
         )?;
         self.save_assertion(&account_key)?;
@@ -109,14 +104,7 @@ impl LocalStore {
         }
         let account = self.sign_with(
             key,
-            vec![
-                h("type", "account"),
-                h("authority-id", self.authority_id()),
-                h("account-id", id),
-                h("display-name", id),
-                h("validation", "unproven"),
-                h("timestamp", Timestamp::now().to_string()),
-            ],
+            account_headers(self.authority_id(), id, "unproven", Timestamp::now()),
             None,
         )?;
         self.save_assertion(&account)?;

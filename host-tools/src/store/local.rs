@@ -131,6 +131,43 @@ pub(super) fn h(name: &str, value: impl Into<HeaderValue>) -> (String, HeaderVal
     (name.to_owned(), value.into())
 }
 
+/// The headers of the `account-key` by which `authority` says `public` is `account`'s key
+/// `name`, valid from `since` (the public key itself is the body).
+pub(super) fn account_key_headers(
+    authority: &str,
+    account: &str,
+    name: &str,
+    public: &coreforge_assertions::PublicKey,
+    since: Timestamp,
+) -> Vec<(String, HeaderValue)> {
+    vec![
+        h("type", "account-key"),
+        h("authority-id", authority),
+        h("account-id", account),
+        h("name", name),
+        h("public-key-sha3-384", public.id()),
+        h("since", since.to_string()),
+    ]
+}
+
+/// The headers of the `account` `id`, as `authority` vouches for it (`validation`:
+/// `verified` or `unproven`).
+pub(super) fn account_headers(
+    authority: &str,
+    id: &str,
+    validation: &str,
+    timestamp: Timestamp,
+) -> Vec<(String, HeaderValue)> {
+    vec![
+        h("type", "account"),
+        h("authority-id", authority),
+        h("account-id", id),
+        h("display-name", id),
+        h("validation", validation),
+        h("timestamp", timestamp.to_string()),
+    ]
+}
+
 /// `latest/stable` as `stable`, the way `snap info` shows channels of the default track.
 fn short_channel(full: &str) -> &str {
     full.strip_prefix(DEFAULT_TRACK)
@@ -177,26 +214,12 @@ impl LocalStore {
         let now = Timestamp::from_unix(Timestamp::now().unix());
         let root_key = sign_as(
             &key,
-            vec![
-                h("type", "account-key"),
-                h("authority-id", authority_id),
-                h("account-id", authority_id),
-                h("name", ROOT_KEY_NAME),
-                h("public-key-sha3-384", public.id()),
-                h("since", now.to_string()),
-            ],
+            account_key_headers(authority_id, authority_id, ROOT_KEY_NAME, &public, now),
             Some(public.encode().as_bytes()),
         )?;
         let account = sign_as(
             &key,
-            vec![
-                h("type", "account"),
-                h("authority-id", authority_id),
-                h("account-id", authority_id),
-                h("display-name", authority_id),
-                h("validation", "verified"),
-                h("timestamp", now.to_string()),
-            ],
+            account_headers(authority_id, authority_id, "verified", now),
             None,
         )?;
         let mut roots = root_key.encode().to_vec();
