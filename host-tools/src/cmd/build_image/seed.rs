@@ -209,7 +209,7 @@ impl Hashing {
     }
 }
 
-/// Writes the seed into the boot file system's tree: each snap's bytes as read
+/// Writes the seed into the boot file system's tree: each snap as opened or read
 /// ([`read_snaps`], in the order of `snaps`), vouched for by the store's verified assertions
 /// for the digest the store recorded ([`Hashing`] checks the bytes against it).
 pub(super) fn write_seed(
